@@ -1,0 +1,118 @@
+"""Synthetic cameras, projection and the detector noise model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from converters.joints import COCO17, H36M17
+from vp3d_engine.normalization import normalize_keypoints, unnormalize_keypoints
+from vp3d_engine.training.batches import WindowSampler, render_view
+from vp3d_engine.training.mocap_data import Take, action_of, is_validation, resample
+from vp3d_engine.training.synthetic import CameraRanges, NoiseModel, project, sample_cameras, world_to_camera
+
+
+def _walking_take(frames: int = 120) -> Take:
+    """A stick figure walking 2 m along +X: enough structure for geometry checks."""
+    rng = np.random.default_rng(0)
+    base = rng.normal(scale=0.25, size=(17, 3)) + [0.0, 1.0, 0.0]
+    base[0] = [0.0, 1.0, 0.0]
+    shift = np.linspace(0, 2, frames)[:, None, None] * np.array([1.0, 0.0, 0.0])
+    h36m = (base[None] + shift).astype(np.float32)
+    coco = (rng.normal(scale=0.25, size=(17, 3)) + [0.0, 1.2, 0.0] + shift).astype(np.float32)
+    # Shoulders are the same points in both sets; keep that so projections can be compared.
+    coco[:, COCO17.index("left_shoulder")] = h36m[:, H36M17.index("left_shoulder")]
+    coco[:, COCO17.index("right_shoulder")] = h36m[:, H36M17.index("right_shoulder")]
+    return Take(name="walk", action="walk", h36m=h36m, coco=coco, fps=30.0)
+
+
+def test_cameras_keep_the_subject_in_front_and_mostly_in_frame() -> None:
+    rng = np.random.default_rng(1)
+    take = _walking_take()
+    ranges = CameraRanges()
+    subject = np.repeat(take.h36m[None, :, 0].astype(np.float64), 500, axis=0)
+    cams = sample_cameras(rng, subject, ranges)
+    depth = world_to_camera(subject, cams)[..., 2]
+    assert depth.min() >= ranges.min_depth_m - 1e-9
+    # Camera rotations are proper rotations.
+    assert np.allclose(np.linalg.det(cams.R), 1.0)
+    uv = project(world_to_camera(subject[:, 60:61], cams), cams)[:, 0]
+    inside = (uv >= 0).all(-1) & (uv[:, 0] <= cams.size[:, 0]) & (uv[:, 1] <= cams.size[:, 1])
+    assert inside.mean() > 0.95
+
+
+def test_camera_space_is_x_right_y_down_z_forward() -> None:
+    rng = np.random.default_rng(2)
+    take = _walking_take()
+    view = render_view(take, rng, CameraRanges(pitch_deg=(0.0, 0.0), roll_std_deg=0.0, off_centre=0.0), None)
+    # A level camera: camera y is world height, negated (y down), relative to the pelvis.
+    world_up = take.h36m[:, :, 1] - take.h36m[:, :1, 1]
+    assert np.allclose(view.pose[:, :, 1], -world_up, atol=1e-5)
+    # Pixels and camera-space targets describe the same points: reproject the shoulders.
+    w, h = view.size
+    shoulder_2d = view.pixels[:, COCO17.index("left_shoulder")]
+    p = view.pose[:, H36M17.index("left_shoulder")] + view.trajectory
+    assert np.allclose(normalize_keypoints(shoulder_2d, w, h), view.inputs[:, COCO17.index("left_shoulder")],
+                       atol=1e-5)
+    assert np.allclose(view.focal * p[:, :2] / p[:, 2:] + view.centre, shoulder_2d, atol=1e-2)
+
+
+def test_normalisation_round_trip_and_mirror() -> None:
+    xy = np.random.default_rng(3).uniform(0, 640, size=(10, 17, 2))
+    n = normalize_keypoints(xy, 640, 480)
+    assert np.allclose(unnormalize_keypoints(n, 640, 480), xy)
+    mirrored = xy.copy()
+    mirrored[..., 0] = 640 - mirrored[..., 0]
+    assert np.allclose(normalize_keypoints(mirrored, 640, 480)[..., 0], -n[..., 0])
+    assert np.allclose(normalize_keypoints(np.array([[320.0, 240.0]]), 640, 480), [[0.0, 0.0]])
+
+
+def test_detector_noise_scales_with_person_size_and_marks_missing_joints() -> None:
+    rng = np.random.default_rng(4)
+    take = _walking_take()
+    small = np.repeat(take.coco[None, :, :, :2].astype(np.float64) * 100, 8, axis=0)
+    big = small * 4
+    noise = NoiseModel(outlier_rate=0.0, swap_rate=0.0, missing_rate=0.0)
+    level = np.ones(8)
+    e_small = np.abs(noise.apply(np.random.default_rng(5), small, level)[0] - small).mean()
+    e_big = np.abs(noise.apply(np.random.default_rng(5), big, level)[0] - big).mean()
+    assert e_big == pytest.approx(4 * e_small, rel=1e-6)
+    height = np.ptp(small[..., 1], axis=-1).max()
+    assert 0.003 * height < e_small < 0.03 * height
+    clean, score, valid = noise.apply(rng, small, np.zeros(8))
+    assert np.allclose(clean, small) and valid.all() and (score > 0.8).all()
+    gappy = NoiseModel(missing_rate=0.2)
+    out, score, valid = gappy.apply(rng, small, level)
+    assert 0.1 < 1 - valid.mean() < 0.3
+    assert (score[~valid] == 0).all()
+    n, t, k = np.nonzero(~valid)
+    ok = t > 0
+    # A missing joint is held where it was last seen.
+    assert np.allclose(out[n[ok], t[ok], k[ok]], out[n[ok], t[ok] - 1, k[ok]])
+
+
+def test_window_sampler_shapes_flip_and_edges() -> None:
+    take = _walking_take(30)
+    sampler = WindowSampler([take], receptive_field=27, noise=NoiseModel(), flip=True)
+    assert sampler.num_frames == 30
+    batch = sampler.sample(np.random.default_rng(6), 64)
+    assert batch.inputs.shape == (64, 27, 17, 2) and batch.inputs.dtype == np.float32
+    assert batch.pose.shape == (64, 17, 3) and np.allclose(batch.pose[:, 0], 0)
+    assert batch.trajectory.shape == (64, 3) and (batch.trajectory[:, 2] > 1.0).all()
+    # Bone lengths survive camera transform and flip (rigid motions and mirrors).
+    bones = np.linalg.norm(batch.pose[:, 1:] - batch.pose[:, list(H36M17.parents[1:])], axis=-1)
+    ref = np.linalg.norm(take.h36m[0, 1:] - take.h36m[0, list(H36M17.parents[1:])], axis=-1)
+    # (a flipped sample swaps left and right bones, so compare the sorted lengths)
+    assert np.allclose(np.sort(bones, axis=1), np.sort(ref)[None], atol=1e-4)
+
+
+def test_split_resample_and_action_names() -> None:
+    names = [f"dataset-2_walk_normal_{i:03d}" for i in range(400)]
+    held = [n for n in names if is_validation(n, 0.1)]
+    assert 20 < len(held) < 60
+    assert held == [n for n in names if is_validation(n, 0.1)]  # stable
+    assert action_of("dataset-1_walk-back_proud_002") == "walk-back"
+    assert action_of("131_02") == "cmu"
+    x = np.arange(121, dtype=np.float64)[:, None]  # 1 s at 120 fps
+    y = resample(x, 120.0, 30.0)
+    assert y.shape == (31, 1) and np.allclose(y[:, 0], np.arange(0, 121, 4))

@@ -1,0 +1,48 @@
+"""Import boundaries from ARCHITECTURE.md: converters never import torch or bpy, the engine never
+imports bpy, and `vp3d --help` does not import torch (so it stays fast)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _imports(package: str) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for path in (ROOT / package).rglob("*.py"):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module.split(".")[0])
+        found[str(path.relative_to(ROOT))] = names
+    return found
+
+
+def test_converters_import_neither_torch_nor_bpy_nor_the_engine() -> None:
+    bad = {f: n & {"torch", "bpy", "mathutils", "vp3d_engine", "blender_addon"} for f, n in _imports("converters").items()}
+    assert not {f: n for f, n in bad.items() if n}
+
+
+def test_engine_never_imports_blender() -> None:
+    bad = {f: n & {"bpy", "mathutils", "blender_addon"} for f, n in _imports("vp3d_engine").items()}
+    assert not {f: n for f, n in bad.items() if n}
+
+
+def test_cli_help_does_not_import_torch() -> None:
+    code = ("import sys; from vp3d_engine.cli import build_parser; build_parser(); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "False"
+
+
+def test_vp3d_help_runs_as_a_command() -> None:
+    out = subprocess.run([sys.executable, "-m", "vp3d_engine.cli", "--help"], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    for word in ("train", "evaluate", "weights", "list"):
+        assert word in out.stdout

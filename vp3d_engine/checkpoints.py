@@ -1,0 +1,224 @@
+"""The project's checkpoint format: a folder with ``config.json`` and ``model.safetensors``.
+
+``config.json`` records everything needed to rebuild and use the model::
+
+    format            "vp3d-lifter" (version 1)
+    lifter            registry name, e.g. "videopose3d"
+    architecture      filter_widths, channels, dropout, causal, dense
+    trajectory        null, or the trajectory model's architecture
+    input             {"joints": "coco17" | "h36m17", "features": 2, "normalization": "screen"}
+    output            {"joints": "h36m17", "units": "m", "root_relative": true}
+    fps               frame rate the model was trained at
+    receptive_field   frames (derived; checked on load)
+    test_time_flip    whether inference should average the mirrored input
+    license, origin   free text; where the weights come from and under which terms
+    sha256            sha256 of model.safetensors (checked on load)
+    training          optional: data, command, figures
+
+Weights are stored under ``pose.*`` and ``trajectory.*``. Loading is strict: unknown or missing
+tensors are an error. Folders are written atomically (a temporary folder renamed into place).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from converters.errors import CheckpointError
+from converters.joints import joint_set
+from vp3d_engine.lifters.registry import build_temporal_model, lifter_spec
+
+if TYPE_CHECKING:
+    import torch
+
+    from vp3d_engine.lifters.temporal import TemporalModelBase
+
+__all__ = [
+    "CONFIG_NAME",
+    "FORMAT",
+    "LoadedLifter",
+    "WEIGHTS_NAME",
+    "checkpoint_search_path",
+    "load_checkpoint",
+    "resolve_checkpoint",
+    "save_checkpoint",
+    "sha256_file",
+]
+
+FORMAT = "vp3d-lifter"
+FORMAT_VERSION = 1
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+_REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+@dataclass
+class LoadedLifter:
+    """A checkpoint in memory: its config and models (eval mode)."""
+
+    config: dict[str, Any]
+    pose: TemporalModelBase
+    trajectory: TemporalModelBase | None
+    path: Path
+
+    @property
+    def receptive_field(self) -> int:
+        return self.pose.receptive_field
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def checkpoint_search_path() -> list[Path]:
+    """Folders searched for a checkpoint given by name: ``$VP3D_CHECKPOINTS`` (colon separated)
+    then the repository's ``checkpoints/``."""
+    env = os.environ.get("VP3D_CHECKPOINTS", "")
+    return [Path(p) for p in env.split(os.pathsep) if p] + [_REPO_CHECKPOINTS]
+
+
+def resolve_checkpoint(name_or_path: str | Path) -> Path:
+    """A checkpoint folder or ``.bin`` file from a path, or from a name on the search path."""
+    p = Path(name_or_path)
+    if p.exists():
+        return p
+    if p.name == str(name_or_path):
+        for root in checkpoint_search_path():
+            if (root / p).is_dir():
+                return root / p
+    known = sorted(q.name for root in checkpoint_search_path() if root.is_dir()
+                   for q in root.iterdir() if (q / CONFIG_NAME).is_file())
+    raise CheckpointError(
+        f"no checkpoint {str(name_or_path)!r}: not a path, and not a name in "
+        f"{', '.join(map(str, checkpoint_search_path()))} (known names: {', '.join(known) or 'none'})"
+    )
+
+
+def save_checkpoint(out_dir: Path, config: dict[str, Any], pose: TemporalModelBase,
+                    trajectory: TemporalModelBase | None = None, extra_files: dict[str, str] | None = None) -> Path:
+    """Write ``out_dir`` atomically; returns it. ``extra_files`` maps names to text (e.g. a model
+    card). An existing folder is replaced only once the new one is complete."""
+    from safetensors.torch import save_file
+
+    tensors = {f"pose.{k}": v.detach().cpu().contiguous() for k, v in pose.state_dict().items()}
+    if trajectory is not None:
+        tensors.update({f"trajectory.{k}": v.detach().cpu().contiguous() for k, v in trajectory.state_dict().items()})
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        save_file(tensors, str(tmp / WEIGHTS_NAME))
+        config = dict(config)
+        if trajectory is None:
+            config["trajectory"] = None  # the config describes what the folder holds
+        config.update(format=FORMAT, format_version=FORMAT_VERSION,
+                      receptive_field=pose.receptive_field, sha256=sha256_file(tmp / WEIGHTS_NAME))
+        (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text)
+        os.chmod(tmp, 0o755)  # mkdtemp makes 0700; a checkpoint is ordinary shared data
+        for f in tmp.iterdir():
+            os.chmod(f, 0o644)
+        # Keep files the new folder does not replace (e.g. a model card written earlier).
+        if out_dir.is_dir():
+            for old in out_dir.iterdir():
+                if not (tmp / old.name).exists() and old.is_file():
+                    shutil.copy2(old, tmp / old.name)
+            backup = out_dir.with_name(f".{out_dir.name}.old")
+            shutil.rmtree(backup, ignore_errors=True)
+            os.replace(out_dir, backup)
+            os.replace(tmp, out_dir)
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _read_config(folder: Path) -> dict[str, Any]:
+    try:
+        config = json.loads((folder / CONFIG_NAME).read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{folder}: no {CONFIG_NAME}; is this a vp3d checkpoint folder?") from None
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{folder / CONFIG_NAME}: not valid JSON ({exc})") from None
+    if config.get("format") != FORMAT:
+        raise CheckpointError(f"{folder / CONFIG_NAME}: format is {config.get('format')!r}, expected {FORMAT!r}")
+    if int(config.get("format_version", 0)) > FORMAT_VERSION:
+        raise CheckpointError(f"{folder}: written by a newer vp3d (format {config['format_version']}); upgrade vp3d")
+    for key in ("lifter", "architecture", "input", "output"):
+        if key not in config:
+            raise CheckpointError(f"{folder / CONFIG_NAME}: missing {key!r}")
+    return config
+
+
+def build_models(config: dict[str, Any], optimized_1f: bool = False) -> tuple[TemporalModelBase, TemporalModelBase | None]:
+    """Fresh (untrained) pose and trajectory models for a config."""
+    lifter_spec(config["lifter"])
+    j_in = joint_set(config["input"]["joints"]).size
+    j_out = joint_set(config["output"]["joints"]).size
+    features = int(config["input"].get("features", 2))
+    pose = build_temporal_model(config["architecture"], j_in, j_out, features, optimized_1f)
+    traj = None
+    if config.get("trajectory"):
+        traj = build_temporal_model(config["trajectory"], j_in, 1, features, optimized_1f)
+        if traj.receptive_field != pose.receptive_field:
+            raise CheckpointError("trajectory and pose models must share one receptive field")
+    return pose, traj
+
+
+def load_checkpoint(name_or_path: str | Path, device: torch.device | str = "cpu") -> LoadedLifter:
+    """Load a checkpoint folder (or an original VideoPose3D ``.bin``) strictly and safely."""
+    path = resolve_checkpoint(name_or_path)
+    if path.is_file():
+        from vp3d_engine.original_weights import load_original_bin
+
+        return load_original_bin(path, device=device)
+    config = _read_config(path)
+    weights = path / WEIGHTS_NAME
+    if not weights.is_file():
+        raise CheckpointError(f"{path}: no {WEIGHTS_NAME}")
+    expected = config.get("sha256")
+    if expected and sha256_file(weights) != expected:
+        raise CheckpointError(f"{weights}: sha256 does not match config.json; the file is damaged or was replaced")
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        tensors = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{weights}: cannot read safetensors file ({exc})") from None
+    pose, traj = build_models(config)
+    _load_strict(pose, tensors, "pose.", weights)
+    if traj is not None:
+        _load_strict(traj, tensors, "trajectory.", weights)
+    leftover = [k for k in tensors if not k.startswith("pose.") and not (traj is not None and k.startswith("trajectory."))]
+    if leftover:
+        raise CheckpointError(f"{weights}: unexpected tensors {leftover[:5]}")
+    rf = config.get("receptive_field")
+    if rf is not None and int(rf) != pose.receptive_field:
+        raise CheckpointError(f"{path}: config says receptive field {rf}, architecture gives {pose.receptive_field}")
+    pose.to(device).eval()
+    if traj is not None:
+        traj.to(device).eval()
+    return LoadedLifter(config=config, pose=pose, trajectory=traj, path=path)
+
+
+def _load_strict(model: TemporalModelBase, tensors: dict[str, torch.Tensor], prefix: str, where: Path) -> None:
+    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{where}: weights do not fit the architecture in config.json: {exc}") from None

@@ -1,0 +1,252 @@
+"""The ``vp3d`` command: training, evaluation, weights and listings.
+
+Each subcommand parses its flags, calls one library function and maps :class:`Vp3dError` to a
+one-line message and exit status 2 (1 for anything unexpected, with the traceback under
+``--verbose``). Heavy imports happen inside the subcommands so ``vp3d --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from converters.errors import Vp3dError
+
+__all__ = ["main"]
+
+log = logging.getLogger("vp3d")
+
+
+def _write_json(path: str, data: dict[str, Any]) -> None:
+    """Write JSON atomically (temporary file, then rename)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, target)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from vp3d_engine.training.train import TrainOptions, train
+
+    opts = TrainOptions(
+        data=[Path(d) for d in args.data], out=Path(args.out), lifter=args.lifter,
+        filter_widths=args.filter_widths, channels=args.channels, trajectory_channels=args.trajectory_channels,
+        dropout=args.dropout, causal=args.causal, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        lr_decay=args.lr_decay, seed=args.seed, val_fraction=args.val_fraction, device=args.device,
+        max_minutes=args.max_minutes, samples_per_epoch=args.samples_per_epoch, noise=not args.no_noise,
+        resume=not args.restart, license=args.license,
+        command="vp3d " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    )
+    bar: list[Any] = [None]
+
+    def progress(event: dict[str, Any]) -> None:
+        if event["kind"] == "batch":
+            if bar[0] is None:
+                bar[0] = tqdm(total=event["batches"], desc=f"epoch {event['epoch']}/{event['epochs']}",
+                              unit="batch", disable=args.quiet, leave=False)
+            bar[0].update(1)
+            bar[0].set_postfix(loss_mm=f"{event['loss_mm']:.1f}")
+        else:
+            if bar[0] is not None:
+                bar[0].close()
+                bar[0] = None
+            msg = (f"epoch {event['epoch']}: train {event['train_mpjpe_mm']:.1f} mm, "
+                   f"val {event['val_mpjpe_mm']:.1f} mm (P-MPJPE {event['val_p_mpjpe_mm']:.1f} mm"
+                   + (f", root {event['val_root_error_mm']:.0f} mm" if event["val_root_error_mm"] else "")
+                   + f"), {event['samples_per_s']:.0f} samples/s, {event['seconds']:.0f} s")
+            tqdm.write(msg)
+
+    summary = train(opts, progress)
+    print(f"best validation MPJPE {summary['best_val_mpjpe_mm']:.1f} mm; checkpoint in {summary['out']}")
+    if args.json:
+        _write_json(args.json, summary)
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from vp3d_engine.evaluation import METRICS, evaluate
+
+    result = evaluate(args.data, args.checkpoint, noise=args.noise, seed=args.seed, views=args.views,
+                      split=args.split, device=args.device)
+    cols = [m for m in METRICS if m in result]
+    header = f"{'':24s}" + "".join(f"{c.replace('_mm', ''):>12s}" for c in cols) + f"{'frames':>9s}"
+    print(f"{result['checkpoint']} on {result['takes']} {args.split} takes, noise={args.noise}, "
+          f"{args.views} views, seed {args.seed} (errors in mm)")
+    print(header)
+    for name, row in [*result["per_action"].items(), ("ALL", result)]:
+        print(f"{name[:24]:24s}" + "".join(f"{row[c]:12.1f}" for c in cols) + f"{int(row['frames']):9d}")
+    if args.json:
+        _write_json(args.json, result)
+    return 0
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    from vp3d_engine.lifters.registry import lifter_names
+
+    p = sub.add_parser("train", help="train the pose and trajectory lifters on BVH motion capture")
+    p.add_argument("--data", nargs="+", required=True, help="folders or files of .bvh takes")
+    p.add_argument("--out", required=True, help="checkpoint folder to write (e.g. checkpoints/NAME)")
+    p.add_argument("--lifter", default="videopose3d", choices=lifter_names())
+    p.add_argument("--filter-widths", type=int, nargs="+", help="e.g. 3 3 3 3 3 (243 frames)")
+    p.add_argument("--channels", type=int)
+    p.add_argument("--trajectory-channels", type=int, help="0 trains no trajectory model")
+    p.add_argument("--dropout", type=float)
+    p.add_argument("--causal", action="store_true", help="use only past frames (real-time)")
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-decay", type=float, default=0.95, help="per epoch")
+    p.add_argument("--samples-per-epoch", type=int, help="default: one per training frame")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="share of takes held out")
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--max-minutes", type=float, help="stop after this many minutes (keeps the best epoch)")
+    p.add_argument("--no-noise", action="store_true", help="train on clean 2D (no detector noise)")
+    p.add_argument("--restart", action="store_true", help="ignore a saved training state and start over")
+    p.add_argument("--license", default="", help="license text recorded in config.json")
+    p.add_argument("--json", help="also write the training history here")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="measure a checkpoint on BVH takes seen by synthetic cameras")
+    p.add_argument("--data", nargs="+", required=True)
+    p.add_argument("--checkpoint", required=True, help="checkpoint name, folder, or original .bin")
+    p.add_argument("--noise", default="detector", choices=["none", "detector"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--views", type=int, default=2, help="cameras per take")
+    p.add_argument("--split", default="validation", choices=["validation", "train", "all"])
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--json", help="write the figures (overall, per take, per action) here")
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_weights_download(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from vp3d_engine.original_weights import convert_original, download_weights
+
+    bar = tqdm(unit="B", unit_scale=True, desc=args.name, disable=args.quiet)
+
+    def progress(done: int, total: int | None) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        path = download_weights(args.name, Path(args.dir), base_url=args.base_url, sha256=args.sha256,
+                                progress=progress)
+    finally:
+        bar.close()
+    print(f"downloaded {path}")
+    if args.convert:
+        out = convert_original(path, Path(args.convert), trust_pickle=args.trust_pickle)
+        print(f"converted to {out}")
+    return 0
+
+
+def _cmd_weights_convert(args: argparse.Namespace) -> int:
+    from vp3d_engine.original_weights import convert_original
+
+    out = convert_original(Path(args.file), Path(args.out), input_joints=args.input_joints,
+                           trust_pickle=args.trust_pickle)
+    print(f"converted {args.file} to {out}")
+    return 0
+
+
+def _cmd_weights_list(args: argparse.Namespace) -> int:
+    from vp3d_engine.original_weights import ORIGINAL_WEIGHTS
+
+    for w in ORIGINAL_WEIGHTS.values():
+        print(f"{w.name:38s} {w.input_joints:7s} {w.description}")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from vp3d_engine.checkpoints import CONFIG_NAME, checkpoint_search_path
+    from vp3d_engine.lifters.registry import lifter_names, lifter_spec
+
+    print("lifters:")
+    for name in lifter_names():
+        print(f"  {name:14s} {lifter_spec(name).description}")
+    print("checkpoints:")
+    for root in checkpoint_search_path():
+        if root.is_dir():
+            for folder in sorted(q for q in root.iterdir() if (q / CONFIG_NAME).is_file()):
+                cfg = json.loads((folder / CONFIG_NAME).read_text())
+                print(f"  {folder.name:14s} {cfg.get('lifter')}, {cfg.get('receptive_field')} frames, "
+                      f"{cfg['input']['joints']} input ({folder})")
+    return 0
+
+
+def _add_weights(sub: argparse._SubParsersAction) -> None:
+    from vp3d_engine.original_weights import ORIGINAL_WEIGHTS
+
+    p = sub.add_parser("weights", help="download or convert the original VideoPose3D checkpoints")
+    wsub = p.add_subparsers(dest="weights_command", required=True)
+    d = wsub.add_parser("download", help="download an original .bin (the only command that uses the network)")
+    d.add_argument("name", choices=list(ORIGINAL_WEIGHTS))
+    d.add_argument("--dir", default="checkpoints/original", help="where to save the .bin")
+    d.add_argument("--base-url", help="mirror to download from (default: the original host)")
+    d.add_argument("--sha256", help="expected checksum; the download is refused if it differs")
+    d.add_argument("--convert", metavar="OUT", help="also convert to a checkpoint folder OUT")
+    d.add_argument("--trust-pickle", action="store_true", help="allow a full unpickle when converting")
+    d.add_argument("--quiet", action="store_true")
+    d.set_defaults(func=_cmd_weights_download)
+    c = wsub.add_parser("convert", help="convert an original .bin into a checkpoint folder")
+    c.add_argument("file")
+    c.add_argument("--out", required=True, help="checkpoint folder to write")
+    c.add_argument("--input-joints", choices=["coco17", "h36m17"], help="2D format the model expects")
+    c.add_argument("--trust-pickle", action="store_true",
+                   help="allow a full unpickle (runs code from the file: only for files you trust)")
+    c.set_defaults(func=_cmd_weights_convert)
+    ls = wsub.add_parser("list", help="list the original files vp3d knows")
+    ls.set_defaults(func=_cmd_weights_list)
+
+
+def _add_list(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("list", help="list lifters and installed checkpoints")
+    p.set_defaults(func=_cmd_list)
+
+
+_ADDERS: list[Callable[[argparse._SubParsersAction], None]] = [_add_train, _add_evaluate, _add_weights, _add_list]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vp3d", description="vp3d: video to 3D animation")
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging and tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in _ADDERS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except Vp3dError as exc:
+        if args.verbose:
+            raise
+        print(f"vp3d {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"vp3d {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Training batches and evaluation views from mocap takes.
+
+A training sample is one window of ``receptive_field`` frames seen by a random camera: the
+network input is the window's COCO-17 points projected to pixels, made noisy and normalised; the
+targets are the H36M-17 joints of the output frame in camera space (root-relative, metres) and the
+root's camera-space position (the trajectory). Left/right flip augmentation mirrors both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from converters.joints import COCO17, H36M17
+from vp3d_engine.normalization import normalize_keypoints
+from vp3d_engine.training.mocap_data import Take
+from vp3d_engine.training.synthetic import CameraRanges, NoiseModel, project, sample_cameras, world_to_camera
+
+__all__ = ["Batch", "View", "WindowSampler", "render_view"]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """``inputs (B,RF,17,2)`` normalised 2D, ``pose (B,17,3)`` root-relative camera-space metres,
+    ``trajectory (B,3)`` camera-space root, metres."""
+
+    inputs: np.ndarray
+    pose: np.ndarray
+    trajectory: np.ndarray
+
+
+def _flip_batch(inputs: np.ndarray, pose: np.ndarray, traj: np.ndarray, mask: np.ndarray) -> None:
+    """Mirror the rows selected by ``mask`` in place (x -> -x, left <-> right)."""
+    if not mask.any():
+        return
+    perm_2d, perm_3d = COCO17.flip_permutation(), H36M17.flip_permutation()
+    inputs[mask] = inputs[mask][:, :, perm_2d] * np.array([-1.0, 1.0], dtype=inputs.dtype)
+    pose[mask] = pose[mask][:, perm_3d] * np.array([-1.0, 1.0, 1.0], dtype=pose.dtype)
+    traj[mask] = traj[mask] * np.array([-1.0, 1.0, 1.0], dtype=traj.dtype)
+
+
+class WindowSampler:
+    """Draws random windows from takes; every frame of every take is equally likely to be the
+    output frame (takes are edge-padded like VideoPose3D's)."""
+
+    def __init__(
+        self,
+        takes: Sequence[Take],
+        receptive_field: int,
+        causal_shift: int = 0,
+        cameras: CameraRanges | None = None,
+        noise: NoiseModel | None = None,
+        flip: bool = True,
+        normalization: str = "screen",
+    ) -> None:
+        if not takes:
+            raise ValueError("no takes to sample from")
+        pad = receptive_field // 2
+        left, right = pad + causal_shift, pad - causal_shift
+        self.receptive_field = receptive_field
+        self.cameras = cameras or CameraRanges()
+        self.noise = noise
+        self.flip = flip
+        self.normalization = normalization
+        coco, h36m, starts = [], [], []
+        offset = 0
+        for take in takes:
+            coco.append(np.pad(take.coco, ((left, right), (0, 0), (0, 0)), mode="edge"))
+            h36m.append(np.pad(take.h36m, ((left, right), (0, 0), (0, 0)), mode="edge"))
+            starts.append(offset + np.arange(take.num_frames))
+            offset += take.num_frames + left + right
+        self.coco = np.concatenate(coco)
+        self.h36m = np.concatenate(h36m)
+        self.window_starts = np.concatenate(starts)
+        self.target_offset = left
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.window_starts.size)
+
+    def sample(self, rng: np.random.Generator, batch_size: int) -> Batch:
+        starts = self.window_starts[rng.integers(self.num_frames, size=batch_size)]
+        idx = starts[:, None] + np.arange(self.receptive_field)[None]
+        coco = self.coco[idx].astype(np.float64)  # (B,RF,17,3)
+        target = self.h36m[starts + self.target_offset].astype(np.float64)  # (B,17,3)
+        roots = self.h36m[idx, 0].astype(np.float64)  # (B,RF,3)
+        cams = sample_cameras(rng, roots, self.cameras)
+        xy = project(world_to_camera(coco, cams), cams)
+        if self.noise is not None:
+            xy, _, _ = self.noise.apply(rng, xy)
+        inputs = normalize_keypoints(xy, cams.size[:, None, None, 0], cams.size[:, None, None, 1],
+                                     self.normalization).astype(np.float32)
+        target_cam = world_to_camera(target, cams)
+        traj = target_cam[:, 0].astype(np.float32)
+        pose = (target_cam - target_cam[:, :1]).astype(np.float32)
+        if self.flip:
+            _flip_batch(inputs, pose, traj, rng.random(batch_size) < 0.5)
+        return Batch(inputs=inputs, pose=pose, trajectory=traj)
+
+
+@dataclass(frozen=True)
+class View:
+    """A whole take seen by one fixed camera: ``inputs (F,17,2)`` normalised 2D, ``pose (F,17,3)``
+    root-relative camera-space metres, ``trajectory (F,3)``, ``pixels (F,17,2)``, ``size (w,h)``,
+    and the camera's ``focal`` length and principal point ``centre`` in pixels."""
+
+    take: str
+    action: str
+    inputs: np.ndarray
+    pose: np.ndarray
+    trajectory: np.ndarray
+    pixels: np.ndarray
+    size: tuple[int, int]
+    focal: float
+    centre: tuple[float, float]
+
+
+def render_view(take: Take, rng: np.random.Generator, cameras: CameraRanges,
+                noise: NoiseModel | None, level: float = 1.0, normalization: str = "screen") -> View:
+    """Film a whole take with one random camera (fixed over the take), optionally with detector
+    noise at a fixed ``level``: the evaluation protocol."""
+    cams = sample_cameras(rng, take.h36m[None, :, 0].astype(np.float64), cameras)
+    xy = project(world_to_camera(take.coco[None].astype(np.float64), cams), cams)
+    if noise is not None:
+        xy, _, _ = noise.apply(rng, xy, level=np.array([level]))
+    w, h = cams.size[0]
+    inputs = normalize_keypoints(xy[0], w, h, normalization).astype(np.float32)
+    cam3d = world_to_camera(take.h36m[None].astype(np.float64), cams)[0]
+    return View(
+        take=take.name, action=take.action, inputs=inputs,
+        pose=(cam3d - cam3d[:, :1]).astype(np.float32), trajectory=cam3d[:, 0].astype(np.float32),
+        pixels=xy[0].astype(np.float32), size=(int(w), int(h)),
+        focal=float(cams.f[0]), centre=(float(cams.c[0, 0]), float(cams.c[0, 1])),
+    )
