@@ -48,7 +48,8 @@ def main() -> None:
             rows.append((name, len(history), speed, best["val_mpjpe_mm"], best["val_p_mpjpe_mm"],
                          best["val_root_error_mm"] or float("nan")))
             print(f"{name}: {rows[-1]}", flush=True)
-    print(f"\n{'arch':10s}{'epochs':>8s}{'samples/s':>11s}{'MPJPE':>9s}{'P-MPJPE':>9s}{'root':>8s}  (val, detector noise, mm)")
+    print(f"\n{'arch':10s}{'epochs':>8s}{'samples/s':>11s}{'MPJPE':>9s}{'P-MPJPE':>9s}{'root':>8s}"
+          "  (validation, detector noise, mm)")
     for r in rows:
         print(f"{r[0]:10s}{r[1]:8d}{r[2]:11.0f}{r[3]:9.1f}{r[4]:9.1f}{r[5]:8.0f}")
 

@@ -24,7 +24,7 @@ from scipy.spatial.transform import Rotation
 
 from converters.errors import InputFileError
 
-__all__ = ["Bvh", "UNIT_SCALES", "forward_kinematics", "infer_unit_scale", "read_bvh"]
+__all__ = ["UNIT_SCALES", "Bvh", "forward_kinematics", "infer_unit_scale", "read_bvh"]
 
 _POSITION = ("Xposition", "Yposition", "Zposition")
 _ROTATION = ("Xrotation", "Yrotation", "Zrotation")
@@ -127,12 +127,13 @@ def read_bvh(path: str | Path) -> Bvh:
     except OSError as exc:
         raise InputFileError(f"{p}: cannot read BVH file ({exc.strerror})") from None
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         text = raw.decode("latin-1")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # Windows and old Mac line endings
     if "\x00" in text:
         raise InputFileError(f"{p}: contains binary data; is this a valid BVH file?")
-    match = re.search(r"^\s*MOTION\s*$", text, flags=re.MULTILINE | re.IGNORECASE)
+    match = re.search(r"^[ \t]*MOTION[ \t]*$", text, flags=re.MULTILINE | re.IGNORECASE)
     if match is None:
         if not text.lstrip().upper().startswith("HIERARCHY"):
             raise InputFileError(f"{p}: does not start with HIERARCHY; is this a BVH file?")
@@ -182,7 +183,7 @@ def _parse_hierarchy(
         offsets.append(offset(name))
         toks.expect("CHANNELS")
         count_tok = toks.next("channel count")
-        if not count_tok.isdigit():
+        if not (count_tok.isascii() and count_tok.isdigit()):
             raise toks.error(f"channel count of {name!r} is not an integer ({count_tok!r})")
         chans = tuple(toks.next("channel name") for _ in range(int(count_tok)))
         bad = [c for c in chans if c not in _VALID_CHANNELS]
@@ -206,7 +207,10 @@ def _parse_hierarchy(
                 raise toks.error(f"unexpected {word!r} inside joint {name!r}")
 
     toks.expect("ROOT")
-    joint(-1)
+    try:
+        joint(-1)
+    except RecursionError:
+        raise toks.error("the joint hierarchy is nested too deeply") from None
     if toks.pos < len(toks.items):
         word = toks.items[toks.pos][0]
         raise toks.error(f"unexpected {word!r} after the hierarchy (several roots are not supported)")

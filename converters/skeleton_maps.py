@@ -28,14 +28,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from converters.bvh import Bvh, forward_kinematics, infer_unit_scale
-from converters.errors import InputFileError
+from converters.errors import ConfigurationError, InputFileError
 from converters.joints import COCO17, H36M17
 
 __all__ = [
     "BANDAI_NAMCO",
     "CMU_CGSPEED",
-    "MocapJoints",
     "SKELETON_MAPS",
+    "MocapJoints",
     "SkeletonMap",
     "guess_skeleton_map",
     "mocap_joints",
@@ -148,8 +148,10 @@ def guess_skeleton_map(bvh: Bvh) -> SkeletonMap:
             found = next((parts[(side, c)] for c in candidates if (side, c) in parts), None)
             if found is not None and found not in body.values():
                 body[f"{side}_{key}"] = found
-    pelvis = next((raw for n, raw in zip(normed, names) if n in ("hips", "pelvis", "hip", "root")), None)
-    head = next((raw for n, raw in zip(normed, names) if n == "head"), None)
+    # "root" last: in Unreal-style rigs it is a ground-level parent of the pelvis.
+    pelvis = next((raw for cand in ("pelvis", "hips", "hip", "root")
+                   for n, raw in zip(normed, names, strict=True) if n == cand), None)
+    head = next((raw for n, raw in zip(normed, names, strict=True) if n == "head"), None)
     missing = [k for k in _BODY if k != "pelvis" and k not in body]
     if pelvis is None or head is None or missing:
         need = missing + (["pelvis"] if pelvis is None else []) + (["head"] if head is None else [])
@@ -204,8 +206,10 @@ def mocap_joints(bvh: Bvh, smap: SkeletonMap | None = None, unit: str | None = N
     smap = smap or skeleton_map_for(bvh)
     if unit is None:
         unit, scale = infer_unit_scale(bvh)
-    else:
+    elif unit in UNIT_SCALES:
         scale = UNIT_SCALES[unit]
+    else:
+        raise ConfigurationError(f"unknown unit {unit!r}; known: {', '.join(UNIT_SCALES)}")
     missing = sorted(n for n in smap.joint_names() if n not in bvh.names)
     if missing:
         raise InputFileError(f"{bvh.path}: rig lacks joints {missing} needed by map {smap.name!r}")

@@ -25,7 +25,8 @@ def _imports(package: str) -> dict[str, set[str]]:
 
 
 def test_converters_import_neither_torch_nor_bpy_nor_the_engine() -> None:
-    bad = {f: n & {"torch", "bpy", "mathutils", "vp3d_engine", "blender_addon"} for f, n in _imports("converters").items()}
+    forbidden = {"torch", "bpy", "mathutils", "vp3d_engine", "blender_addon"}
+    bad = {f: n & forbidden for f, n in _imports("converters").items()}
     assert not {f: n for f, n in bad.items() if n}
 
 

@@ -42,8 +42,8 @@ if TYPE_CHECKING:
 __all__ = [
     "CONFIG_NAME",
     "FORMAT",
-    "LoadedLifter",
     "WEIGHTS_NAME",
+    "LoadedLifter",
     "checkpoint_search_path",
     "load_checkpoint",
     "resolve_checkpoint",
@@ -164,7 +164,9 @@ def _read_config(folder: Path) -> dict[str, Any]:
     return config
 
 
-def build_models(config: dict[str, Any], optimized_1f: bool = False) -> tuple[TemporalModelBase, TemporalModelBase | None]:
+def build_models(
+    config: dict[str, Any], optimized_1f: bool = False
+) -> tuple[TemporalModelBase, TemporalModelBase | None]:
     """Fresh (untrained) pose and trajectory models for a config."""
     lifter_spec(config["lifter"])
     j_in = joint_set(config["input"]["joints"]).size
@@ -204,7 +206,8 @@ def load_checkpoint(name_or_path: str | Path, device: torch.device | str = "cpu"
     _load_strict(pose, tensors, "pose.", weights)
     if traj is not None:
         _load_strict(traj, tensors, "trajectory.", weights)
-    leftover = [k for k in tensors if not k.startswith("pose.") and not (traj is not None and k.startswith("trajectory."))]
+    known = ("pose.", "trajectory.") if traj is not None else ("pose.",)
+    leftover = [k for k in tensors if not k.startswith(known)]
     if leftover:
         raise CheckpointError(f"{weights}: unexpected tensors {leftover[:5]}")
     rf = config.get("receptive_field")

@@ -44,6 +44,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         dropout=args.dropout, causal=args.causal, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         lr_decay=args.lr_decay, seed=args.seed, val_fraction=args.val_fraction, device=args.device,
         max_minutes=args.max_minutes, samples_per_epoch=args.samples_per_epoch, noise=not args.no_noise,
+        chunk=args.chunk,
         resume=not args.restart, license=args.license,
         command="vp3d " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
@@ -106,7 +107,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--lr-decay", type=float, default=0.95, help="per epoch")
-    p.add_argument("--samples-per-epoch", type=int, help="default: one per training frame")
+    p.add_argument("--samples-per-epoch", type=int, help="output frames per epoch (default: one per training frame)")
+    p.add_argument("--chunk", type=int, default=1,
+                   help="output frames per window: 1 trains the strided 1f model; more trains the dilated "
+                        "model on runs of consecutive frames (far fewer computations per frame on a CPU)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of takes held out")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

@@ -40,7 +40,7 @@ def make_views(takes: Sequence[Take], seed: int, views: int = 2, noise: str = "d
     if noise not in NOISE_KINDS:
         raise ConfigurationError(f"unknown noise {noise!r}; use one of {', '.join(NOISE_KINDS)}")
     model = NoiseModel() if noise == "detector" else None
-    out = []
+    out: list[View] = []
     for take in takes:
         rng = np.random.default_rng([seed, zlib.crc32(take.name.encode())])
         out.extend(render_view(take, rng, CameraRanges(), model, level=1.0) for _ in range(views))

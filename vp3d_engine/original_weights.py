@@ -21,6 +21,7 @@ must ask for explicitly (``vp3d weights convert FILE --trust-pickle``).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import pickle
@@ -98,7 +99,7 @@ def read_original_bin(path: Path, trust_pickle: bool = False) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)  # type: ignore[no-any-return]
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         pass
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
@@ -106,7 +107,7 @@ def read_original_bin(path: Path, trust_pickle: bool = False) -> dict[str, Any]:
     numpy_ok = _numpy_safe_globals()
     with torch.serialization.safe_globals(numpy_ok):
         try:
-            return torch.load(path, map_location="cpu", weights_only=True)  # type: ignore[no-any-return]
+            return torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError:
             pass
     try:
@@ -116,7 +117,7 @@ def read_original_bin(path: Path, trust_pickle: bool = False) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({exc}); re-download it") from None
     if trust_pickle:
         log.warning("%s: full unpickle (trusted by the user) for %s", path, still)
-        return torch.load(path, map_location="cpu", weights_only=False)  # type: ignore[no-any-return]
+        return torch.load(path, map_location="cpu", weights_only=False)
     raise CheckpointError(
         f"{path}: loading needs a full unpickle, which can run code from the file (it references "
         f"{', '.join(still) or 'non-tensor objects'}). If you trust the file, convert it "
@@ -161,7 +162,7 @@ def infer_architecture(sd: dict[str, torch.Tensor], where: str = "checkpoint") -
             w = (k - 1) // prod + 1
             candidate.append(w)
             prod *= w
-        dense = fits and len(kernels) > 1 and all(b > a for a, b in zip(kernels, kernels[1:]))
+        dense = fits and len(kernels) > 1 and all(b > a for a, b in itertools.pairwise(kernels))
         widths += candidate if dense else kernels
     else:
         widths += kernels
@@ -259,7 +260,7 @@ def download_weights(name: str, dest_dir: Path, base_url: str | None = None, sha
     try:
         with os.fdopen(fd, "wb") as out:
             try:
-                response = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 (explicit download command)
+                response = urllib.request.urlopen(url, timeout=timeout)
             except urllib.error.HTTPError as exc:
                 raise CheckpointError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from None
             except (urllib.error.URLError, OSError) as exc:

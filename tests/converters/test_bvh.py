@@ -671,11 +671,6 @@ def test_non_numeric_motion_value_names_its_line(tmp_path, newline):
     assert "non-number" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: bvh.py lines 135/142: the MOTION regex '^\\s*MOTION' (MULTILINE) also swallows blank lines "
-    "before MOTION, so first_line and the reported line of a bad motion value are too small by their count",
-)
 def test_non_numeric_motion_value_line_after_blank_line_before_motion(tmp_path):
     lines = SIMPLE.splitlines()
     lines[SIMPLE_FIRST_DATA_LINE] = lines[SIMPLE_FIRST_DATA_LINE].replace("90.0", "9O.0")
@@ -724,11 +719,6 @@ def test_channel_count_not_an_integer(tmp_path, count):
     read_error(write(tmp_path, text))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: bvh.py line 185 accepts the channel count with str.isdigit(), which is true for digits "
-    "such as '³' that int() rejects, so read_bvh raises ValueError instead of InputFileError",
-)
 def test_channel_count_unicode_digit(tmp_path):
     text = with_knee_channels("CHANNELS ³ Zrotation Xrotation Yrotation")
     read_error(write(tmp_path, text))
@@ -793,11 +783,6 @@ def test_missing_frames_line(tmp_path):
     assert "Frames" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: bvh.py _parse_hierarchy (line 172) parses nested joints by recursion, so a deeply "
-    "nested (or hostile) hierarchy raises RecursionError instead of InputFileError",
-)
 def test_deeply_nested_hierarchy_does_not_escape_as_recursion_error(tmp_path):
     depth = 3000
     parts = ["HIERARCHY\nROOT J0\n{\nOFFSET 0 0 0\nCHANNELS 0\n"]
@@ -811,11 +796,6 @@ def test_deeply_nested_hierarchy_does_not_escape_as_recursion_error(tmp_path):
     assert len(bvh.names) == depth
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: bvh.py read_bvh decodes with 'utf-8', not 'utf-8-sig', so a file saved with a UTF-8 "
-    "byte-order mark fails with \"expected 'HIERARCHY' but found '\\ufeffHIERARCHY'\"",
-)
 def test_utf8_byte_order_mark(tmp_path):
     bvh = read_bvh(write(tmp_path, b"\xef\xbb\xbf" + SIMPLE.encode()))
     assert bvh.names == ("Hips", "Knee", "Ankle")

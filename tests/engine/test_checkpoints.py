@@ -48,7 +48,7 @@ def test_round_trip_gives_identical_outputs(tmp_path: Path) -> None:
 
 
 def test_resave_replaces_folder_without_leftovers(tmp_path: Path) -> None:
-    out, pose, traj = _saved(tmp_path)
+    out, pose, _ = _saved(tmp_path)
     save_checkpoint(out, CONFIG, pose, None)
     assert load_checkpoint(out).trajectory is None
     assert (out / "MODEL_CARD.md").is_file()  # kept from the earlier save
@@ -60,7 +60,7 @@ def test_tampered_weights_are_refused(tmp_path: Path) -> None:
     data = bytearray((out / "model.safetensors").read_bytes())
     data[-5] ^= 0xFF
     (out / "model.safetensors").write_bytes(bytes(data))
-    with pytest.raises(CheckpointError, match="sha256"):
+    with pytest.raises(CheckpointError, match=r"sha256"):
         load_checkpoint(out)
 
 
@@ -82,7 +82,7 @@ def test_missing_and_malformed_checkpoints_say_what_is_wrong(tmp_path: Path) -> 
     with pytest.raises(CheckpointError, match="not valid JSON"):
         load_checkpoint(tmp_path / "broken")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(CheckpointError, match="no config.json"):
+    with pytest.raises(CheckpointError, match=r"no config\.json"):
         load_checkpoint(tmp_path / "empty")
 
 

@@ -97,10 +97,11 @@ def test_window_sampler_shapes_flip_and_edges() -> None:
     assert sampler.num_frames == 30
     batch = sampler.sample(np.random.default_rng(6), 64)
     assert batch.inputs.shape == (64, 27, 17, 2) and batch.inputs.dtype == np.float32
-    assert batch.pose.shape == (64, 17, 3) and np.allclose(batch.pose[:, 0], 0)
-    assert batch.trajectory.shape == (64, 3) and (batch.trajectory[:, 2] > 1.0).all()
+    assert batch.pose.shape == (64, 1, 17, 3) and np.allclose(batch.pose[:, :, 0], 0)
+    assert batch.trajectory.shape == (64, 1, 3) and (batch.trajectory[..., 2] > 1.0).all()
     # Bone lengths survive camera transform and flip (rigid motions and mirrors).
-    bones = np.linalg.norm(batch.pose[:, 1:] - batch.pose[:, list(H36M17.parents[1:])], axis=-1)
+    pose = batch.pose[:, 0]
+    bones = np.linalg.norm(pose[:, 1:] - pose[:, list(H36M17.parents[1:])], axis=-1)
     ref = np.linalg.norm(take.h36m[0, 1:] - take.h36m[0, list(H36M17.parents[1:])], axis=-1)
     # (a flipped sample swaps left and right bones, so compare the sorted lengths)
     assert np.allclose(np.sort(bones, axis=1), np.sort(ref)[None], atol=1e-4)
@@ -116,3 +117,15 @@ def test_split_resample_and_action_names() -> None:
     x = np.arange(121, dtype=np.float64)[:, None]  # 1 s at 120 fps
     y = resample(x, 120.0, 30.0)
     assert y.shape == (31, 1) and np.allclose(y[:, 0], np.arange(0, 121, 4))
+
+
+def test_chunked_windows_cover_consecutive_frames() -> None:
+    take = _walking_take(60)
+    sampler = WindowSampler([take], receptive_field=9, noise=None, flip=False, outputs=16)
+    assert sampler.num_frames == 60 - 16 + 1
+    batch = sampler.sample(np.random.default_rng(8), 4)
+    assert batch.inputs.shape == (4, 9 + 16 - 1, 17, 2)
+    assert batch.pose.shape == (4, 16, 17, 3) and batch.trajectory.shape == (4, 16, 3)
+    # The figure walks along world +X at constant speed: consecutive outputs move the root steadily.
+    step = np.linalg.norm(np.diff(batch.trajectory, axis=1), axis=-1)
+    assert np.allclose(step, 2 / 59, rtol=1e-3)

@@ -56,17 +56,15 @@ def build_temporal_model(
     from vp3d_engine.lifters.temporal import TemporalModel, TemporalModelOptimized1f
 
     widths = [int(w) for w in architecture["filter_widths"]]
-    kwargs = dict(
-        causal=bool(architecture.get("causal", False)),
-        dropout=float(architecture.get("dropout", 0.25)),
-        channels=int(architecture["channels"]),
-    )
+    causal = bool(architecture.get("causal", False))
+    dropout = float(architecture.get("dropout", 0.25))
+    channels = int(architecture["channels"])
     if optimized_1f:
         if architecture.get("dense", False):
             raise ConfigurationError("dense models have no strided 1f twin; train without --dense")
-        return TemporalModelOptimized1f(num_joints_in, in_features, num_joints_out, widths, **kwargs)
-    return TemporalModel(num_joints_in, in_features, num_joints_out, widths,
-                         dense=bool(architecture.get("dense", False)), **kwargs)
+        return TemporalModelOptimized1f(num_joints_in, in_features, num_joints_out, widths, causal, dropout, channels)
+    return TemporalModel(num_joints_in, in_features, num_joints_out, widths, causal, dropout, channels,
+                         dense=bool(architecture.get("dense", False)))
 
 
 register_lifter(LifterSpec(

@@ -175,7 +175,7 @@ class TemporalModelOptimized1f(TemporalModelBase):
     def _block(self, h: torch.Tensor, conv: nn.Module, bn: nn.Module, width: int) -> torch.Tensor:
         """Strided conv (as matmul) + BN + ReLU + dropout on channels-last ``h (N, T, C)``."""
         n, t, c = h.shape
-        weight = conv.weight  # (C_out, C_in, width) -> (C_out, width * C_in), frame-major
+        weight: torch.Tensor = conv.weight  # type: ignore[assignment]  # (C_out, C_in, width) -> (C_out, width * C_in)
         y = F.linear(h.reshape(n, t // width, width * c), weight.permute(0, 2, 1).reshape(weight.shape[0], -1))
         y = bn(y.reshape(-1, y.shape[-1])).reshape(y.shape)
         return self.drop(self.relu(y))

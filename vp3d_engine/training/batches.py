@@ -23,8 +23,8 @@ __all__ = ["Batch", "View", "WindowSampler", "render_view"]
 
 @dataclass(frozen=True)
 class Batch:
-    """``inputs (B,RF,17,2)`` normalised 2D, ``pose (B,17,3)`` root-relative camera-space metres,
-    ``trajectory (B,3)`` camera-space root, metres."""
+    """``inputs (B,RF+N-1,17,2)`` normalised 2D, ``pose (B,N,17,3)`` root-relative camera-space
+    metres, ``trajectory (B,N,3)`` camera-space root, metres; ``N`` output frames per sample."""
 
     inputs: np.ndarray
     pose: np.ndarray
@@ -37,13 +37,15 @@ def _flip_batch(inputs: np.ndarray, pose: np.ndarray, traj: np.ndarray, mask: np
         return
     perm_2d, perm_3d = COCO17.flip_permutation(), H36M17.flip_permutation()
     inputs[mask] = inputs[mask][:, :, perm_2d] * np.array([-1.0, 1.0], dtype=inputs.dtype)
-    pose[mask] = pose[mask][:, perm_3d] * np.array([-1.0, 1.0, 1.0], dtype=pose.dtype)
+    pose[mask] = pose[mask][:, :, perm_3d] * np.array([-1.0, 1.0, 1.0], dtype=pose.dtype)
     traj[mask] = traj[mask] * np.array([-1.0, 1.0, 1.0], dtype=traj.dtype)
 
 
 class WindowSampler:
     """Draws random windows from takes; every frame of every take is equally likely to be the
-    output frame (takes are edge-padded like VideoPose3D's)."""
+    (first) output frame (takes are edge-padded like VideoPose3D's). ``outputs`` consecutive
+    output frames per sample (1 for the strided 1f model, more for chunked training of the
+    dilated model); takes shorter than that are skipped."""
 
     def __init__(
         self,
@@ -54,12 +56,15 @@ class WindowSampler:
         noise: NoiseModel | None = None,
         flip: bool = True,
         normalization: str = "screen",
+        outputs: int = 1,
     ) -> None:
+        takes = [t for t in takes if t.num_frames >= outputs]
         if not takes:
             raise ValueError("no takes to sample from")
         pad = receptive_field // 2
         left, right = pad + causal_shift, pad - causal_shift
         self.receptive_field = receptive_field
+        self.outputs = outputs
         self.cameras = cameras or CameraRanges()
         self.noise = noise
         self.flip = flip
@@ -69,7 +74,7 @@ class WindowSampler:
         for take in takes:
             coco.append(np.pad(take.coco, ((left, right), (0, 0), (0, 0)), mode="edge"))
             h36m.append(np.pad(take.h36m, ((left, right), (0, 0), (0, 0)), mode="edge"))
-            starts.append(offset + np.arange(take.num_frames))
+            starts.append(offset + np.arange(take.num_frames - outputs + 1))
             offset += take.num_frames + left + right
         self.coco = np.concatenate(coco)
         self.h36m = np.concatenate(h36m)
@@ -82,19 +87,20 @@ class WindowSampler:
 
     def sample(self, rng: np.random.Generator, batch_size: int) -> Batch:
         starts = self.window_starts[rng.integers(self.num_frames, size=batch_size)]
-        idx = starts[:, None] + np.arange(self.receptive_field)[None]
-        coco = self.coco[idx].astype(np.float64)  # (B,RF,17,3)
-        target = self.h36m[starts + self.target_offset].astype(np.float64)  # (B,17,3)
-        roots = self.h36m[idx, 0].astype(np.float64)  # (B,RF,3)
+        length = self.receptive_field + self.outputs - 1
+        idx = starts[:, None] + np.arange(length)[None]
+        coco = self.coco[idx].astype(np.float64)  # (B,L,17,3)
+        target = self.h36m[starts[:, None] + self.target_offset + np.arange(self.outputs)].astype(np.float64)
+        roots = self.h36m[idx, 0].astype(np.float64)  # (B,L,3)
         cams = sample_cameras(rng, roots, self.cameras)
         xy = project(world_to_camera(coco, cams), cams)
         if self.noise is not None:
             xy, _, _ = self.noise.apply(rng, xy)
         inputs = normalize_keypoints(xy, cams.size[:, None, None, 0], cams.size[:, None, None, 1],
                                      self.normalization).astype(np.float32)
-        target_cam = world_to_camera(target, cams)
-        traj = target_cam[:, 0].astype(np.float32)
-        pose = (target_cam - target_cam[:, :1]).astype(np.float32)
+        target_cam = world_to_camera(target, cams)  # (B,N,17,3)
+        traj = target_cam[:, :, 0].astype(np.float32)
+        pose = (target_cam - target_cam[:, :, :1]).astype(np.float32)
         if self.flip:
             _flip_batch(inputs, pose, traj, rng.random(batch_size) < 0.5)
         return Batch(inputs=inputs, pose=pose, trajectory=traj)

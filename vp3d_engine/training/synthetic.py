@@ -81,7 +81,8 @@ def sample_cameras(rng: np.random.Generator, subject: np.ndarray, ranges: Camera
     centre = subject[:, subject.shape[1] // 2].astype(np.float64)
     yaw = np.radians(rng.uniform(*ranges.yaw_deg, n))
     pitch = np.radians(rng.uniform(*ranges.pitch_deg, n))
-    dist = np.exp(rng.uniform(*np.log(ranges.distance_m), n))
+    lo, hi = np.log(ranges.distance_m)
+    dist = np.exp(rng.uniform(lo, hi, n))
     hfov = np.radians(rng.uniform(*ranges.horizontal_fov_deg, n))
     sizes = np.asarray(ranges.image_sizes, dtype=np.float64)[rng.integers(len(ranges.image_sizes), size=n)]
 
@@ -157,7 +158,8 @@ class NoiseModel:
         valid (n,T,17))``."""
         n, t, k, _ = xy.shape
         if level is None:
-            level = np.exp(rng.uniform(*np.log(self.level_range), n))
+            lo, hi = np.log(self.level_range)
+            level = np.exp(rng.uniform(lo, hi, n))
             level[rng.random(n) < self.clean_fraction] = 0.0
         height = np.ptp(xy[..., 1], axis=-1).max(axis=1)  # (n,) person height in px over the window
         width = np.ptp(xy[..., 0], axis=-1).max(axis=1)

@@ -58,6 +58,7 @@ class TrainOptions:
     device: str = "auto"
     max_minutes: float | None = None
     samples_per_epoch: int | None = None
+    chunk: int = 1  # output frames per sample: 1 trains the strided 1f model, more the dilated one
     noise: bool = True
     resume: bool = True
     license: str = ""
@@ -131,7 +132,9 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
     torch.manual_seed(opts.seed)
     rng = np.random.default_rng(opts.seed)
     config = _config(opts)
-    pose_train, traj_train = build_models(config, optimized_1f=True)
+    if opts.chunk < 1:
+        raise ConfigurationError("--chunk must be at least 1")
+    pose_train, traj_train = build_models(config, optimized_1f=opts.chunk == 1)
     pose_eval, traj_eval = build_models(config)
     rf = pose_train.receptive_field
     files = find_bvh_files(opts.data)
@@ -147,10 +150,13 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
     log.info("loaded %d training and %d validation takes in %.1fs", len(train_takes), len(val_takes), time.time() - t0)
     cameras, noise = CameraRanges(), NoiseModel()
     sampler = WindowSampler(train_takes, rf, pose_train.total_causal_shift, cameras,
-                            noise if opts.noise else None, flip=True)
+                            noise if opts.noise else None, flip=True, outputs=opts.chunk)
     views = make_views(val_takes, seed=opts.seed, views=opts.val_views, noise="detector")
+    # An epoch sees about one output frame per training frame; a batch holds batch_size output
+    # frames (batch_size / chunk windows).
+    windows = max(1, opts.batch_size // opts.chunk)
     samples = opts.samples_per_epoch or sampler.num_frames
-    batches = max(1, samples // opts.batch_size)
+    batches = max(1, samples // (windows * opts.chunk))
 
     pose_train.to(device)
     params = list(pose_train.parameters())
@@ -189,19 +195,19 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
             traj_train.train()
         t_epoch = time.time()
         sums = np.zeros(2)
-        prefetch = _Prefetcher(sampler, rng, opts.batch_size, batches)
+        prefetch = _Prefetcher(sampler, rng, windows, batches)
         for b in range(batches):
             batch = prefetch.get()
             x = torch.from_numpy(batch.inputs).to(device)
             target = torch.from_numpy(batch.pose).to(device)
-            pred = pose_train(x)[:, 0]
+            pred = pose_train(x)
             loss_pose = torch.linalg.vector_norm(pred - target, dim=-1).mean()
             loss = loss_pose
             loss_traj = torch.zeros(())
             if traj_train is not None:
                 traj_t = torch.from_numpy(batch.trajectory).to(device)
-                traj_p = traj_train(x)[:, 0, 0]
-                weight = 1.0 / traj_t[:, 2].clamp(min=0.5)
+                traj_p = traj_train(x)[:, :, 0]
+                weight = 1.0 / traj_t[..., 2].clamp(min=0.5)
                 loss_traj = (weight * torch.linalg.vector_norm(traj_p - traj_t, dim=-1)).mean()
                 loss = loss + loss_traj
             optimizer.zero_grad(set_to_none=True)
@@ -221,7 +227,7 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
             "epoch": epoch + 1, "lr": lr, "train_mpjpe_mm": sums[0] / batches * 1000,
             "train_traj_loss": sums[1] / batches, "val_mpjpe_mm": val["mpjpe_mm"],
             "val_p_mpjpe_mm": val["p_mpjpe_mm"], "val_root_error_mm": val.get("root_error_mm"),
-            "samples_per_s": batches * opts.batch_size / seconds, "seconds": seconds,
+            "samples_per_s": batches * windows * opts.chunk / seconds, "seconds": seconds,
         }
         history.append(record)
         log.debug("epoch %d: train %.1f mm, val %.1f mm (P %.1f mm), %.0f samples/s", epoch + 1,
@@ -233,7 +239,8 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
             cfg = dict(config, training={
                 "data": [str(p) for p in opts.data], "train_takes": len(train_takes), "val_takes": len(val_takes),
                 "val_take_names": sorted(t.name for t in val_takes), "train_frames": sampler.num_frames,
-                "epoch": epoch + 1, "seed": opts.seed, "batch_size": opts.batch_size, "val_fraction": opts.val_fraction,
+                "epoch": epoch + 1, "seed": opts.seed, "batch_size": opts.batch_size,
+                "val_fraction": opts.val_fraction, "chunk": opts.chunk,
                 "camera_ranges": cameras.to_dict(), "noise_model": noise.to_dict() if opts.noise else None,
                 "command": opts.command, "val": val, **opts.extra,
             })
