@@ -26,10 +26,10 @@ def normalize_keypoints(xy: np.ndarray, width: np.ndarray | float, height: np.nd
     """Pixels ``(..., 2)`` to normalised coordinates; ``width``/``height`` broadcast against
     ``xy[..., 0]``."""
     _check(kind)
-    w = np.asarray(width, dtype=np.float64)[..., None]
-    h = np.asarray(height, dtype=np.float64)[..., None]
+    w = np.asarray(width, dtype=xy.dtype)[..., None]
+    h = np.asarray(height, dtype=xy.dtype)[..., None]
     offset = np.concatenate([np.ones_like(w), h / w], axis=-1)
-    return xy / w * 2.0 - offset
+    return xy / w * 2 - offset
 
 
 def unnormalize_keypoints(xy_n: np.ndarray, width: np.ndarray | float, height: np.ndarray | float,

@@ -101,3 +101,24 @@ def test_garbage_and_foreign_files_are_refused(tmp_path: Path) -> None:
     torch.save({"model_pos": {"fc.weight": torch.zeros(2, 2)}}, wrong)
     with pytest.raises(CheckpointError, match="not a VideoPose3D state dict"):
         load_original_bin(wrong)
+
+
+def test_convert_and_list_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from vp3d_engine.cli import main
+
+    path = tmp_path / "pretrained_h36m_detectron_coco.bin"
+    write_original_bin(path, [3, 3, 3], 8)
+    out = tmp_path / "ckpts" / "vp3d-original"
+    assert main(["weights", "convert", str(path), "--out", str(out)]) == 0
+    assert load_checkpoint(out).receptive_field == 27
+    monkeypatch.setenv("VP3D_CHECKPOINTS", str(out.parent))
+    capsys.readouterr()
+    assert main(["list"]) == 0
+    listing = capsys.readouterr().out
+    assert "videopose3d" in listing and "vp3d-original" in listing and "27 frames" in listing
+    unsafe = tmp_path / "unsafe.bin"
+    write_original_bin(unsafe, [3, 3], 8, extra={"args": argparse.Namespace(x=1)})
+    assert main(["weights", "convert", str(unsafe), "--out", str(tmp_path / "u")]) == 2
+    assert "--trust-pickle" in capsys.readouterr().err
+    assert not (tmp_path / "u").exists()

@@ -9,7 +9,14 @@ from converters.joints import COCO17, H36M17
 from vp3d_engine.normalization import normalize_keypoints, unnormalize_keypoints
 from vp3d_engine.training.batches import WindowSampler, render_view
 from vp3d_engine.training.mocap_data import Take, action_of, is_validation, resample
-from vp3d_engine.training.synthetic import CameraRanges, NoiseModel, project, sample_cameras, world_to_camera
+from vp3d_engine.training.synthetic import (
+    CameraRanges,
+    NoiseModel,
+    project,
+    project_world,
+    sample_cameras,
+    world_to_camera,
+)
 
 
 def _walking_take(frames: int = 120) -> Take:
@@ -129,3 +136,12 @@ def test_chunked_windows_cover_consecutive_frames() -> None:
     # The figure walks along world +X at constant speed: consecutive outputs move the root steadily.
     step = np.linalg.norm(np.diff(batch.trajectory, axis=1), axis=-1)
     assert np.allclose(step, 2 / 59, rtol=1e-3)
+
+
+def test_fused_projection_matches_the_two_step_one() -> None:
+    rng = np.random.default_rng(9)
+    pts = rng.normal(size=(16, 30, 17, 3)) + [0.0, 1.0, 0.0]
+    cams = sample_cameras(rng, pts[:, :, 0], CameraRanges())
+    two_step = project(world_to_camera(pts, cams), cams)
+    assert np.allclose(project_world(pts, cams), two_step, rtol=1e-9, atol=1e-6)
+    assert np.allclose(project_world(pts.astype(np.float32), cams), two_step, rtol=1e-4, atol=1e-2)

@@ -16,7 +16,14 @@ import numpy as np
 from converters.joints import COCO17, H36M17
 from vp3d_engine.normalization import normalize_keypoints
 from vp3d_engine.training.mocap_data import Take
-from vp3d_engine.training.synthetic import CameraRanges, NoiseModel, project, sample_cameras, world_to_camera
+from vp3d_engine.training.synthetic import (
+    CameraRanges,
+    NoiseModel,
+    project,
+    project_world,
+    sample_cameras,
+    world_to_camera,
+)
 
 __all__ = ["Batch", "View", "WindowSampler", "render_view"]
 
@@ -89,15 +96,15 @@ class WindowSampler:
         starts = self.window_starts[rng.integers(self.num_frames, size=batch_size)]
         length = self.receptive_field + self.outputs - 1
         idx = starts[:, None] + np.arange(length)[None]
-        coco = self.coco[idx].astype(np.float64)  # (B,L,17,3)
-        target = self.h36m[starts[:, None] + self.target_offset + np.arange(self.outputs)].astype(np.float64)
+        coco = self.coco[idx]  # (B,L,17,3) float32
+        target = self.h36m[starts[:, None] + self.target_offset + np.arange(self.outputs)]
         roots = self.h36m[idx, 0].astype(np.float64)  # (B,L,3)
         cams = sample_cameras(rng, roots, self.cameras)
-        xy = project(world_to_camera(coco, cams), cams)
+        xy = project_world(coco, cams)
         if self.noise is not None:
             xy, _, _ = self.noise.apply(rng, xy)
-        inputs = normalize_keypoints(xy, cams.size[:, None, None, 0], cams.size[:, None, None, 1],
-                                     self.normalization).astype(np.float32)
+        inputs = normalize_keypoints(xy, cams.size[:, None, None, 0].astype(np.float32),
+                                     cams.size[:, None, None, 1].astype(np.float32), self.normalization)
         target_cam = world_to_camera(target, cams)  # (B,N,17,3)
         traj = target_cam[:, :, 0].astype(np.float32)
         pose = (target_cam - target_cam[:, :, :1]).astype(np.float32)

@@ -24,6 +24,7 @@ __all__ = [
     "Cameras",
     "NoiseModel",
     "project",
+    "project_world",
     "sample_cameras",
     "world_to_camera",
 ]
@@ -114,9 +115,12 @@ def sample_cameras(rng: np.random.Generator, subject: np.ndarray, ranges: Camera
 
 
 def world_to_camera(points: np.ndarray, cams: Cameras) -> np.ndarray:
-    """World points ``(n,...,3)`` to camera space ``(n,...,3)``."""
-    flat = points.reshape(points.shape[0], -1, 3) - cams.C[:, None]
-    return np.einsum("nab,npb->npa", cams.R, flat).reshape(points.shape)
+    """World points ``(n,...,3)`` to camera space ``(n,...,3)``, in the points' dtype."""
+    flat = points.reshape(points.shape[0], -1, 3) - cams.C[:, None].astype(points.dtype)
+    r = cams.R.astype(points.dtype)
+    # Three broadcast multiply-adds: much faster than einsum/matmul for 3x3 on long arrays.
+    out = flat[..., 0:1] * r[:, None, :, 0] + flat[..., 1:2] * r[:, None, :, 1] + flat[..., 2:3] * r[:, None, :, 2]
+    return out.reshape(points.shape)
 
 
 def project(points_cam: np.ndarray, cams: Cameras) -> np.ndarray:
@@ -124,8 +128,26 @@ def project(points_cam: np.ndarray, cams: Cameras) -> np.ndarray:
     shape = points_cam.shape
     p = points_cam.reshape(shape[0], -1, 3)
     z = np.maximum(p[..., 2:], 1e-6)
-    uv = p[..., :2] / z * cams.f[:, None, None] + cams.c[:, None]
-    return uv.reshape(shape[:-1] + (2,))
+    dtype = points_cam.dtype
+    uv = p[..., :2] / z * cams.f[:, None, None].astype(dtype) + cams.c[:, None].astype(dtype)
+    return uv.reshape((*shape[:-1], 2))
+
+
+def project_world(points: np.ndarray, cams: Cameras) -> np.ndarray:
+    """World points ``(n,...,3)`` straight to pixels ``(n,...,2)``: the same as
+    ``project(world_to_camera(points))`` but one coordinate plane at a time, which on long
+    windows is several times faster than going through ``(n,P,3)`` temporaries."""
+    shape = points.shape
+    dtype = points.dtype
+    p = points.reshape(shape[0], -1, 3)
+    c = cams.C.astype(dtype)[:, :, None]
+    r = cams.R.astype(dtype)[:, :, :, None]
+    d = [p[..., i] - c[:, i] for i in range(3)]
+    cam = [r[:, row, 0] * d[0] + r[:, row, 1] * d[1] + r[:, row, 2] * d[2] for row in range(3)]
+    scale = cams.f.astype(dtype)[:, None] / np.maximum(cam[2], 1e-6)
+    centre = cams.c.astype(dtype)
+    uv = np.stack([cam[0] * scale + centre[:, 0:1], cam[1] * scale + centre[:, 1:2]], axis=-1)
+    return uv.reshape((*shape[:-1], 2))
 
 
 # Per-joint jitter as a fraction of the person's height in pixels, in COCO-17 order; face
@@ -155,8 +177,10 @@ class NoiseModel:
     def apply(self, rng: np.random.Generator, xy: np.ndarray,
               level: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Noisy copy of COCO-17 pixels ``xy (n,T,17,2)``; returns ``(xy, score (n,T,17),
-        valid (n,T,17))``."""
+        valid (n,T,17))`` in ``xy``'s dtype. Rare events (outliers, swaps, missing joints) are
+        drawn sparsely, so the cost is a few passes over the array."""
         n, t, k, _ = xy.shape
+        dtype = xy.dtype
         if level is None:
             lo, hi = np.log(self.level_range)
             level = np.exp(rng.uniform(lo, hi, n))
@@ -164,35 +188,54 @@ class NoiseModel:
         height = np.ptp(xy[..., 1], axis=-1).max(axis=1)  # (n,) person height in px over the window
         width = np.ptp(xy[..., 0], axis=-1).max(axis=1)
         size = np.maximum(np.maximum(height, 0.5 * width), 1.0)
-        sigma = (level * size)[:, None, None, None] * np.asarray(self.jitter)[None, None, :, None]
-        white = rng.normal(size=xy.shape)
-        # Drift: white noise low-passed over about a third of a second, rescaled to unit variance.
-        slow = rng.normal(size=xy.shape)
-        kernel = np.hanning(11)
-        kernel /= np.sqrt((kernel**2).sum())
-        slow = convolve1d(slow, kernel, axis=1, mode="nearest")
-        out = xy + sigma * (white + self.drift * slow)
+        sigma = ((level * size)[:, None, None, None] * np.asarray(self.jitter)[None, None, :, None]).astype(dtype)
+        # Drift: unit-variance noise on a coarse grid (every 8 frames), linearly interpolated.
+        step = 8
+        coarse = rng.standard_normal((n, t // step + 2, k, 2), dtype=np.float32).astype(dtype, copy=False)
+        pos = np.arange(t) / step
+        i0 = pos.astype(np.int64)
+        w = (pos - i0).astype(dtype)[None, :, None, None]
+        slow = (coarse[:, i0] * (1 - w) + coarse[:, i0 + 1] * w) / np.sqrt(np.mean((1 - w) ** 2 + w**2))
+        noise = rng.standard_normal(xy.shape, dtype=np.float32).astype(dtype, copy=False)
+        noise += self.drift * slow
+        out = xy + sigma * noise
 
-        lvl = level[:, None, None]
-        outlier = rng.random((n, t, k)) < self.outlier_rate * lvl
-        jump = rng.uniform(*self.outlier_size, (n, t, k))[..., None] * size[:, None, None, None]
-        angle = rng.uniform(0, 2 * np.pi, (n, t, k))
-        out += outlier[..., None] * jump * np.stack([np.cos(angle), np.sin(angle)], axis=-1)
+        def sparse(rate: float, per_sample: int) -> tuple[np.ndarray, np.ndarray]:
+            """(sample, flat index) of events with probability ``rate * level`` each."""
+            counts = rng.binomial(per_sample, np.clip(rate * level, 0.0, 1.0))
+            return np.repeat(np.arange(n), counts), rng.integers(0, per_sample, counts.sum())
 
-        swap = rng.random((n, t, len(COCO17.left))) < self.swap_rate * level[:, None, None]
-        left, right = np.asarray(COCO17.left), np.asarray(COCO17.right)
-        lv, rv = out[:, :, left].copy(), out[:, :, right].copy()
-        out[:, :, left] = np.where(swap[..., None], rv, lv)
-        out[:, :, right] = np.where(swap[..., None], lv, rv)
+        ids, flat = sparse(self.outlier_rate, t * k)
+        if ids.size:
+            jump = rng.uniform(*self.outlier_size, ids.size) * size[ids]
+            angle = rng.uniform(0, 2 * np.pi, ids.size)
+            ft, fk = np.divmod(flat, k)
+            out[ids, ft, fk] += (jump[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=-1)).astype(dtype)
 
-        err = np.linalg.norm(out - xy, axis=-1) / size[:, None, None]
-        score = np.clip(np.exp(-((err / 0.04) ** 2)) * rng.uniform(0.85, 1.0, err.shape), 0.0, 1.0)
-        valid = rng.random((n, t, k)) >= self.missing_rate * lvl
-        valid[:, 0] = True
-        score = np.where(valid, score, 0.0)
-        if not valid.all():
-            # Hold a missing joint at its last valid position (what a tracker hands on).
-            idx = np.where(valid, np.arange(t)[None, :, None], 0)
-            np.maximum.accumulate(idx, axis=1, out=idx)
-            out = np.take_along_axis(out, idx[..., None], axis=1)
+        pairs = len(COCO17.left)
+        ids, flat = sparse(self.swap_rate, t * pairs)
+        if ids.size:
+            ft, fp = np.divmod(flat, pairs)
+            left, right = np.asarray(COCO17.left)[fp], np.asarray(COCO17.right)[fp]
+            lv = out[ids, ft, left].copy()
+            out[ids, ft, left] = out[ids, ft, right]
+            out[ids, ft, right] = lv
+
+        err = np.sqrt(((out - xy) ** 2).sum(axis=-1)) / size[:, None, None].astype(dtype)
+        score = np.exp(-((err / 0.04) ** 2)) * rng.uniform(0.85, 1.0, err.shape).astype(dtype)
+        valid = np.ones((n, t, k), dtype=bool)
+        ids, flat = sparse(self.missing_rate, t * k)
+        if ids.size:
+            ft, fk = np.divmod(flat, k)
+            keep = ft > 0  # the first frame is always seen, so there is something to hold
+            ids, ft, fk = ids[keep], ft[keep], fk[keep]
+            valid[ids, ft, fk] = False
+            score[ids, ft, fk] = 0.0
+            # Hold a missing joint at its last valid position (what a tracker hands on); frames in
+            # order, so runs of missing frames carry the last seen value forward.
+            order = np.argsort(ft, kind="stable")
+            ids, ft, fk = ids[order], ft[order], fk[order]
+            bounds = np.flatnonzero(np.diff(ft)) + 1
+            for a, b in zip(np.r_[0, bounds], np.r_[bounds, ft.size], strict=True):
+                out[ids[a:b], ft[a:b], fk[a:b]] = out[ids[a:b], ft[a:b] - 1, fk[a:b]]
         return out, score, valid
