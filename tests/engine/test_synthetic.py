@@ -145,3 +145,18 @@ def test_fused_projection_matches_the_two_step_one() -> None:
     two_step = project(world_to_camera(pts, cams), cams)
     assert np.allclose(project_world(pts, cams), two_step, rtol=1e-9, atol=1e-6)
     assert np.allclose(project_world(pts.astype(np.float32), cams), two_step, rtol=1e-4, atol=1e-2)
+
+
+def test_cameras_frame_the_whole_action() -> None:
+    # A take that travels 8 m: every joint of every frame stays in the picture.
+    frames = 240
+    rng = np.random.default_rng(10)
+    base = rng.normal(scale=0.3, size=(17, 3)) + [0.0, 1.0, 0.0]
+    path = np.linspace(-4, 4, frames)[:, None, None] * np.array([1.0, 0.0, 0.6])
+    take = Take(name="dash", action="dash", h36m=(base + path).astype(np.float32),
+                coco=(base + path).astype(np.float32), fps=30.0)
+    for _ in range(20):
+        view = render_view(take, rng, CameraRanges(), None)
+        w, h = view.size
+        assert (view.pixels >= 0).all() and (view.pixels[..., 0] <= w).all() and (view.pixels[..., 1] <= h).all()
+        assert view.trajectory[:, 2].min() >= CameraRanges().min_depth_m - 1e-6

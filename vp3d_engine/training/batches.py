@@ -99,7 +99,7 @@ class WindowSampler:
         coco = self.coco[idx]  # (B,L,17,3) float32
         target = self.h36m[starts[:, None] + self.target_offset + np.arange(self.outputs)]
         roots = self.h36m[idx, 0].astype(np.float64)  # (B,L,3)
-        cams = sample_cameras(rng, roots, self.cameras)
+        cams = sample_cameras(rng, roots, self.cameras, keep_in_frame=coco[:, ::4].reshape(batch_size, -1, 3))
         xy = project_world(coco, cams)
         if self.noise is not None:
             xy, _, _ = self.noise.apply(rng, xy)
@@ -134,7 +134,8 @@ def render_view(take: Take, rng: np.random.Generator, cameras: CameraRanges,
                 noise: NoiseModel | None, level: float = 1.0, normalization: str = "screen") -> View:
     """Film a whole take with one random camera (fixed over the take), optionally with detector
     noise at a fixed ``level``: the evaluation protocol."""
-    cams = sample_cameras(rng, take.h36m[None, :, 0].astype(np.float64), cameras)
+    cams = sample_cameras(rng, take.h36m[None, :, 0].astype(np.float64), cameras,
+                          keep_in_frame=take.coco[None].reshape(1, -1, 3))
     xy = project(world_to_camera(take.coco[None].astype(np.float64), cams), cams)
     if noise is not None:
         xy, _, _ = noise.apply(rng, xy, level=np.array([level]))

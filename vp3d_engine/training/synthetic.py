@@ -41,6 +41,7 @@ class CameraRanges:
     horizontal_fov_deg: tuple[float, float] = (40.0, 80.0)
     off_centre: float = 0.35
     min_depth_m: float = 1.5
+    frame_margin: float = 0.03
     image_sizes: tuple[tuple[int, int], ...] = (
         (1920, 1080), (1080, 1920), (1280, 720), (720, 1280), (640, 480), (480, 640),
         (854, 480), (480, 854), (1080, 1080), (640, 360),
@@ -73,10 +74,13 @@ def _rot_about(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
     return np.eye(3) + s * kx + (1 - c) * (kx @ kx)
 
 
-def sample_cameras(rng: np.random.Generator, subject: np.ndarray, ranges: CameraRanges) -> Cameras:
+def sample_cameras(rng: np.random.Generator, subject: np.ndarray, ranges: CameraRanges,
+                   keep_in_frame: np.ndarray | None = None) -> Cameras:
     """One camera per row of ``subject (n,T,3)`` (root positions over each window): aimed near
-    the subject at the window's centre, then pulled back so every frame stays ``min_depth_m`` in
-    front of it."""
+    the subject at the window's centre, then pulled back along its optical axis just enough that
+    every frame stays ``min_depth_m`` in front of it and every point of ``keep_in_frame (n,P,3)``
+    (default: the roots) projects inside the image, ``frame_margin`` from its edges; as a
+    videographer frames the whole action."""
     n = subject.shape[0]
     centre = subject[:, subject.shape[1] // 2].astype(np.float64)
     yaw = np.radians(rng.uniform(*ranges.yaw_deg, n))
@@ -105,11 +109,19 @@ def sample_cameras(rng: np.random.Generator, subject: np.ndarray, ranges: Camera
         np.broadcast_to([1.0, 0.0, 0.0], (n, 3)), dy) @ _rot_about(np.broadcast_to([0.0, 0.0, 1.0], (n, 3)), roll)
     R = turn @ R
     C = target - dist[:, None] * forward
-    # Pull the camera back along its optical axis until the whole window is in front of it.
-    depth = np.einsum("nk,ntk->nt", R[:, 2], subject - C[:, None])
-    pull = np.maximum(ranges.min_depth_m - depth.min(axis=1), 0.0)
-    C = C - pull[:, None] * R[:, 2]
     c = sizes / 2 + rng.normal(0.0, 0.01, (n, 2)) * sizes
+    # Moving back by d along the optical axis adds d to every depth and leaves x, y alone, so the
+    # depth each point needs to land inside the image has a closed form.
+    pts = (subject if keep_in_frame is None else keep_in_frame).astype(np.float64) - C[:, None]
+    x, y, z = (np.einsum("nk,npk->np", R[:, i], pts) for i in range(3))
+    margin = ranges.frame_margin * sizes
+    lo = c - margin  # room left of / above the principal point, pixels
+    hi = sizes - margin - c  # room right of / below it
+    need_x = f[:, None] * np.where(x > 0, x / hi[:, 0:1], -x / lo[:, 0:1])
+    need_y = f[:, None] * np.where(y > 0, y / hi[:, 1:2], -y / lo[:, 1:2])
+    need = np.maximum(np.maximum(need_x, need_y), ranges.min_depth_m)
+    pull = np.maximum((need - z).max(axis=1), 0.0)
+    C = C - pull[:, None] * R[:, 2]
     return Cameras(R=R, C=C, f=f, c=c, size=sizes)
 
 
