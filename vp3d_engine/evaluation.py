@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 __all__ = ["METRICS", "evaluate", "evaluate_views", "make_views"]
 
 NOISE_KINDS = ("none", "detector")
-METRICS = ("mpjpe_mm", "p_mpjpe_mm", "n_mpjpe_mm", "mpjve_mm", "root_error_mm")
+METRICS = ("mpjpe_mm", "p_mpjpe_mm", "n_mpjpe_mm", "mpjve_mm", "root_error_mm", "root_xy_error_mm",
+           "root_depth_error_mm")
 
 
 def make_views(takes: Sequence[Take], seed: int, views: int = 2, noise: str = "detector") -> list[View]:
@@ -56,6 +57,9 @@ def _metrics(pred: np.ndarray, gt: np.ndarray, traj_pred: np.ndarray | None, tra
     }
     if traj_pred is not None:
         out["root_error_mm"] = float(np.linalg.norm(traj_pred - traj_gt, axis=-1).mean() * 1000)
+        # Lateral (x, y) and depth (z) parts: depth is ambiguous when the focal length is unknown.
+        out["root_xy_error_mm"] = float(np.linalg.norm((traj_pred - traj_gt)[:, :2], axis=-1).mean() * 1000)
+        out["root_depth_error_mm"] = float(np.abs((traj_pred - traj_gt)[:, 2]).mean() * 1000)
     return out
 
 
