@@ -242,7 +242,8 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
                 "epoch": epoch + 1, "seed": opts.seed, "batch_size": opts.batch_size,
                 "val_fraction": opts.val_fraction, "chunk": opts.chunk,
                 "camera_ranges": cameras.to_dict(), "noise_model": noise.to_dict() if opts.noise else None,
-                "command": opts.command, "val": val, **opts.extra,
+                "command": opts.command, **opts.extra,
+                "val": {k: v for k, v in val.items() if k not in ("per_take", "per_action")},
             })
             save_checkpoint(Path(opts.out), cfg, pose_eval, traj_eval)
         lr *= opts.lr_decay
