@@ -1,0 +1,171 @@
+"""Data contracts between pipeline stages (numpy only, validated on construction).
+
+- :class:`Keypoints2D`: one person's 2D keypoints over a clip, pixels.
+- :class:`Pose3D`: that person's 3D joints over the clip, metres.
+
+Both are saved as ``.npz`` with the array names below plus a ``meta`` JSON string, and read back
+by :func:`load_keypoints` / :func:`load_pose3d` without torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from converters.errors import InputFileError
+from converters.joints import joint_set
+
+__all__ = ["Keypoints2D", "Pose3D", "atomic_save_npz", "load_keypoints", "load_pose3d"]
+
+_KP_FORMAT = "vp3d-keypoints2d"
+_POSE_FORMAT = "vp3d-pose3d"
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ValueError(message)
+
+
+@dataclass(frozen=True)
+class Keypoints2D:
+    """2D keypoints of one person.
+
+    ``xy (T,K,2)`` pixels (x right, y down, origin at the top-left corner of the displayed,
+    rotation-corrected frame); ``score (T,K)`` detector confidence in [0, 1]; ``valid (T,K)``
+    true where the joint was detected (false where it was filled in); ``format`` a joint-set name
+    (``coco17``); ``image_size (w, h)``; ``fps`` nominal frame rate; ``timestamps (T,)`` seconds
+    of each frame from the start of the video (real timestamps, so variable frame rate survives).
+    """
+
+    xy: np.ndarray
+    score: np.ndarray
+    valid: np.ndarray
+    format: str
+    image_size: tuple[int, int]
+    fps: float
+    timestamps: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        k = joint_set(self.format).size
+        t = self.xy.shape[0]
+        _check(self.xy.shape == (t, k, 2), f"xy must be (T,{k},2) for {self.format}, got {self.xy.shape}")
+        _check(self.score.shape == (t, k), f"score must be (T,{k}), got {self.score.shape}")
+        _check(self.valid.shape == (t, k) and self.valid.dtype == bool, "valid must be a (T,K) bool array")
+        _check(self.timestamps.shape == (t,), f"timestamps must be (T,), got {self.timestamps.shape}")
+        _check(len(self.image_size) == 2 and min(self.image_size) > 0, f"bad image size {self.image_size}")
+        _check(self.fps > 0, f"fps must be positive, got {self.fps}")
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.xy.shape[0])
+
+    def save(self, path: str | Path) -> Path:
+        meta = {"format_name": _KP_FORMAT, "format": self.format, "image_size": list(self.image_size),
+                "fps": self.fps, **self.meta}
+        return atomic_save_npz(path, xy=self.xy.astype(np.float32), score=self.score.astype(np.float32),
+                               valid=self.valid, timestamps=self.timestamps.astype(np.float64),
+                               meta=np.array(json.dumps(meta)))
+
+
+@dataclass(frozen=True)
+class Pose3D:
+    """3D joints of one person.
+
+    ``joints (T,17,3)`` metres in the H36M-17 order; ``frame`` is ``camera`` (x right, y down,
+    z forward, root-relative unless ``trajectory`` is added back) or ``world`` (Y up, floor at
+    y = 0); ``trajectory (T,3)`` the root in the same frame, or None; ``confidence (T,)``;
+    ``fps`` and ``timestamps (T,)`` as in :class:`Keypoints2D`.
+    """
+
+    joints: np.ndarray
+    frame: str
+    fps: float
+    timestamps: np.ndarray
+    confidence: np.ndarray
+    trajectory: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        t = self.joints.shape[0]
+        _check(self.joints.shape == (t, 17, 3), f"joints must be (T,17,3), got {self.joints.shape}")
+        _check(self.frame in ("camera", "world"), f"frame must be 'camera' or 'world', got {self.frame!r}")
+        _check(self.timestamps.shape == (t,), "timestamps must be (T,)")
+        _check(self.confidence.shape == (t,), "confidence must be (T,)")
+        _check(self.trajectory is None or self.trajectory.shape == (t, 3), "trajectory must be (T,3)")
+        _check(self.fps > 0, f"fps must be positive, got {self.fps}")
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.joints.shape[0])
+
+    def save(self, path: str | Path) -> Path:
+        meta = {"format_name": _POSE_FORMAT, "frame": self.frame, "fps": self.fps,
+                "joint_names": list(joint_set("h36m17").names), **self.meta}
+        arrays: dict[str, np.ndarray] = {
+            "joints": self.joints.astype(np.float32), "timestamps": self.timestamps.astype(np.float64),
+            "confidence": self.confidence.astype(np.float32), "meta": np.array(json.dumps(meta)),
+        }
+        if self.trajectory is not None:
+            arrays["trajectory"] = self.trajectory.astype(np.float32)
+        return atomic_save_npz(path, **arrays)
+
+
+def atomic_save_npz(path: str | Path, **arrays: np.ndarray) -> Path:
+    """``np.savez_compressed`` to a temporary file in the same folder, then rename."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".npz", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _open_npz(path: str | Path, kind: str) -> tuple[Any, dict[str, Any]]:
+    p = Path(path)
+    try:
+        data = np.load(p, allow_pickle=False)
+        meta = json.loads(str(data["meta"]))
+    except FileNotFoundError:
+        raise InputFileError(f"{p}: no such file") from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputFileError(f"{p}: not a vp3d {kind} file ({exc})") from None
+    if meta.get("format_name") != (_KP_FORMAT if kind == "keypoints" else _POSE_FORMAT):
+        raise InputFileError(f"{p}: not a vp3d {kind} file (format {meta.get('format_name')!r})")
+    return data, meta
+
+
+def load_keypoints(path: str | Path) -> Keypoints2D:
+    data, meta = _open_npz(path, "keypoints")
+    extra = {k: v for k, v in meta.items() if k not in ("format_name", "format", "image_size", "fps")}
+    try:
+        return Keypoints2D(xy=data["xy"].astype(np.float64), score=data["score"].astype(np.float64),
+                           valid=data["valid"].astype(bool), format=meta["format"],
+                           image_size=(int(meta["image_size"][0]), int(meta["image_size"][1])),
+                           fps=float(meta["fps"]), timestamps=data["timestamps"], meta=extra)
+    except (KeyError, ValueError) as exc:
+        raise InputFileError(f"{path}: malformed vp3d keypoints file ({exc})") from None
+
+
+def load_pose3d(path: str | Path) -> Pose3D:
+    data, meta = _open_npz(path, "pose3d")
+    extra = {k: v for k, v in meta.items() if k not in ("format_name", "frame", "fps", "joint_names")}
+    try:
+        return Pose3D(joints=data["joints"].astype(np.float64), frame=meta["frame"], fps=float(meta["fps"]),
+                      timestamps=data["timestamps"], confidence=data["confidence"].astype(np.float64),
+                      trajectory=data["trajectory"].astype(np.float64) if "trajectory" in data else None,
+                      meta=extra)
+    except (KeyError, ValueError) as exc:
+        raise InputFileError(f"{path}: malformed vp3d pose file ({exc})") from None

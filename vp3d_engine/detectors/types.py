@@ -1,0 +1,45 @@
+"""What a 2D detector (or a file of detections) hands to tracking: every person it found in every
+frame, before one track is chosen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from converters.joints import joint_set
+
+__all__ = ["FrameDetections"]
+
+
+@dataclass(frozen=True)
+class FrameDetections:
+    """Detections over a clip.
+
+    ``people[t]`` is a float array ``(N_t, K, 3)``: for each of the ``N_t`` people found in frame
+    ``t``, ``K`` keypoints as ``(x, y, score)`` in pixels of the displayed frame (x right, y down)
+    with score in [0, 1]; ``N_t`` may be 0. Keypoints are in the ``format`` joint set (``coco17``).
+    ``image_size`` is ``(w, h)`` or None when the source does not say; ``fps`` likewise;
+    ``timestamps (T,)`` seconds, or None (then frames are taken as evenly spaced at ``fps``).
+    """
+
+    people: list[np.ndarray]
+    format: str = "coco17"
+    image_size: tuple[int, int] | None = None
+    fps: float | None = None
+    timestamps: np.ndarray | None = None
+    source: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        k = joint_set(self.format).size
+        for t, p in enumerate(self.people):
+            if p.ndim != 3 or p.shape[1:] != (k, 3):
+                raise ValueError(f"frame {t}: expected (N,{k},3) detections, got {p.shape}")
+        if self.timestamps is not None and self.timestamps.shape != (len(self.people),):
+            raise ValueError("timestamps must have one entry per frame")
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.people)

@@ -1,0 +1,222 @@
+"""Video decoding with PyAV: streaming, rotation-aware, keeping real timestamps.
+
+Frames come out one at a time (never the whole video in memory) as RGB ``uint8 (H,W,3)`` arrays
+in display orientation: the display-matrix rotation that phones write is applied, so ``H`` and
+``W`` are what a player shows. Each frame carries its presentation time in seconds from the
+start of the stream, so variable-frame-rate clips keep their real timing.
+
+Broken input gives one :class:`InputFileError` that says what is wrong: a missing file, a file
+FFmpeg cannot read, a container without a video stream (audio only), a stream with no frames.
+Damaged packets in the middle of a stream are skipped and counted in :class:`DecodeReport`, so a
+truncated or partly corrupt file still yields what can be decoded and the caller can say how much
+was lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from converters.errors import BackendUnavailableError, ConfigurationError, InputFileError
+
+if TYPE_CHECKING:
+    import av
+
+__all__ = ["DecodeReport", "Frame", "VideoInfo", "iter_frames", "probe_video"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says. ``width``/``height`` are display sizes (after rotation);
+    ``rotation`` is the counter-clockwise turn in degrees applied to decoded frames; ``fps`` the
+    average frame rate; ``frames`` the container's frame count when it knows one."""
+
+    path: str
+    width: int
+    height: int
+    rotation: int
+    fps: float
+    duration_s: float | None
+    frames: int | None
+    codec: str
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame: its index among the frames yielded from the start of the video
+    (before ``stride``), presentation time in seconds, and RGB pixels ``(H,W,3) uint8``."""
+
+    index: int
+    time: float
+    image: np.ndarray
+
+
+@dataclass
+class DecodeReport:
+    """Filled in while frames are decoded: frames yielded and packets that failed to decode."""
+
+    decoded: int = 0
+    yielded: int = 0
+    damaged_packets: int = 0
+    first_error: str = ""
+
+    @property
+    def damaged(self) -> bool:
+        return self.damaged_packets > 0
+
+
+def _av() -> Any:
+    try:
+        import av
+    except ImportError:
+        raise BackendUnavailableError("video decoding needs PyAV: pip install av (see README setup)") from None
+    return av
+
+
+def _open(path: str | Path) -> tuple[Any, Any]:
+    av = _av()
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError(f"{p}: no such file")
+    if p.is_dir():
+        raise InputFileError(f"{p}: is a folder, not a video file")
+    try:
+        container = av.open(str(p))
+    except av.error.EOFError:
+        raise InputFileError(f"{p}: the file ends before any video frame (empty or truncated); "
+                             "re-export or re-copy the video") from None
+    except av.error.FFmpegError as exc:
+        raise InputFileError(f"{p}: not a video FFmpeg can read ({exc.strerror or exc}); "
+                             "is the file complete and really a video?") from None
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams}) or ["nothing"]
+        container.close()
+        raise InputFileError(f"{p}: has no video stream (it holds {', '.join(kinds)}); give a video file")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    return container, stream
+
+
+def _rotation_of(stream: av.video.stream.VideoStream, first_frame: Any | None) -> int:
+    """Counter-clockwise display rotation in degrees, a multiple of 90."""
+    angle = 0.0
+    if first_frame is not None:
+        angle = float(getattr(first_frame, "rotation", 0) or 0)
+    if not angle:
+        tag = stream.metadata.get("rotate")  # older files: a clockwise angle in a tag
+        if tag:
+            try:
+                angle = -float(tag)
+            except ValueError:
+                angle = 0.0
+    return round(angle / 90.0) * 90 % 360
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Read the container header and the first frame (for rotation and to prove it decodes)."""
+    container, stream = _open(path)
+    try:
+        first = None
+        try:
+            first = next(container.decode(stream), None)
+        except _av().error.FFmpegError as exc:
+            raise InputFileError(f"{path}: the video stream cannot be decoded ({exc.strerror or exc})") from None
+        if first is None:
+            raise InputFileError(f"{path}: the video stream has no frames")
+        rotation = _rotation_of(stream, first)
+        w, h = first.width, first.height
+        if rotation in (90, 270):
+            w, h = h, w
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        fps = float(rate) if rate else 0.0
+        duration = None
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / 1_000_000
+        if not fps and duration and stream.frames:
+            fps = stream.frames / duration
+        return VideoInfo(path=str(path), width=w, height=h, rotation=rotation, fps=fps or 30.0,
+                         duration_s=duration, frames=stream.frames or None, codec=stream.codec_context.name)
+    finally:
+        container.close()
+
+
+def _to_display(image: np.ndarray, rotation: int) -> np.ndarray:
+    if rotation == 0:
+        return image
+    return np.ascontiguousarray(np.rot90(image, k=rotation // 90))
+
+
+def iter_frames(path: str | Path, start: float | None = None, end: float | None = None, stride: int = 1,
+                report: DecodeReport | None = None) -> Iterator[Frame]:
+    """Decode frames with ``start <= time < end`` (seconds), every ``stride``-th one.
+
+    Damaged packets are skipped and counted in ``report``; a stream that yields nothing raises
+    :class:`InputFileError`.
+    """
+    if stride < 1:
+        raise ConfigurationError(f"stride must be 1 or more, got {stride}")
+    if start is not None and end is not None and end <= start:
+        raise ConfigurationError(f"--end ({end}) must be after --start ({start})")
+    av = _av()
+    report = report if report is not None else DecodeReport()
+    container, stream = _open(path)
+    try:
+        time_base = stream.time_base or Fraction(1, 1)
+        t0: float | None = None
+        if start:
+            # Seek to the keyframe before start, then decode forward to it.
+            container.seek(int(start / time_base) + (stream.start_time or 0), stream=stream, backward=True)
+        rotation: int | None = None
+        index = -1
+        demux = container.demux(stream)
+        while True:
+            try:
+                packet = next(demux)
+            except StopIteration:
+                break
+            except av.error.FFmpegError as exc:  # damaged container data: stop here, keep what we have
+                report.damaged_packets += 1
+                report.first_error = report.first_error or str(exc)
+                break
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError as exc:
+                report.damaged_packets += 1
+                report.first_error = report.first_error or str(exc)
+                continue
+            for frame in frames:
+                if frame.pts is None:
+                    continue
+                if t0 is None:
+                    t0 = float((stream.start_time or 0) * time_base)
+                t = float(frame.pts * time_base) - t0
+                if start is not None and t < start - 1e-6:
+                    continue
+                if end is not None and t >= end:
+                    return
+                report.decoded += 1
+                index += 1
+                if index % stride:
+                    continue
+                if rotation is None:
+                    rotation = _rotation_of(stream, frame)
+                image = _to_display(frame.to_ndarray(format="rgb24"), rotation)
+                report.yielded += 1
+                yield Frame(index=index, time=t, image=image)
+    finally:
+        container.close()
+        if report.damaged:
+            log.warning("%s: %d damaged packets skipped (%s)", path, report.damaged_packets, report.first_error)
+    if report.yielded == 0:
+        where = "" if start is None and end is None else f" between {start or 0:g}s and {end or 'the end'}"
+        raise InputFileError(f"{path}: no video frames could be decoded{where}")
