@@ -1,0 +1,81 @@
+"""Choosing and cleaning one person's track from per-frame detections."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from converters.errors import ConversionError
+from vp3d_engine.detectors.types import FrameDetections
+from vp3d_engine.tracking import build_tracks, track_person
+
+
+def _person(cx: float, cy: float, height: float, score: float = 0.9, seed: int = 0) -> np.ndarray:
+    """A COCO-17 stick figure centred at (cx, cy), ``height`` pixels tall."""
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform(-0.2, 0.2, size=(17, 2)) * height
+    xy[:, 1] = np.linspace(-0.5, 0.5, 17) * height
+    pts = np.concatenate([xy + [cx, cy], np.full((17, 1), score)], axis=1)
+    return pts
+
+
+def _frames(n: int, make) -> FrameDetections:  # type: ignore[no-untyped-def]
+    people = [np.stack(make(t)) if make(t) else np.zeros((0, 17, 3)) for t in range(n)]
+    return FrameDetections(people=people, image_size=(1280, 720), fps=30.0, timestamps=np.arange(n) / 30)
+
+
+def test_main_subject_is_the_large_confident_one_even_when_listed_second() -> None:
+    # A small bystander (listed first) and the main subject walking right.
+    dets = _frames(60, lambda t: [_person(100, 600, 120, 0.6), _person(300 + 5 * t, 360, 500)])
+    result = track_person(dets, (1280, 720), 30.0)
+    assert result.tracks_found == 2
+    assert np.allclose(result.keypoints.xy.mean(axis=1)[:, 0], 300 + 5 * np.arange(60), atol=60)
+    other = track_person(dets, (1280, 720), 30.0, person=1)
+    assert np.allclose(other.keypoints.xy.mean(axis=1)[:, 0], 100, atol=30)
+    with pytest.raises(ConversionError, match="only 2 people"):
+        track_person(dets, (1280, 720), 30.0, person=2)
+
+
+def test_order_swaps_between_frames_do_not_switch_identity() -> None:
+    a = lambda t: _person(300 + 4 * t, 360, 400, seed=1)  # noqa: E731
+    b = lambda t: _person(900 - 2 * t, 400, 300, seed=2)  # noqa: E731
+    dets = _frames(50, lambda t: [a(t), b(t)] if t % 2 else [b(t), a(t)])
+    result = track_person(dets, (1280, 720), 30.0)
+    x = result.keypoints.xy.mean(axis=1)[:, 0]
+    assert np.allclose(x, 300 + 4 * np.arange(50), atol=60)
+
+
+def test_dropped_and_reacquired_person_is_one_track_with_filled_gap() -> None:
+    def make(t: int) -> list[np.ndarray]:
+        return [] if 20 <= t < 26 else [_person(400 + 3 * t, 360, 400)]
+
+    dets = _frames(60, make)
+    tracks = build_tracks(dets)
+    assert len(tracks) == 1 and len(tracks[0]) == 54
+    result = track_person(dets, (1280, 720), 30.0)
+    assert result.frames_present == pytest.approx(54 / 60)
+    assert not result.keypoints.valid[20:26].any() and result.keypoints.valid[:20].all()
+    # The gap is interpolated along the walk, not frozen.
+    x = result.keypoints.xy.mean(axis=1)[:, 0]
+    assert np.allclose(x[20:26], x[0] + 3 * np.arange(20, 26), atol=1e-6)
+    assert result.joints_filled == pytest.approx(6 / 60)
+
+
+def test_low_confidence_joints_are_filled_and_flagged() -> None:
+    def make(t: int) -> list[np.ndarray]:
+        p = _person(600, 360, 400)
+        if t % 5 == 0:
+            p[9, 2] = 0.05  # left wrist unsure every fifth frame
+        return [p]
+
+    result = track_person(_frames(40, make), (1280, 720), 30.0)
+    assert (~result.keypoints.valid[:, 9]).sum() == 8
+    assert result.keypoints.valid[:, :9].all()
+
+
+def test_person_absent_from_most_frames_is_refused() -> None:
+    dets = _frames(100, lambda t: [_person(600, 360, 400)] if t < 30 else [])
+    with pytest.raises(ConversionError, match="missing from 70% of the frames"):
+        track_person(dets, (1280, 720), 30.0)
+    with pytest.raises(ConversionError, match="no person was detected"):
+        track_person(_frames(10, lambda t: []), (1280, 720), 30.0)

@@ -1,0 +1,122 @@
+"""``vp3d-convert``: video(s) to 3D joints files.
+
+    vp3d-convert clip.mp4                      # writes clip.npz next to the video
+    vp3d-convert videos/ --out results --json  # every video in a folder
+    vp3d-convert clip.mp4 --keypoints clip_openpose/   # 2D from another tool, no detection
+
+Exit status: 0 when every input converted, 2 when any failed (each failure is one line on stderr
+saying what to do; the other inputs still run), 1 for an unexpected error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from converters.errors import Vp3dError
+
+__all__ = ["main"]
+
+VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp",
+                  ".ts", ".mts"}
+
+
+def _inputs(paths: Sequence[str]) -> list[Path]:
+    out: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.suffix.lower() in VIDEO_SUFFIXES)
+            if not found:
+                raise SystemExit(f"vp3d-convert: error: no videos in folder {p} "
+                                 f"(looked for {', '.join(sorted(VIDEO_SUFFIXES))})")
+            out.extend(found)
+        else:
+            out.append(p)
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from vp3d_engine.detectors.registry import detector_names
+    from vp3d_engine.lifters.registry import lifter_names
+
+    p = argparse.ArgumentParser(prog="vp3d-convert", description="Video of a person to 3D joints.",
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("inputs", nargs="+", help="video files or folders of videos")
+    p.add_argument("--out", help="output folder (default: next to each video)")
+    p.add_argument("--npz", action="store_true", help="write NAME.npz (the default when no format is given)")
+    p.add_argument("--json", action="store_true", help="write NAME.json")
+    p.add_argument("--detector", default="mediapipe", choices=detector_names())
+    p.add_argument("--keypoints", help="2D keypoints from another tool (file or OpenPose folder): skip detection")
+    p.add_argument("--lifter", default="videopose3d", choices=lifter_names())
+    p.add_argument("--checkpoint", default="default", help="checkpoint name, folder, or original VideoPose3D .bin")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--start", type=float, help="seconds")
+    p.add_argument("--end", type=float, help="seconds")
+    p.add_argument("--stride", type=int, default=1, help="use every N-th frame")
+    p.add_argument("--person", type=int, default=0, help="0: the main subject; 1, 2...: the others by size")
+    p.add_argument("--no-flip", action="store_true", help="no test-time flip augmentation (faster)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--verbose", "-v", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from tqdm import tqdm
+
+    from vp3d_engine.outputs import write_json, write_npz
+    from vp3d_engine.pipeline import PipelineOptions, run_pipeline
+
+    if args.keypoints and len(args.inputs) > 1:
+        print("vp3d-convert: error: --keypoints goes with one video", file=sys.stderr)
+        return 2
+    opts = PipelineOptions(detector=args.detector, checkpoint=args.checkpoint, device=args.device,
+                           start=args.start, end=args.end, stride=args.stride, person=args.person,
+                           keypoints=Path(args.keypoints) if args.keypoints else None,
+                           flip=False if args.no_flip else None)
+    formats = [f for f in ("npz", "json") if getattr(args, f)] or ["npz"]
+    failures = 0
+    for video in _inputs(args.inputs):
+        out_dir = Path(args.out) if args.out else video.parent
+        bar = None
+        try:
+            total = None
+            if not args.keypoints:
+                from vp3d_engine.video import probe_video
+
+                duration = probe_video(video).duration_s or 0.0
+                total = round(min(args.end or duration, duration) - (args.start or 0), 1)
+            bar = tqdm(desc=video.name, total=total, unit="s", disable=args.quiet, leave=False,
+                       bar_format="{desc}: {n:.1f}/{total_fmt} s {bar} {elapsed}<{remaining}")
+
+            def progress(t: float, bar: tqdm = bar) -> None:
+                bar.update(t - (args.start or 0) - bar.n)
+
+            result = run_pipeline(video, opts, progress)
+            written = []
+            for fmt in formats:
+                target = out_dir / f"{video.stem}.{fmt}"
+                written.append(write_npz(result, target) if fmt == "npz" else write_json(result, target))
+            bar.close()
+            filled = result.track.joints_filled
+            print(f"{video}: {result.keypoints.num_frames} frames, person in {result.track.frames_present:.0%}, "
+                  f"{filled:.1%} of joints filled -> {', '.join(map(str, written))}")
+        except Vp3dError as exc:
+            if bar is not None:
+                bar.close()
+            failures += 1
+            if args.verbose:
+                logging.exception("conversion failed")
+            print(f"vp3d-convert: error: {video}: {exc}" if str(video) not in str(exc) else
+                  f"vp3d-convert: error: {exc}", file=sys.stderr)
+    return 2 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

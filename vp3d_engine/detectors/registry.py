@@ -1,0 +1,89 @@
+"""Registry of 2D detectors: name -> description and a factory imported on demand.
+
+A detector turns RGB frames into people: ``detect(images) -> list[(N,17,3)]`` (COCO-17 pixels and
+scores per person, see :class:`~vp3d_engine.detectors.types.FrameDetections`). Batches let a GPU
+backend work on several frames at once; the CPU backends take them one by one. ``device`` is
+``cpu`` or ``cuda``; a backend that cannot use the device asked for says so.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from converters.errors import ConfigurationError
+
+__all__ = ["Detector", "DetectorSpec", "create_detector", "detector_names", "detector_spec"]
+
+
+class Detector(Protocol):
+    """What every detector backend provides."""
+
+    name: str
+    batch_size: int
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """RGB ``(H,W,3) uint8`` frames, in order, to ``(N,17,3)`` arrays of (x, y, score)."""
+        ...
+
+    def extras(self) -> dict[str, Any]:
+        """Backend-specific per-frame outputs collected so far (e.g. 3D world landmarks)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    name: str
+    description: str
+    factory: str  # "module:callable", imported only when the detector is created
+    extra: str  # pip extra or package that provides the backend
+
+
+_DETECTORS: dict[str, DetectorSpec] = {}
+
+
+def register_detector(spec: DetectorSpec) -> DetectorSpec:
+    if spec.name in _DETECTORS:
+        raise ConfigurationError(f"detector {spec.name!r} is registered twice")
+    _DETECTORS[spec.name] = spec
+    return spec
+
+
+def detector_names() -> list[str]:
+    return list(_DETECTORS)
+
+
+def detector_spec(name: str) -> DetectorSpec:
+    try:
+        return _DETECTORS[name]
+    except KeyError:
+        raise ConfigurationError(f"unknown detector {name!r}; known: {', '.join(detector_names())}") from None
+
+
+def create_detector(name: str, device: str = "cpu", **options: Any) -> Detector:
+    spec = detector_spec(name)
+    module_name, _, attr = spec.factory.partition(":")
+    factory = getattr(importlib.import_module(module_name), attr)
+    detector: Detector = factory(device=device, **options)
+    return detector
+
+
+register_detector(DetectorSpec(
+    name="mediapipe",
+    description="MediaPipe BlazePose (model_complexity=1, bundled, CPU, offline); one person per frame",
+    factory="vp3d_engine.detectors.mediapipe_pose:MediaPipePose",
+    extra="mediapipe (installed by scripts/setup.sh)",
+))
+register_detector(DetectorSpec(
+    name="precomputed",
+    description="2D keypoints from a file written by another tool (use --keypoints FILE): VideoPose3D npz, "
+                "Detectron2 npz, COCO results JSON, OpenPose JSON folder, vp3d's own 2D file",
+    factory="vp3d_engine.detectors.files:precomputed_detector",
+    extra="none",
+))

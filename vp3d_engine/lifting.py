@@ -1,0 +1,61 @@
+"""Lift a person's 2D keypoints to 3D with a loaded checkpoint.
+
+The lifter was trained at the checkpoint's frame rate (``config.fps``), so the keypoints are
+resampled onto an even grid at that rate from their real timestamps (which also absorbs variable
+frame rates), normalised as the checkpoint says, lifted with edge padding (and flip averaging when
+the checkpoint asks for it), and the 3D result is resampled back to the original timestamps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from converters.errors import ConfigurationError
+from converters.joints import COCO17, H36M17
+from converters.types import Keypoints2D, Pose3D
+from vp3d_engine.checkpoints import LoadedLifter
+from vp3d_engine.lifters.inference import predict_sequence
+from vp3d_engine.normalization import normalize_keypoints
+
+__all__ = ["lift_keypoints", "resample_times"]
+
+
+def resample_times(values: np.ndarray, times: np.ndarray, new_times: np.ndarray) -> np.ndarray:
+    """Linear interpolation of ``values (T,...)`` given at ``times (T,)`` onto ``new_times``."""
+    if values.shape[0] == 1:
+        return np.repeat(values, len(new_times), axis=0)
+    flat = values.reshape(values.shape[0], -1)
+    out = np.stack([np.interp(new_times, times, flat[:, i]) for i in range(flat.shape[1])], axis=1)
+    return out.reshape((len(new_times), *values.shape[1:]))
+
+
+def lift_keypoints(kp: Keypoints2D, lifter: LoadedLifter, device: str = "cpu", flip: bool | None = None) -> Pose3D:
+    """3D joints in camera space (metres, root-relative) plus the root trajectory."""
+    cfg = lifter.config
+    if kp.format != cfg["input"]["joints"]:
+        raise ConfigurationError(f"checkpoint {lifter.path} expects {cfg['input']['joints']} keypoints, "
+                                 f"these are {kp.format}")
+    if kp.format != COCO17.name:
+        raise ConfigurationError("only COCO-17 input is supported by the video pipeline")
+    fps = float(cfg.get("fps", 30.0))
+    times = kp.timestamps - kp.timestamps[0]
+    grid = np.arange(0.0, times[-1] + 0.5 / fps, 1.0 / fps) if times[-1] > 0 else np.zeros(1)
+    xy = resample_times(kp.xy, times, grid)
+    w, h = kp.image_size
+    inputs = normalize_keypoints(xy, w, h, cfg["input"].get("normalization", "screen")).astype(np.float32)
+    use_flip = bool(cfg.get("test_time_flip", True)) if flip is None else flip
+    perm_in, perm_out = COCO17.flip_permutation(), H36M17.flip_permutation()
+    pose = predict_sequence(lifter.pose, inputs, flip=use_flip, flip_perm_in=perm_in, flip_perm_out=perm_out,
+                            device=device)
+    pose = pose - pose[:, :1]
+    traj = None
+    if lifter.trajectory is not None:
+        traj = predict_sequence(lifter.trajectory, inputs, flip=use_flip, flip_perm_in=perm_in,
+                                flip_perm_out=np.zeros(1, dtype=np.int64), device=device)[:, 0]
+        traj = resample_times(traj, grid, times)
+    joints = resample_times(pose, grid, times)
+    confidence = (kp.score * kp.valid).mean(axis=1)
+    return Pose3D(joints=joints, frame="camera", fps=kp.fps, timestamps=kp.timestamps.copy(),
+                  confidence=confidence, trajectory=traj,
+                  meta={"checkpoint": str(lifter.path), "lifter": cfg.get("lifter"), "flip": use_flip,
+                        "root_relative": True})

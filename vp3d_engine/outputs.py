@@ -1,0 +1,73 @@
+"""Files written by ``vp3d-convert``: NPZ and JSON, atomically (temporary file, then rename).
+
+NPZ arrays (VideoPose3D ``--viz-export`` in spirit, with names that say what they are):
+``keypoints_2d (T,17,2)`` pixels, ``scores (T,17)``, ``valid (T,17)`` (false where filled in),
+``joints_3d (T,17,3)`` camera space metres (root-relative pose plus trajectory, or root-relative
+when the checkpoint has no trajectory model), ``joints_3d_root_relative (T,17,3)``,
+``trajectory (T,3)``, ``timestamps (T,)`` seconds, and ``meta``: a JSON string with fps, image
+size, joint names (``joint_names_2d``, ``joint_names_3d``), checkpoint, detector and figures.
+The JSON file holds the same data as lists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from converters.joints import H36M17, joint_set
+from converters.types import atomic_save_npz
+from vp3d_engine.pipeline import PipelineResult
+
+__all__ = ["result_arrays", "write_json", "write_npz"]
+
+
+def result_arrays(result: PipelineResult) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    kp, pose = result.keypoints, result.pose
+    traj = pose.trajectory if pose.trajectory is not None else np.zeros((pose.num_frames, 3))
+    arrays = {
+        "keypoints_2d": kp.xy.astype(np.float32),
+        "scores": kp.score.astype(np.float32),
+        "valid": kp.valid,
+        "joints_3d": (pose.joints + traj[:, None]).astype(np.float32),
+        "joints_3d_root_relative": pose.joints.astype(np.float32),
+        "trajectory": traj.astype(np.float32),
+        "timestamps": kp.timestamps.astype(np.float64),
+    }
+    meta = {
+        "format_name": "vp3d-result", "version": 1, "source": result.source, "fps": kp.fps,
+        "image_size": list(kp.image_size), "camera_frame": "x right, y down, z forward; metres",
+        "has_trajectory": pose.trajectory is not None,
+        "joint_names_2d": list(joint_set(kp.format).names), "joint_names_3d": list(H36M17.names),
+        "frames_with_person": result.track.frames_present, "joints_filled": result.track.joints_filled,
+        "tracks_found": result.track.tracks_found, **pose.meta,
+        "decode": None if result.decode is None else {
+            "frames": result.decode.yielded, "damaged_packets": result.decode.damaged_packets},
+    }
+    return arrays, meta
+
+
+def write_npz(result: PipelineResult, path: Path) -> Path:
+    arrays, meta = result_arrays(result)
+    return atomic_save_npz(path, **arrays, meta=np.array(json.dumps(meta)))
+
+
+def write_json(result: PipelineResult, path: Path) -> Path:
+    arrays, meta = result_arrays(result)
+    data = {"meta": meta, **{k: np.round(v, 5).tolist() if v.dtype.kind == "f" else v.tolist()
+                             for k, v in arrays.items()}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, separators=(",", ":"))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,172 @@
+"""The video pipeline: decode, detect, track, lift; one function, typed results.
+
+Decoding runs on a background thread (PyAV releases the GIL) so it hides behind detection. The
+lifter's device is chosen once (``auto`` takes CUDA when torch sees a GPU).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from converters.errors import ConversionError, InputFileError
+from converters.types import Keypoints2D, Pose3D
+from vp3d_engine.detectors.types import FrameDetections
+from vp3d_engine.tracking import TrackResult, track_person
+from vp3d_engine.video import DecodeReport, Frame, VideoInfo, iter_frames, probe_video
+
+__all__ = ["PipelineOptions", "PipelineResult", "run_pipeline"]
+
+log = logging.getLogger(__name__)
+MIN_FRAMES = 8
+
+
+@dataclass
+class PipelineOptions:
+    detector: str = "mediapipe"
+    checkpoint: str = "default"
+    device: str = "auto"
+    start: float | None = None
+    end: float | None = None
+    stride: int = 1
+    person: int = 0
+    keypoints: Path | None = None  # 2D keypoints from a file: skips decoding and detection
+    flip: bool | None = None  # None: as the checkpoint says
+
+
+@dataclass
+class PipelineResult:
+    source: str
+    keypoints: Keypoints2D
+    pose: Pose3D
+    track: TrackResult
+    info: VideoInfo | None = None
+    decode: DecodeReport | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _pick_device(name: str) -> str:
+    from vp3d_engine.training.train import pick_device
+
+    return str(pick_device(name))
+
+
+def _frames_in_background(path: Path, opts: PipelineOptions, report: DecodeReport) -> Iterator[Frame]:
+    q: queue.Queue[Frame | BaseException | None] = queue.Queue(maxsize=16)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for frame in iter_frames(path, opts.start, opts.end, opts.stride, report):
+                while not stop.is_set():
+                    try:
+                        q.put(frame, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(None)
+        except BaseException as exc:  # handed to the consumer
+            q.put(exc)
+
+    thread = threading.Thread(target=produce, daemon=True, name="vp3d-decode")
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def detect_video(path: Path, opts: PipelineOptions, info: VideoInfo, report: DecodeReport,
+                 progress: Callable[[float], None] | None = None) -> tuple[FrameDetections, dict[str, Any]]:
+    from vp3d_engine.detectors.registry import create_detector
+
+    detector = create_detector(opts.detector, device="cpu" if opts.device == "auto" else opts.device)
+    people: list[np.ndarray] = []
+    times: list[float] = []
+    batch: list[Frame] = []
+    try:
+        def flush() -> None:
+            people.extend(detector.detect([f.image for f in batch]))
+            times.extend(f.time for f in batch)
+            if progress is not None:
+                progress(batch[-1].time)
+            batch.clear()
+
+        for frame in _frames_in_background(path, opts, report):
+            batch.append(frame)
+            if len(batch) >= detector.batch_size:
+                flush()
+        if batch:
+            flush()
+        extras = detector.extras()
+    finally:
+        detector.close()
+    dets = FrameDetections(people=people, image_size=(info.width, info.height), fps=info.fps / opts.stride,
+                           timestamps=np.asarray(times), source=str(path))
+    return dets, extras
+
+
+def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
+                 progress: Callable[[float], None] | None = None) -> PipelineResult:
+    """Video (or, with ``opts.keypoints``, a keypoint file) to 2D keypoints and camera-space 3D."""
+    from vp3d_engine.checkpoints import load_checkpoint
+    from vp3d_engine.lifting import lift_keypoints
+
+    opts = opts or PipelineOptions()
+    path = Path(source)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    device = _pick_device(opts.device)
+    lifter = load_checkpoint(opts.checkpoint, device=device)
+    timings["load_s"] = time.perf_counter() - t0
+    info = report = None
+    if opts.keypoints is not None:
+        from vp3d_engine.detectors.files import read_keypoints_file
+
+        dets = read_keypoints_file(opts.keypoints)
+        size = dets.image_size
+        if size is None:
+            if not path.is_file():
+                raise InputFileError(f"{opts.keypoints} does not record the image size; give the video too")
+            info = probe_video(path)
+            size = (info.width, info.height)
+        fps = dets.fps or (info.fps if info else 30.0)
+    else:
+        info = probe_video(path)
+        report = DecodeReport()
+        t1 = time.perf_counter()
+        dets, _ = detect_video(path, opts, info, report, progress)
+        timings["decode_detect_s"] = time.perf_counter() - t1
+        size, fps = (info.width, info.height), info.fps / opts.stride
+    if dets.num_frames < MIN_FRAMES:
+        raise InputFileError(f"{source}: only {dets.num_frames} frames; vp3d needs at least {MIN_FRAMES} "
+                             "(about a third of a second) to estimate motion")
+    t2 = time.perf_counter()
+    track = track_person(dets, size, fps, person=opts.person)
+    if report is not None and report.damaged:
+        log.warning("%s: the video is damaged; %d packets could not be decoded, %d frames were",
+                    source, report.damaged_packets, report.yielded)
+    pose = lift_keypoints(track.keypoints, lifter, device=device, flip=opts.flip)
+    timings["track_lift_s"] = time.perf_counter() - t2
+    timings["total_s"] = time.perf_counter() - t0
+    if not np.isfinite(pose.joints).all():
+        raise ConversionError(f"{source}: the lifter produced non-finite joints")
+    return PipelineResult(source=str(source), keypoints=track.keypoints, pose=pose, track=track, info=info,
+                          decode=report, timings=timings)
