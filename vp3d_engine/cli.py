@@ -92,12 +92,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    from vp3d_engine.lifters.registry import lifter_names
+    from vp3d_engine.lifters.registry import lifter_names, lifter_spec
 
     p = sub.add_parser("train", help="train the pose and trajectory lifters on BVH motion capture")
     p.add_argument("--data", nargs="+", required=True, help="folders or files of .bvh takes")
     p.add_argument("--out", required=True, help="checkpoint folder to write (e.g. checkpoints/NAME)")
-    p.add_argument("--lifter", default="videopose3d", choices=lifter_names())
+    p.add_argument("--lifter", default="videopose3d",
+                   choices=[n for n in lifter_names() if lifter_spec(n).kind == "checkpoint"])
     p.add_argument("--filter-widths", type=int, nargs="+", help="e.g. 3 3 3 3 3 (243 frames)")
     p.add_argument("--channels", type=int)
     p.add_argument("--trajectory-channels", type=int, help="0 trains no trajectory model")
@@ -178,8 +179,12 @@ def _cmd_weights_list(args: argparse.Namespace) -> int:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from vp3d_engine.checkpoints import CONFIG_NAME, checkpoint_search_path
+    from vp3d_engine.detectors.registry import detector_names, detector_spec
     from vp3d_engine.lifters.registry import lifter_names, lifter_spec
 
+    print("detectors:")
+    for name in detector_names():
+        print(f"  {name:14s} {detector_spec(name).description}")
     print("lifters:")
     for name in lifter_names():
         print(f"  {name:14s} {lifter_spec(name).description}")
@@ -219,7 +224,7 @@ def _add_weights(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_list(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("list", help="list lifters and installed checkpoints")
+    p = sub.add_parser("list", help="list detectors, lifters and installed checkpoints")
     p.set_defaults(func=_cmd_list)
 
 

@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.keypoints and len(args.inputs) > 1:
         print("vp3d-convert: error: --keypoints goes with one video", file=sys.stderr)
         return 2
-    opts = PipelineOptions(detector=args.detector, checkpoint=args.checkpoint, device=args.device,
+    opts = PipelineOptions(detector=args.detector, lifter=args.lifter, checkpoint=args.checkpoint, device=args.device,
                            start=args.start, end=args.end, stride=args.stride, person=args.person,
                            keypoints=Path(args.keypoints) if args.keypoints else None,
                            flip=False if args.no_flip else None)

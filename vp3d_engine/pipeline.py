@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from converters.errors import ConversionError, InputFileError
+from converters.errors import ConfigurationError, ConversionError, InputFileError
 from converters.types import Keypoints2D, Pose3D
 from vp3d_engine.detectors.types import FrameDetections
 from vp3d_engine.tracking import TrackResult, track_person
@@ -32,6 +32,7 @@ MIN_FRAMES = 8
 @dataclass
 class PipelineOptions:
     detector: str = "mediapipe"
+    lifter: str = "videopose3d"
     checkpoint: str = "default"
     device: str = "auto"
     start: float | None = None
@@ -126,7 +127,8 @@ def detect_video(path: Path, opts: PipelineOptions, info: VideoInfo, report: Dec
 def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
                  progress: Callable[[float], None] | None = None) -> PipelineResult:
     """Video (or, with ``opts.keypoints``, a keypoint file) to 2D keypoints and camera-space 3D."""
-    from vp3d_engine.checkpoints import load_checkpoint
+    from vp3d_engine.checkpoints import LoadedLifter, load_checkpoint
+    from vp3d_engine.lifters.registry import lifter_spec
     from vp3d_engine.lifting import lift_keypoints
 
     opts = opts or PipelineOptions()
@@ -134,8 +136,16 @@ def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     device = _pick_device(opts.device)
-    lifter = load_checkpoint(opts.checkpoint, device=device)
+    spec = lifter_spec(opts.lifter)
+    lifter: LoadedLifter | None = None
+    if spec.kind == "detector":
+        if opts.keypoints is not None or opts.detector != "mediapipe" or opts.person != 0:
+            raise ConfigurationError(f"--lifter {opts.lifter} takes its 3D from the mediapipe detector: use "
+                                     "--detector mediapipe, no --keypoints, no --person")
+    else:
+        lifter = load_checkpoint(opts.checkpoint, device=device)
     timings["load_s"] = time.perf_counter() - t0
+    extras: dict[str, Any] = {}
     info = report = None
     if opts.keypoints is not None:
         from vp3d_engine.detectors.files import read_keypoints_file
@@ -152,7 +162,7 @@ def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
         info = probe_video(path)
         report = DecodeReport()
         t1 = time.perf_counter()
-        dets, _ = detect_video(path, opts, info, report, progress)
+        dets, extras = detect_video(path, opts, info, report, progress)
         timings["decode_detect_s"] = time.perf_counter() - t1
         size, fps = (info.width, info.height), info.fps / opts.stride
     if dets.num_frames < MIN_FRAMES:
@@ -163,7 +173,12 @@ def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
     if report is not None and report.damaged:
         log.warning("%s: the video is damaged; %d packets could not be decoded, %d frames were",
                     source, report.damaged_packets, report.yielded)
-    pose = lift_keypoints(track.keypoints, lifter, device=device, flip=opts.flip)
+    if lifter is None:
+        from vp3d_engine.lifters.blazepose_world import blazepose_world_pose
+
+        pose = blazepose_world_pose(extras["blazepose_world"], track.keypoints.timestamps, track.keypoints.fps)
+    else:
+        pose = lift_keypoints(track.keypoints, lifter, device=device, flip=opts.flip)
     timings["track_lift_s"] = time.perf_counter() - t2
     timings["total_s"] = time.perf_counter() - t0
     if not np.isfinite(pose.joints).all():

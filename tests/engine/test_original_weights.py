@@ -117,6 +117,7 @@ def test_convert_and_list_commands(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["list"]) == 0
     listing = capsys.readouterr().out
     assert "videopose3d" in listing and "vp3d-original" in listing and "27 frames" in listing
+    assert "mediapipe" in listing and "precomputed" in listing
     unsafe = tmp_path / "unsafe.bin"
     write_original_bin(unsafe, [3, 3], 8, extra={"args": argparse.Namespace(x=1)})
     assert main(["weights", "convert", str(unsafe), "--out", str(tmp_path / "u")]) == 2

@@ -25,6 +25,9 @@ class LifterSpec:
     name: str
     description: str
     architecture: dict[str, Any] = field(default_factory=dict)
+    #: "checkpoint": a temporal model loaded from --checkpoint; "detector": 3D that comes with
+    #: the 2D detector's own output (no checkpoint)
+    kind: str = "checkpoint"
 
 
 _LIFTERS: dict[str, LifterSpec] = {}
@@ -77,4 +80,9 @@ register_lifter(LifterSpec(
     name="test",
     description="tiny temporal CNN (9 frames, 16 channels) for fast tests",
     architecture={"filter_widths": [3, 3], "channels": 16, "dropout": 0.0, "causal": False, "dense": False},
+))
+register_lifter(LifterSpec(
+    name="blazepose-world",
+    description="MediaPipe BlazePose's own 3D world landmarks (with --detector mediapipe), for comparison",
+    kind="detector",
 ))

@@ -78,6 +78,8 @@ def pick_device(name: str) -> torch.device:
 
 def _config(opts: TrainOptions) -> dict[str, Any]:
     spec = lifter_spec(opts.lifter)
+    if spec.kind != "checkpoint":
+        raise ConfigurationError(f"lifter {opts.lifter!r} has nothing to train; train videopose3d or test")
     arch = dict(spec.architecture)
     if opts.filter_widths:
         arch["filter_widths"] = list(opts.filter_widths)
