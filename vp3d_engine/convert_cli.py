@@ -105,8 +105,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 written.append(write_npz(result, target) if fmt == "npz" else write_json(result, target))
             bar.close()
             filled = result.track.joints_filled
+            damage = ""
+            if result.decode is not None and result.decode.damaged:
+                damage = (f" (video damaged: {result.decode.damaged_packets} packets could not be decoded; "
+                          "the frames after them are missing)")
             print(f"{video}: {result.keypoints.num_frames} frames, person in {result.track.frames_present:.0%}, "
-                  f"{filled:.1%} of joints filled -> {', '.join(map(str, written))}")
+                  f"{filled:.1%} of joints filled{damage} -> {', '.join(map(str, written))}")
         except Vp3dError as exc:
             if bar is not None:
                 bar.close()

@@ -108,3 +108,31 @@ def test_blazepose_world_lifter_gives_a_comparable_pose(taiji: PipelineResult, s
     assert metrics.p_mpjpe(other.pose.joints, taiji.pose.joints) < 0.12  # measured 0.082 on this clip
     thigh = np.linalg.norm(other.pose.joints[:, 1] - other.pose.joints[:, 2], axis=-1)
     assert 0.25 < np.median(thigh) < 0.6
+
+
+def test_truncated_videos(shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import av
+
+    src = shared_data / "videos" / "dance_ball_480p.mp4"
+    data = src.read_bytes()
+    # This mp4 keeps its index at the end: cut short, nothing can be read, and the user is told.
+    cut_mp4 = tmp_path / "cut.mp4"
+    cut_mp4.write_bytes(data[: len(data) * 2 // 5])
+    assert main([str(cut_mp4), "--out", str(tmp_path), "--quiet"]) == 2
+    assert "is the file complete" in capsys.readouterr().err
+    # A streamable container (the same packets remuxed to Matroska) cut short: the frames that are
+    # there are converted.
+    mkv = tmp_path / "ball.mkv"
+    with av.open(str(src)) as inp, av.open(str(mkv), "w") as out:
+        stream = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    cut_mkv = tmp_path / "cut.mkv"
+    cut_mkv.write_bytes(mkv.read_bytes()[: mkv.stat().st_size * 2 // 5])
+    assert main([str(cut_mkv), "--out", str(tmp_path), "--quiet"]) == 0
+    assert "cut.mkv: " in capsys.readouterr().out
+    with np.load(tmp_path / "cut.npz", allow_pickle=False) as npz:
+        frames = npz["joints_3d"].shape[0]
+    assert 60 < frames < 338
