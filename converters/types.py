@@ -10,8 +10,6 @@ by :func:`load_keypoints` / :func:`load_pose3d` without torch.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from converters.errors import InputFileError
+from converters.fileio import atomic_write
 from converters.joints import joint_set
 
 __all__ = ["Keypoints2D", "Pose3D", "atomic_save_npz", "load_keypoints", "load_pose3d"]
@@ -119,18 +118,7 @@ class Pose3D:
 
 def atomic_save_npz(path: str | Path, **arrays: np.ndarray) -> Path:
     """``np.savez_compressed`` to a temporary file in the same folder, then rename."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".npz", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
 
 
 def _open_npz(path: str | Path, kind: str) -> tuple[Any, dict[str, Any]]:

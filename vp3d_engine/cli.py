@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import shlex
 import sys
 from collections.abc import Callable, Sequence
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from converters.errors import Vp3dError
+from converters.fileio import atomic_write
 
 __all__ = ["main"]
 
@@ -26,11 +26,7 @@ log = logging.getLogger("vp3d")
 
 def _write_json(path: str, data: dict[str, Any]) -> None:
     """Write JSON atomically (temporary file, then rename)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, target)
+    atomic_write(path, lambda f: f.write(json.dumps(data, indent=2) + "\n"), binary=False)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

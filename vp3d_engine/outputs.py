@@ -12,13 +12,12 @@ The JSON file holds the same data as lists.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from converters.fileio import atomic_write
 from converters.joints import H36M17, joint_set
 from converters.types import atomic_save_npz
 from vp3d_engine.pipeline import PipelineResult
@@ -60,14 +59,4 @@ def write_json(result: PipelineResult, path: Path) -> Path:
     arrays, meta = result_arrays(result)
     data = {"meta": meta, **{k: np.round(v, 5).tolist() if v.dtype.kind == "f" else v.tolist()
                              for k, v in arrays.items()}}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, separators=(",", ":"))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda f: json.dump(data, f, separators=(",", ":")), binary=False)
