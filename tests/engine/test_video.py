@@ -135,3 +135,12 @@ def test_truncated_file_decodes_what_is_there(tmp_path: Path) -> None:
     frames = list(iter_frames(cut, report=report))
     assert 10 < len(frames) < 90
     assert report.yielded == len(frames)
+
+
+def test_odd_frame_sizes_decode_at_their_true_size(tmp_path: Path) -> None:
+    path = tmp_path / "odd.mkv"
+    write_video(path, frames=5, size=(161, 121), codec="ffv1")
+    info = probe_video(path)
+    frames = list(iter_frames(path))
+    assert (info.width, info.height) == (161, 121)
+    assert len(frames) == 5 and frames[0].image.shape == (121, 161, 3)
