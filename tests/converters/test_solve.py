@@ -1,0 +1,121 @@
+"""Rotation solving onto the h36m rig: exact round trips, stable twist, continuous quaternions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from converters.bvh import read_bvh
+from converters.joints import H36M17
+from converters.motion import (
+    Motion,
+    continuous_quaternions,
+    forward_kinematics,
+    matrices_to_quaternions,
+    quaternions_to_matrices,
+)
+from converters.skeleton_maps import mocap_joints
+from converters.solve import h36m_rig, solve_h36m
+
+I = {n: i for i, n in enumerate(H36M17.names)}  # noqa: E741
+
+
+def _rest_joints() -> np.ndarray:
+    """A plausible T-pose to build rigs from (one frame)."""
+    rig_src = np.zeros((1, 17, 3))
+    pos = {"pelvis": (0, 1, 0), "right_hip": (-0.1, 0.98, 0), "right_knee": (-0.1, 0.55, 0.02),
+           "right_ankle": (-0.1, 0.1, 0), "left_hip": (0.1, 0.98, 0), "left_knee": (0.1, 0.55, 0.02),
+           "left_ankle": (0.1, 0.1, 0), "spine": (0, 1.23, 0), "thorax": (0, 1.48, 0), "neck_nose": (0, 1.6, 0.05),
+           "head_top": (0, 1.72, 0), "left_shoulder": (0.17, 1.47, 0), "left_elbow": (0.45, 1.47, 0),
+           "left_wrist": (0.7, 1.47, 0), "right_shoulder": (-0.17, 1.47, 0), "right_elbow": (-0.45, 1.47, 0),
+           "right_wrist": (-0.7, 1.47, 0)}
+    for n, p in pos.items():
+        rig_src[0, I[n]] = p
+    return rig_src
+
+
+def test_rigid_skeleton_round_trips_exactly() -> None:
+    rng = np.random.default_rng(0)
+    rig = h36m_rig(_rest_joints())
+    t = 300
+    rots = Rotation.from_rotvec(rng.normal(scale=0.6, size=(t * 17, 3))).as_quat(scalar_first=True)
+    motion = Motion(rig=rig, rotations=rots.reshape(t, 17, 4), root_translation=rng.normal(size=(t, 3)), fps=30)
+    joints, _ = forward_kinematics(motion)
+    solved = solve_h36m(joints, 30.0, rig=rig)
+    again, _ = forward_kinematics(solved)
+    assert np.abs(again - joints).max() < 1e-9  # far under the 1 mm requirement
+    assert solved.rig.preset == "h36m" and solved.fps == 30.0
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("take", ["bandai-namco-1/dataset-1_dash_normal_001.bvh", "cmu/02_01.bvh"])
+def test_real_motion_round_trips_up_to_bone_length_normalisation(shared_data: Path, take: str) -> None:
+    joints = mocap_joints(read_bvh(shared_data / "mocap" / take)).h36m
+    solved = solve_h36m(joints, 30.0)
+    again, _ = forward_kinematics(solved)
+    err = np.linalg.norm(again - joints, axis=-1)
+    assert err.mean() < 0.01, err.mean(0)  # bones made constant and left/right symmetric
+    # Every bone points where it pointed: the rotations carry the motion exactly.
+    parents = list(H36M17.parents[1:])
+    a = again[:, 1:] - again[:, parents]
+    b = joints[:, 1:] - joints[:, parents]
+    cos = (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+    angle = np.degrees(np.arccos(np.clip(cos, -1, 1)))
+    assert angle[:, [i - 1 for i in range(1, 17) if H36M17.names[i] not in ("left_hip", "right_hip",
+                                                                            "left_shoulder", "right_shoulder")]].max() < 1e-4
+    # Bones are constant in the solved motion: that is the only change made.
+    bones = np.linalg.norm(again[:, 1:] - again[:, list(H36M17.parents[1:])], axis=-1)
+    assert bones.std(axis=0).max() < 1e-9
+    # The rest pose is a T-pose: Y up, arms level along +-X, left on +X.
+    rest = solved.rig.rest_offsets
+    assert rest[I["left_elbow"], 0] > 0.2 and abs(rest[I["left_elbow"], 1]) < 1e-12
+    assert rest[I["right_elbow"], 0] < -0.2 and rest[I["spine"], 1] > 0.1 and rest[I["left_knee"], 1] < -0.3
+
+
+def _angles_between(q: np.ndarray) -> np.ndarray:
+    """Rotation angle between consecutive quaternions, (T-1,) degrees."""
+    dot = np.clip(np.abs((q[1:] * q[:-1]).sum(-1)), 0, 1)
+    return np.degrees(2 * np.arccos(dot))
+
+
+def test_straight_limbs_do_not_spin_and_bent_limbs_take_twist_from_the_hinge() -> None:
+    base = _rest_joints()[0]
+    t = 120
+    joints = np.repeat(base[None], t, axis=0)
+    # The left arm swings straight down and up (never bends); the left knee bends 0 -> 60 -> 0 degrees.
+    phase = np.sin(np.linspace(0, 2 * np.pi, t))
+    for k in range(t):
+        r = Rotation.from_euler("z", -80 * (1 + phase[k]) / 2, degrees=True)
+        for n in ("left_elbow", "left_wrist"):
+            joints[k, I[n]] = base[I["left_shoulder"]] + r.apply(base[I[n]] - base[I["left_shoulder"]])
+        bend = Rotation.from_euler("x", 60 * max(phase[k], 0), degrees=True)
+        shin = base[I["left_ankle"]] - base[I["left_knee"]]
+        joints[k, I["left_ankle"]] = joints[k, I["left_knee"]] + bend.apply(shin)
+    motion = solve_h36m(joints, 30.0)
+    again, world = forward_kinematics(motion)
+    assert np.abs(again - joints).max() < 1e-3
+    for name in ("left_shoulder", "left_elbow", "left_hip", "left_knee"):
+        steps = _angles_between(motion.rotations[:, I[name]])
+        assert steps.max() < 5.0, (name, steps.max())  # smooth input, smooth rotations: no flips
+    # The bent knee's hinge axis is the leg's sideways (world X) axis while it bends.
+    bent = phase > 0.5
+    assert np.allclose(world[bent, I["left_knee"]][:, :, 0], [1.0, 0.0, 0.0], atol=1e-6)
+
+
+def test_quaternions_are_continuous_and_conversions_exact() -> None:
+    rots = Rotation.random(2000, random_state=3)
+    q = matrices_to_quaternions(rots.as_matrix())
+    ref = rots.as_quat(scalar_first=True)
+    ref[ref[:, 0] < 0] *= -1
+    assert np.abs(q - ref).max() < 1e-12
+    assert np.abs(quaternions_to_matrices(q) - rots.as_matrix()).max() < 1e-12
+    axes = np.array([[1, -1, 0], [0, 1, -1], [1, 0, 0], [1, 1, 1]], dtype=float)
+    half_turns = Rotation.from_rotvec(np.pi * axes / np.linalg.norm(axes, axis=1, keepdims=True)).as_matrix()
+    assert np.abs(quaternions_to_matrices(matrices_to_quaternions(half_turns)) - half_turns).max() < 1e-12
+    # A slow spin through 360 degrees: w changes sign on the way; continuity keeps neighbours close.
+    spin = Rotation.from_euler("y", np.linspace(0, 720, 200)[:, None], degrees=True).as_matrix()
+    smooth = continuous_quaternions(matrices_to_quaternions(spin)[:, None])[:, 0]
+    assert ((smooth[1:] * smooth[:-1]).sum(-1) > 0.99).all()
