@@ -10,8 +10,9 @@ in the rest pose: ``R_world = F_observed @ F_rest^T`` with ``F = [a, b', a x b']
 - thigh and shin: the knee's hinge axis ``thigh x shin``; upper arm and forearm: the elbow's
   ``upper x fore``. So a limb's twist comes from the plane it bends in and cannot spin about
   its own axis between frames. As a limb straightens the hinge fades (by the sine of the bend,
-  full weight from 20 degrees) into the parent's matching axis, and it is kept on the natural
-  side (knees bend back, elbows forward), so straight or slightly over-extended limbs never flip.
+  full weight from 20 degrees) into the rest hinge carried along by the limb's swing from its
+  rest direction, and it is kept on that axis's side (knees bend back, elbows forward), so
+  straight, hanging or slightly over-extended limbs never flip.
 
 Leaf joints (ankles, wrists, head top) keep their parent's orientation. Rest offsets come from
 the sequence: median bone lengths, left and right averaged; hips and shoulders where they are seen
@@ -91,6 +92,25 @@ def h36m_rig(joints: np.ndarray) -> Rig:
                rest_offsets=np.array([offsets[n] for n in H36M17.names], dtype=np.float64), preset="h36m")
 
 
+def _swing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Smallest rotations ``(T,3,3)`` turning unit vectors ``a`` into ``b`` (Rodrigues)."""
+    v = np.cross(a, b)
+    c = (a * b).sum(-1)[..., None, None]
+    vx = np.zeros((*v.shape[:-1], 3, 3))
+    vx[..., 0, 1], vx[..., 0, 2], vx[..., 1, 2] = -v[..., 2], v[..., 1], -v[..., 0]
+    vx[..., 1, 0], vx[..., 2, 0], vx[..., 2, 1] = v[..., 2], -v[..., 1], v[..., 0]
+    return np.eye(3) + vx + vx @ vx / np.maximum(1 + c, 1e-6)
+
+
+def _carried_hinge(parent_world: np.ndarray, rest_dir: np.ndarray, rest_hinge: np.ndarray,
+                   bone: np.ndarray) -> np.ndarray:
+    """The rest hinge axis carried along by the limb's swing from its rest direction (in the
+    parent's frame) to ``bone``: always perpendicular to the bone, so it decides the bending side
+    reliably even where a fixed parent axis would lie along the limb (an arm hanging down)."""
+    rest_world = parent_world @ rest_dir
+    return np.einsum("tab,tb->ta", _swing(rest_world, _unit(bone)), parent_world @ rest_hinge)
+
+
 def _hinge(upper: np.ndarray, lower: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     """Hinge axis of a two-bone limb, blended into ``fallback`` as the limb straightens."""
     n = np.cross(upper, lower) / np.maximum(
@@ -119,14 +139,15 @@ def solve_h36m(joints: np.ndarray, fps: float, rig: Rig | None = None) -> Motion
     for side in ("left", "right"):
         thigh = j[f"{side}_knee"] - j[f"{side}_hip"]
         shin = j[f"{side}_ankle"] - j[f"{side}_knee"]
-        hinge = _hinge(thigh, shin, world[:, _I["pelvis"]] @ _X)  # knees bend about the left axis
+        # Knees bend about the leg's left axis.
+        hinge = _hinge(thigh, shin, _carried_hinge(world[:, _I["pelvis"]], -_Y, _X, thigh))
         set_world(f"{side}_hip", thigh, hinge, -_Y, _X)
         set_world(f"{side}_knee", shin, hinge, -_Y, _X)
         arm_axis = _X if side == "left" else -_X
         elbow_rest = -_Y if side == "left" else _Y  # forearm bending forward from a T-pose
         upper = j[f"{side}_elbow"] - j[f"{side}_shoulder"]
         fore = j[f"{side}_wrist"] - j[f"{side}_elbow"]
-        hinge = _hinge(upper, fore, world[:, _I["thorax"]] @ elbow_rest)
+        hinge = _hinge(upper, fore, _carried_hinge(world[:, _I["thorax"]], arm_axis, elbow_rest, upper))
         set_world(f"{side}_shoulder", upper, hinge, arm_axis, elbow_rest)
         set_world(f"{side}_elbow", fore, hinge, arm_axis, elbow_rest)
     for leaf, parent in (("left_ankle", "left_knee"), ("right_ankle", "right_knee"), ("left_wrist", "left_elbow"),

@@ -120,3 +120,23 @@ def test_quaternions_are_continuous_and_conversions_exact() -> None:
     spin = Rotation.from_euler("y", np.linspace(0, 720, 200)[:, None], degrees=True).as_matrix()
     smooth = continuous_quaternions(matrices_to_quaternions(spin)[:, None])[:, 0]
     assert ((smooth[1:] * smooth[:-1]).sum(-1) > 0.99).all()
+
+
+def test_hanging_arms_near_straight_never_flip() -> None:
+    # Arms hang down (far from the T-pose), elbows wobble between straight and a slight bend,
+    # with detector-like noise: the case where a fixed parent axis lies along the arm.
+    base = _rest_joints()[0]
+    rng = np.random.default_rng(5)
+    t = 200
+    joints = np.repeat(base[None], t, axis=0)
+    for k in range(t):
+        bend = 8 * (1 + np.sin(k / 7))  # 0-16 degrees
+        for side, sign in (("left", 1.0), ("right", -1.0)):
+            sh = base[I[f"{side}_shoulder"]]
+            joints[k, I[f"{side}_elbow"]] = sh + [0.0, -0.28, 0.0]
+            fore = Rotation.from_euler("x", -bend, degrees=True).apply([0.0, -0.25, 0.0])
+            joints[k, I[f"{side}_wrist"]] = joints[k, I[f"{side}_elbow"]] + fore
+    joints += rng.normal(scale=0.003, size=joints.shape)
+    motion = solve_h36m(joints, 30.0)
+    for name in ("left_shoulder", "left_elbow", "right_shoulder", "right_elbow"):
+        assert _angles_between(motion.rotations[:, I[name]]).max() < 20.0, name

@@ -1,0 +1,53 @@
+"""BVH writing: what the project's reader reads back moves exactly like the Motion written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from converters.bvh import forward_kinematics as bvh_fk
+from converters.bvh import read_bvh
+from converters.bvh_writer import write_bvh
+from converters.errors import ConversionError
+from converters.motion import forward_kinematics
+from converters.skeleton_maps import mocap_joints
+from converters.solve import solve_h36m
+
+
+@pytest.fixture(scope="module")
+def motion(shared_data: Path):  # type: ignore[no-untyped-def]
+    joints = mocap_joints(read_bvh(shared_data / "mocap" / "cmu" / "02_01.bvh")).h36m
+    return solve_h36m(joints, 120.0)
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize(("units", "scale"), [("cm", 100.0), ("m", 1.0)])
+@pytest.mark.parametrize("order", ["ZXY", "XYZ"])
+def test_written_bvh_reproduces_the_motion(motion, tmp_path: Path, units: str, scale: float,  # type: ignore[no-untyped-def]
+                                           order: str) -> None:
+    path = write_bvh(motion, tmp_path / "walk.bvh", units=units, order=order)
+    bvh = read_bvh(path)
+    assert bvh.names == motion.rig.names and bvh.num_frames == motion.num_frames
+    assert bvh.fps == pytest.approx(120.0, rel=1e-6)
+    assert bvh.channels[0][:3] == ("Xposition", "Yposition", "Zposition")
+    assert all(c == tuple(f"{a}rotation" for a in order) for c in bvh.channels[1:])
+    read_positions, _ = bvh_fk(bvh, scale=1.0 / scale)
+    expected, _ = forward_kinematics(motion)
+    assert np.abs(read_positions - expected).max() < 1e-4  # 0.1 mm: six decimals of text
+    # Upright: head above pelvis above ankles in every frame.
+    names = list(bvh.names)
+    y = read_positions[..., 1]
+    assert (y[:, names.index("head_top")] > y[:, names.index("pelvis")]).all()
+    assert (y[:, names.index("pelvis")] > y[:, names.index("left_ankle")]).all()
+    # No channel jumps by a full turn between frames.
+    assert np.abs(np.diff(bvh.motion[:, 3:], axis=0)).max() < 90
+
+
+def test_bad_options_are_refused(tmp_path: Path, motion) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConversionError, match="units"):
+        write_bvh(motion, tmp_path / "x.bvh", units="inch")
+    with pytest.raises(ConversionError, match="Euler order"):
+        write_bvh(motion, tmp_path / "x.bvh", order="XXY")
+    assert list(tmp_path.iterdir()) == []
