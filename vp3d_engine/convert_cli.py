@@ -39,16 +39,29 @@ def _inputs(paths: Sequence[str]) -> list[Path]:
     return out
 
 
+def _reexport(path: Path, out_dir: Path, formats: list[str], units: str) -> list[Path]:
+    """Write other formats from an existing result .npz (no detection, no lifting)."""
+    from converters.errors import ConfigurationError
+    from vp3d_engine.outputs import load_result_npz, write_bvh_result
+
+    if formats != ["bvh"]:
+        raise ConfigurationError(f"{path}: from a result .npz only --bvh can be written")
+    return [write_bvh_result(load_result_npz(path), out_dir / f"{path.stem}.bvh", units)]
+
+
 def build_parser() -> argparse.ArgumentParser:
     from vp3d_engine.detectors.registry import detector_names
     from vp3d_engine.lifters.registry import lifter_names
 
     p = argparse.ArgumentParser(prog="vp3d-convert", description="Video of a person to 3D joints.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    p.add_argument("inputs", nargs="+", help="video files or folders of videos")
+    p.add_argument("inputs", nargs="+", help="video files, folders of videos, or vp3d-convert .npz results")
     p.add_argument("--out", help="output folder (default: next to each video)")
     p.add_argument("--npz", action="store_true", help="write NAME.npz (the default when no format is given)")
     p.add_argument("--json", action="store_true", help="write NAME.json")
+    p.add_argument("--bvh", action="store_true",
+                   help="write NAME.bvh: Y up, centimetres, rotations on the h36m rig (also from a result .npz)")
+    p.add_argument("--bvh-units", default="cm", choices=["cm", "m"])
     p.add_argument("--detector", default="mediapipe", choices=detector_names())
     p.add_argument("--keypoints", help="2D keypoints from another tool (file or OpenPose folder): skip detection")
     p.add_argument("--lifter", default="videopose3d", choices=lifter_names())
@@ -70,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     from tqdm import tqdm
 
-    from vp3d_engine.outputs import write_json, write_npz
+    from vp3d_engine.outputs import write_bvh_result, write_json, write_npz
     from vp3d_engine.pipeline import PipelineOptions, run_pipeline
 
     if args.keypoints and len(args.inputs) > 1:
@@ -80,11 +93,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                            start=args.start, end=args.end, stride=args.stride, person=args.person,
                            keypoints=Path(args.keypoints) if args.keypoints else None,
                            flip=False if args.no_flip else None)
-    formats = [f for f in ("npz", "json") if getattr(args, f)] or ["npz"]
+    formats = [f for f in ("npz", "json", "bvh") if getattr(args, f)] or ["npz"]
     failures = 0
     for video in _inputs(args.inputs):
         out_dir = Path(args.out) if args.out else video.parent
         bar = None
+        if video.suffix.lower() == ".npz" and not args.keypoints:
+            try:
+                written = _reexport(video, out_dir, formats, args.bvh_units)
+                print(f"{video}: -> {', '.join(map(str, written))}")
+            except Vp3dError as exc:
+                failures += 1
+                print(f"vp3d-convert: error: {exc}", file=sys.stderr)
+            continue
         try:
             total = None
             if not args.keypoints:
@@ -102,7 +123,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             written = []
             for fmt in formats:
                 target = out_dir / f"{video.stem}.{fmt}"
-                written.append(write_npz(result, target) if fmt == "npz" else write_json(result, target))
+                if fmt == "npz":
+                    written.append(write_npz(result, target))
+                elif fmt == "json":
+                    written.append(write_json(result, target))
+                else:
+                    written.append(write_bvh_result(result.pose, target, args.bvh_units))
             bar.close()
             filled = result.track.joints_filled
             damage = ""

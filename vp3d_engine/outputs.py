@@ -17,12 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from converters.errors import InputFileError
 from converters.fileio import atomic_write
 from converters.joints import H36M17, joint_set
-from converters.types import atomic_save_npz
+from converters.types import Pose3D, atomic_save_npz
 from vp3d_engine.pipeline import PipelineResult
 
-__all__ = ["result_arrays", "write_json", "write_npz"]
+__all__ = ["load_result_npz", "result_arrays", "write_bvh_result", "write_json", "write_npz"]
 
 
 def result_arrays(result: PipelineResult) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -60,3 +61,34 @@ def write_json(result: PipelineResult, path: Path) -> Path:
     data = {"meta": meta, **{k: np.round(v, 5).tolist() if v.dtype.kind == "f" else v.tolist()
                              for k, v in arrays.items()}}
     return atomic_write(path, lambda f: json.dump(data, f, separators=(",", ":")), binary=False)
+
+
+def load_result_npz(path: Path) -> Pose3D:
+    """The camera-space pose stored in a ``vp3d-convert`` NPZ (to re-export without detection)."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            meta = json.loads(str(npz["meta"]))
+            if meta.get("format_name") != "vp3d-result":
+                raise InputFileError(f"{path}: not a vp3d-convert result (format {meta.get('format_name')!r})")
+            traj = npz["trajectory"].astype(np.float64) if meta.get("has_trajectory") else None
+            return Pose3D(joints=npz["joints_3d_root_relative"].astype(np.float64), frame="camera",
+                          fps=float(meta["fps"]), timestamps=npz["timestamps"].astype(np.float64),
+                          confidence=np.ones(len(npz["timestamps"])), trajectory=traj,
+                          meta={"source": meta.get("source", str(path))})
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputFileError(f"{path}: not a readable vp3d-convert .npz ({exc})") from None
+
+
+def write_bvh_result(pose: Pose3D, path: Path, units: str = "cm") -> Path:
+    """World frame, rotations on the h36m rig, BVH at the clip's frame rate (real timestamps are
+    resampled to an even grid, as BVH has one frame time)."""
+    from converters.bvh_writer import write_bvh
+    from converters.solve import solve_h36m
+    from converters.world import camera_to_world
+    from vp3d_engine.lifting import resample_times
+
+    world = camera_to_world(pose)
+    times = pose.timestamps - pose.timestamps[0]
+    grid = np.arange(0.0, times[-1] + 0.5 / pose.fps, 1.0 / pose.fps)
+    motion = solve_h36m(resample_times(world, times, grid), pose.fps)
+    return write_bvh(motion, path, units=units)

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from converters.bvh import forward_kinematics as bvh_fk
+from converters.bvh import read_bvh
 from converters.joints import COCO17, H36M17
 from vp3d_engine.convert_cli import main
 from vp3d_engine.pipeline import PipelineOptions, PipelineResult, run_pipeline
@@ -64,11 +66,11 @@ def test_convert_command_writes_files_and_reports_bad_inputs(shared_data: Path, 
     shutil.copy(shared_data / "videos" / "dance_ball_480p.mp4", videos / "ball.mp4")
     (videos / "broken.mp4").write_bytes(b"\x00" * 4096)
     out = tmp_path / "out"
-    code = main([str(videos), "--out", str(out), "--npz", "--json", "--end", "3", "--quiet"])
+    code = main([str(videos), "--out", str(out), "--npz", "--json", "--bvh", "--end", "3", "--quiet"])
     assert code == 2  # one input failed, the other was converted
     err = capsys.readouterr().err
     assert "broken.mp4" in err and "not a video" in err and "Traceback" not in err
-    assert sorted(p.name for p in out.iterdir()) == ["ball.json", "ball.npz"]
+    assert sorted(p.name for p in out.iterdir()) == ["ball.bvh", "ball.json", "ball.npz"]
     with np.load(out / "ball.npz", allow_pickle=False) as npz:
         meta = json.loads(str(npz["meta"]))
         assert npz["joints_3d"].shape == (npz["keypoints_2d"].shape[0], 17, 3)
@@ -76,6 +78,16 @@ def test_convert_command_writes_files_and_reports_bad_inputs(shared_data: Path, 
         assert np.isfinite(npz["joints_3d"]).all() and npz["valid"].dtype == bool
     data = json.loads((out / "ball.json").read_text())
     assert len(data["joints_3d"]) == len(data["timestamps"]) == data["meta"]["decode"]["frames"]
+    # The BVH stands upright (Y up, cm), plays at the video's rate, and is re-made from the npz alone.
+    bvh = read_bvh(out / "ball.bvh")
+    assert bvh.fps == pytest.approx(25.05, abs=0.05) and abs(bvh.num_frames - len(data["timestamps"])) <= 1
+    pos, _ = bvh_fk(bvh, scale=0.01)
+    names = list(bvh.names)
+    assert (pos[:, names.index("head_top"), 1] > pos[:, names.index("left_ankle"), 1] + 1.0).mean() > 0.95
+    (out / "ball.bvh").unlink()
+    assert main([str(out / "ball.npz"), "--bvh", "--out", str(out)]) == 0
+    assert read_bvh(out / "ball.bvh").num_frames == bvh.num_frames
+    assert main([str(out / "ball.npz"), "--json", "--out", str(out)]) == 2
 
 
 def test_keypoints_from_another_tool_skip_detection(taiji: PipelineResult, shared_data: Path,

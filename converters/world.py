@@ -1,0 +1,70 @@
+"""From camera space to the world frame animators expect (numpy only).
+
+Camera space is x right, y down, z forward (metres). World space is right-handed, Y up, the floor
+at y = 0, the subject facing +Z at frame 0. Steps:
+
+1. Absolute camera-space joints: root-relative pose plus the trajectory (or the pose alone, pinned
+   at the origin, when there is no trajectory).
+2. Up: the camera may look down or be tilted, so "up" is taken from the body, not the camera: the
+   median over the clip of the ankles-to-head direction (people stand or walk far more than they
+   lie down). The clip is rotated so that direction becomes +Y.
+3. Facing: a turn about Y so that at frame 0 the hips face +Z (their left on +X).
+4. Floor: the lowest ankle, taken as the 2nd percentile over the clip (robust to a few bad frames),
+   is put ``ankle_height`` above y = 0; the root starts above the origin in X and Z.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from converters.joints import H36M17
+from converters.types import Pose3D
+
+__all__ = ["ANKLE_HEIGHT_M", "camera_to_world"]
+
+ANKLE_HEIGHT_M = 0.08
+_I = {n: i for i, n in enumerate(H36M17.names)}
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The smallest rotation turning unit vector ``a`` into unit vector ``b``."""
+    v = np.cross(a, b)
+    c = float(np.dot(a, b))
+    if c < -1 + 1e-9:  # opposite: half a turn about any perpendicular axis
+        axis = _unit(np.cross(a, [1.0, 0.0, 0.0] if abs(a[0]) < 0.9 else [0.0, 1.0, 0.0]))
+        return 2 * np.outer(axis, axis) - np.eye(3)
+    vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    return np.eye(3) + vx + vx @ vx / (1 + c)
+
+
+def camera_to_world(pose: Pose3D, ankle_height: float = ANKLE_HEIGHT_M) -> np.ndarray:
+    """World-space joints ``(T,17,3)`` (Y up, floor at 0, facing +Z at frame 0) from a camera-space
+    :class:`Pose3D`."""
+    if pose.frame == "world":
+        return pose.joints.copy()
+    joints = pose.joints + (pose.trajectory[:, None] if pose.trajectory is not None else 0.0)
+    # Camera (x right, y down, z forward) to a Y-up frame: a half turn about x.
+    joints = joints * np.array([1.0, -1.0, -1.0])
+    feet = 0.5 * (joints[:, _I["left_ankle"]] + joints[:, _I["right_ankle"]])
+    up = _unit(np.median(_unit_rows(joints[:, _I["head_top"]] - feet), axis=0))
+    joints = joints @ _rotation_between(up, np.array([0.0, 1.0, 0.0])).T
+    left = joints[0, _I["left_hip"]] - joints[0, _I["right_hip"]]
+    facing = np.cross(left, [0.0, 1.0, 0.0])
+    facing[1] = 0.0
+    if np.linalg.norm(facing) > 1e-9:
+        facing = _unit(facing)
+        yaw = np.arctan2(facing[0], facing[2])  # angle from +Z towards +X
+        c, s = np.cos(-yaw), np.sin(-yaw)
+        joints = joints @ np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]]).T
+    lowest = np.percentile(np.minimum(joints[:, _I["left_ankle"], 1], joints[:, _I["right_ankle"], 1]), 2)
+    joints[..., 1] += ankle_height - lowest
+    joints[..., [0, 2]] -= joints[0, _I["pelvis"], [0, 2]]
+    return joints
+
+
+def _unit_rows(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)

@@ -1,0 +1,42 @@
+"""Camera space to the Y-up world frame."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from converters.bvh import read_bvh
+from converters.joints import H36M17
+from converters.skeleton_maps import mocap_joints
+from converters.types import Pose3D
+from converters.world import camera_to_world
+
+I = {n: i for i, n in enumerate(H36M17.names)}  # noqa: E741
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize(("pitch", "yaw"), [(0.0, 0.0), (25.0, 130.0), (-8.0, -60.0)])
+def test_world_frame_is_upright_on_the_floor_and_facing_z(shared_data: Path, pitch: float, yaw: float) -> None:
+    world = mocap_joints(read_bvh(shared_data / "mocap" / "bandai-namco-1" / "dataset-1_walk_normal_001.bvh")).h36m
+    # Film it: a camera 4 m away, turned by yaw, looking down by pitch (camera y down, z forward).
+    to_cam = Rotation.from_euler("xy", [pitch, yaw], degrees=True).as_matrix() @ np.diag([1.0, -1.0, -1.0])
+    cam = (world - world[0, 0] + [0.0, 0.0, -4.0]) @ to_cam.T
+    pose = Pose3D(joints=cam - cam[:, :1], frame="camera", fps=30.0, timestamps=np.arange(len(cam)) / 30,
+                  confidence=np.ones(len(cam)), trajectory=cam[:, 0])
+    out = camera_to_world(pose)
+    # Heights above the pelvis survive (up found from the body to within a few degrees).
+    rel_true = world[..., 1] - world[:, :1, 1]
+    rel_out = out[..., 1] - out[:, :1, 1]
+    assert np.abs(rel_out - rel_true).mean() < 0.02
+    # Feet on the floor, facing +Z with the left hip on +X at frame 0, root above the origin.
+    lowest = np.minimum(out[:, I["left_ankle"], 1], out[:, I["right_ankle"], 1])
+    assert np.percentile(lowest, 2) == pytest.approx(0.08, abs=1e-9)
+    left = out[0, I["left_hip"]] - out[0, I["right_hip"]]
+    assert left[0] > 0.1 and abs(left[2]) < 0.02
+    assert np.allclose(out[0, 0, [0, 2]], 0.0)
+    # The walk itself is kept: distance covered and bone lengths unchanged.
+    assert np.linalg.norm(out[-1, 0] - out[0, 0]) == pytest.approx(np.linalg.norm(world[-1, 0] - world[0, 0]),
+                                                                   rel=1e-6)
