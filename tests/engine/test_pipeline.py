@@ -148,3 +148,16 @@ def test_truncated_videos(shared_data: Path, tmp_path: Path, capsys: pytest.Capt
     with np.load(tmp_path / "cut.npz", allow_pickle=False) as npz:
         frames = npz["joints_3d"].shape[0]
     assert 60 < frames < 338
+
+
+def test_an_original_videopose3d_bin_lifts_the_same_keypoints(taiji: PipelineResult, tmp_path: Path) -> None:
+    from test_original_weights import write_original_bin  # the released file layout, random weights
+
+    from vp3d_engine.checkpoints import load_checkpoint
+    from vp3d_engine.lifting import lift_keypoints
+
+    path = tmp_path / "pretrained_h36m_detectron_coco.bin"
+    write_original_bin(path, [3, 3, 3], 16)  # random weights in the released layout
+    pose = lift_keypoints(taiji.keypoints, load_checkpoint(path))
+    assert pose.joints.shape == taiji.pose.joints.shape and np.isfinite(pose.joints).all()
+    assert pose.trajectory is not None and pose.meta["checkpoint"].endswith(".bin")
