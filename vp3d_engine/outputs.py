@@ -21,9 +21,11 @@ from converters.errors import InputFileError
 from converters.fileio import atomic_write
 from converters.joints import H36M17, joint_set
 from converters.types import Pose3D, atomic_save_npz
+from vp3d_engine.detectors.types import FrameDetections
 from vp3d_engine.pipeline import PipelineResult
 
-__all__ = ["load_result_npz", "result_arrays", "write_bvh_result", "write_json", "write_npz"]
+__all__ = ["load_result_npz", "read_result_keypoints", "result_arrays", "write_bvh_result", "write_json",
+           "write_npz"]
 
 
 def result_arrays(result: PipelineResult) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -77,6 +79,22 @@ def load_result_npz(path: Path) -> Pose3D:
                           meta={"source": meta.get("source", str(path))})
     except (OSError, ValueError, KeyError) as exc:
         raise InputFileError(f"{path}: not a readable vp3d-convert .npz ({exc})") from None
+
+
+def read_result_keypoints(path: Path) -> FrameDetections:
+    """The 2D keypoints of a ``vp3d-convert`` NPZ as detections (to lift them again with another
+    checkpoint); filled-in joints come back with score 0 so tracking fills them again."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            meta = json.loads(str(npz["meta"]))
+            xy, valid = npz["keypoints_2d"].astype(np.float64), npz["valid"].astype(bool)
+            score = np.where(valid, npz["scores"], 0.0)
+            times = npz["timestamps"].astype(np.float64)
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputFileError(f"{path}: not a readable vp3d-convert .npz ({exc})") from None
+    people = [np.concatenate([xy[t], score[t][:, None]], axis=-1)[None] for t in range(xy.shape[0])]
+    return FrameDetections(people=people, image_size=(int(meta["image_size"][0]), int(meta["image_size"][1])),
+                           fps=float(meta["fps"]), timestamps=times, source=str(path))
 
 
 def write_bvh_result(pose: Pose3D, path: Path, units: str = "cm") -> Path:

@@ -88,6 +88,11 @@ def test_convert_command_writes_files_and_reports_bad_inputs(shared_data: Path, 
     assert main([str(out / "ball.npz"), "--bvh", "--out", str(out)]) == 0
     assert read_bvh(out / "ball.bvh").num_frames == bvh.num_frames
     assert main([str(out / "ball.npz"), "--json", "--out", str(out)]) == 2
+    # Its 2D can be lifted again (here with the same checkpoint: the same 3D) without detection.
+    again = tmp_path / "again"
+    assert main([str(videos / "ball.mp4"), "--keypoints", str(out / "ball.npz"), "--out", str(again), "--quiet"]) == 0
+    with np.load(out / "ball.npz") as first, np.load(again / "ball.npz") as second:
+        assert np.abs(first["joints_3d"] - second["joints_3d"]).max() < 1e-3
 
 
 def test_keypoints_from_another_tool_skip_detection(taiji: PipelineResult, shared_data: Path,

@@ -392,6 +392,10 @@ def read_keypoints_file(path: str | Path, video: str | None = None) -> FrameDete
             return read_detectron_npz(p)
         if "xy" in keys and "meta" in keys:
             return read_vp3d_keypoints(p)
+        if "keypoints_2d" in keys and "meta" in keys:
+            from vp3d_engine.outputs import read_result_keypoints
+
+            return read_result_keypoints(p)
         raise InputFileError(f"{p}: unrecognised .npz (it holds {', '.join(keys) or 'nothing'}); expected "
                              f"one of: {_SUPPORTED}")
     raise InputFileError(f"{p}: unsupported file type {suffix or '(none)'!r}; expected {_SUPPORTED}")
