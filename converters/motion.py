@@ -33,26 +33,35 @@ def matrices_to_quaternions(m: np.ndarray) -> np.ndarray:
     """Rotation matrices ``(..., 3, 3)`` to ``(..., 4)`` wxyz with ``w >= 0`` (not yet
     sign-continuous over time; see :func:`continuous_quaternions`). Shepperd's method: the
     largest of the four components is found from the diagonal and the others from off-diagonal
-    sums, which stays exact for rotations by 180 degrees."""
-    m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
+    sums, which stays exact for rotations by 180 degrees. The common case (``w`` largest) is
+    computed for all matrices at once, the other three only where they are needed."""
+    shape = m.shape[:-2]
+    m = m.reshape(-1, 3, 3)
+    m00, m11, m22 = m[:, 0, 0], m[:, 1, 1], m[:, 2, 2]
     trace = m00 + m11 + m22
-    pick = np.argmax(np.stack([trace, m00, m11, m22], axis=-1), axis=-1)
-    cand = np.empty((4, *m.shape[:-2], 4))
+    q = np.empty((m.shape[0], 4))
     s = np.sqrt(np.maximum(1 + trace, 1e-12)) * 2  # = 4w
-    cand[0] = np.stack([s / 4, (m[..., 2, 1] - m[..., 1, 2]) / s, (m[..., 0, 2] - m[..., 2, 0]) / s,
-                        (m[..., 1, 0] - m[..., 0, 1]) / s], axis=-1)
-    s = np.sqrt(np.maximum(1 + m00 - m11 - m22, 1e-12)) * 2  # = 4x
-    cand[1] = np.stack([(m[..., 2, 1] - m[..., 1, 2]) / s, s / 4, (m[..., 0, 1] + m[..., 1, 0]) / s,
-                        (m[..., 0, 2] + m[..., 2, 0]) / s], axis=-1)
-    s = np.sqrt(np.maximum(1 - m00 + m11 - m22, 1e-12)) * 2  # = 4y
-    cand[2] = np.stack([(m[..., 0, 2] - m[..., 2, 0]) / s, (m[..., 0, 1] + m[..., 1, 0]) / s, s / 4,
-                        (m[..., 1, 2] + m[..., 2, 1]) / s], axis=-1)
-    s = np.sqrt(np.maximum(1 - m00 - m11 + m22, 1e-12)) * 2  # = 4z
-    cand[3] = np.stack([(m[..., 1, 0] - m[..., 0, 1]) / s, (m[..., 0, 2] + m[..., 2, 0]) / s,
-                        (m[..., 1, 2] + m[..., 2, 1]) / s, s / 4], axis=-1)
-    q = np.take_along_axis(cand, pick[None, ..., None], axis=0)[0]
-    q = np.where(q[..., :1] < 0, -q, q)
-    return q / np.linalg.norm(q, axis=-1, keepdims=True)
+    q[:, 0] = s / 4
+    q[:, 1] = (m[:, 2, 1] - m[:, 1, 2]) / s
+    q[:, 2] = (m[:, 0, 2] - m[:, 2, 0]) / s
+    q[:, 3] = (m[:, 1, 0] - m[:, 0, 1]) / s
+    diag = np.stack([m00, m11, m22], axis=-1)
+    other = np.flatnonzero(diag.max(axis=-1) > trace)
+    if other.size:
+        mo = m[other]
+        k = np.argmax(diag[other], axis=-1)
+        i, j, l = k, (k + 1) % 3, (k + 2) % 3  # noqa: E741
+        r = np.arange(other.size)
+        s = np.sqrt(np.maximum(1 + mo[r, i, i] - mo[r, j, j] - mo[r, l, l], 1e-12)) * 2  # = 4 * q_i
+        qo = np.empty((other.size, 4))
+        qo[:, 0] = (mo[r, l, j] - mo[r, j, l]) / s
+        qo[r, 1 + i] = s / 4
+        qo[r, 1 + j] = (mo[r, j, i] + mo[r, i, j]) / s
+        qo[r, 1 + l] = (mo[r, l, i] + mo[r, i, l]) / s
+        q[other] = qo
+    q = np.where(q[:, :1] < 0, -q, q)
+    q /= np.linalg.norm(q, axis=-1, keepdims=True)
+    return q.reshape((*shape, 4))
 
 
 def continuous_quaternions(q: np.ndarray) -> np.ndarray:
