@@ -90,9 +90,9 @@ def motion_to_bvh_text(motion: Motion, units: str = "cm", order: str = "ZXY") ->
             out.write(f"{pad}\tEnd Site\n{pad}\t{{\n{pad}\t\tOFFSET {vec(_tip(motion, k))}\n{pad}\t}}\n")
         out.write(f"{pad}}}\n")
 
-    for name in " ".join(rig.names).split():
-        if any(ch.isspace() for ch in name):
-            raise ConversionError(f"joint name {name!r} contains whitespace; BVH cannot store it")
+    for name in rig.names:
+        if not name or any(ch.isspace() for ch in name):
+            raise ConversionError(f"joint name {name!r} is empty or contains whitespace; BVH cannot store it")
     write_joint(0, 0)
     # Channel values in the order the hierarchy lists joints (depth first).
     order_of_joints: list[int] = []

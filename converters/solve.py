@@ -11,8 +11,10 @@ in the rest pose: ``R_world = F_observed @ F_rest^T`` with ``F = [a, b', a x b']
   ``upper x fore``. So a limb's twist comes from the plane it bends in and cannot spin about
   its own axis between frames. As a limb straightens the hinge fades (by the sine of the bend,
   full weight from 20 degrees) into the rest hinge carried along by the limb's swing from its
-  rest direction, and it is kept on that axis's side (knees bend back, elbows forward), so
-  straight, hanging or slightly over-extended limbs never flip.
+  rest direction; below 20 degrees the bending plane is kept on that axis's side (knees bend back,
+  elbows forward), so straight, hanging or slightly over-extended limbs never flip, while a clear
+  bend always uses the true hinge (so a twisted upper limb is solved as twisted, not as a
+  backwards-bent joint).
 
 Leaf joints (ankles, wrists, head top) keep their parent's orientation. Rest offsets come from
 the sequence: median bone lengths, left and right averaged; hips and shoulders where they are seen
@@ -117,7 +119,11 @@ def _hinge(upper: np.ndarray, lower: np.ndarray, fallback: np.ndarray) -> np.nda
         np.linalg.norm(upper, axis=-1, keepdims=True) * np.linalg.norm(lower, axis=-1, keepdims=True), 1e-12)
     sine = np.linalg.norm(n, axis=-1, keepdims=True)
     n = _unit(n)
-    n = np.where((n * fallback).sum(-1, keepdims=True) < 0, -n, n)  # keep the natural bending side
+    # A clear bend gives the true hinge (knees and elbows bend one way only), whatever the rest
+    # reference says: the upper limb may be twisted far from it (arms held up like goalposts).
+    # Only a nearly straight limb, whose bending plane is noise, is put on the reference's side.
+    near_straight = sine < _FULL_HINGE_SINE
+    n = np.where(near_straight & ((n * fallback).sum(-1, keepdims=True) < 0), -n, n)
     w = np.clip(sine / _FULL_HINGE_SINE, 0.0, 1.0)
     return _unit(w * n + (1 - w) * fallback)
 

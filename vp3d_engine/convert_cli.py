@@ -94,8 +94,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                            keypoints=Path(args.keypoints) if args.keypoints else None,
                            flip=False if args.no_flip else None)
     formats = [f for f in ("npz", "json", "bvh") if getattr(args, f)] or ["npz"]
+    inputs = _inputs(args.inputs)
+    targets: dict[Path, Path] = {}
+    for video in inputs:
+        key = (Path(args.out) if args.out else video.parent) / video.stem
+        if key in targets:
+            print(f"vp3d-convert: error: {targets[key]} and {video} would write the same {key}.*; "
+                  "rename one or convert them into different --out folders", file=sys.stderr)
+            return 2
+        targets[key] = video
     failures = 0
-    for video in _inputs(args.inputs):
+    for video in inputs:
         out_dir = Path(args.out) if args.out else video.parent
         bar = None
         if video.suffix.lower() == ".npz" and not args.keypoints:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from converters.errors import ConfigurationError
+from converters.errors import ConfigurationError, ConversionError
 from converters.joints import COCO17, H36M17
 from converters.types import Keypoints2D, Pose3D
 from vp3d_engine.checkpoints import LoadedLifter
@@ -39,6 +39,11 @@ def lift_keypoints(kp: Keypoints2D, lifter: LoadedLifter, device: str = "cpu", f
         raise ConfigurationError("only COCO-17 input is supported by the video pipeline")
     fps = float(cfg.get("fps", 30.0))
     times = kp.timestamps - kp.timestamps[0]
+    gaps = np.diff(times)
+    if gaps.size and (gaps.max() > 10.0 or gaps.min() <= 0):
+        where = int(np.argmax(gaps)) if gaps.max() > 10.0 else int(np.argmin(gaps))
+        raise ConversionError(f"the timestamps jump by {gaps[where]:.1f} s after frame {where} (joined or broken "
+                              "clip); convert the parts separately with --start/--end")
     grid = np.arange(0.0, times[-1] + 0.5 / fps, 1.0 / fps) if times[-1] > 0 else np.zeros(1)
     xy = resample_times(kp.xy, times, grid)
     w, h = kp.image_size

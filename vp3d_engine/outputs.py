@@ -12,6 +12,8 @@ The JSON file holds the same data as lists.
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +79,7 @@ def load_result_npz(path: Path) -> Pose3D:
                           fps=float(meta["fps"]), timestamps=npz["timestamps"].astype(np.float64),
                           confidence=np.ones(len(npz["timestamps"])), trajectory=traj,
                           meta={"source": meta.get("source", str(path))})
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise InputFileError(f"{path}: not a readable vp3d-convert .npz ({exc})") from None
 
 
@@ -90,7 +92,7 @@ def read_result_keypoints(path: Path) -> FrameDetections:
             xy, valid = npz["keypoints_2d"].astype(np.float64), npz["valid"].astype(bool)
             score = np.where(valid, npz["scores"], 0.0)
             times = npz["timestamps"].astype(np.float64)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise InputFileError(f"{path}: not a readable vp3d-convert .npz ({exc})") from None
     people = [np.concatenate([xy[t], score[t][:, None]], axis=-1)[None] for t in range(xy.shape[0])]
     return FrameDetections(people=people, image_size=(int(meta["image_size"][0]), int(meta["image_size"][1])),

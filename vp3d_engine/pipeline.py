@@ -6,11 +6,12 @@ lifter's device is chosen once (``auto`` takes CUDA when torch sees a GPU).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,24 +61,28 @@ def _pick_device(name: str) -> str:
     return str(pick_device(name))
 
 
-def _frames_in_background(path: Path, opts: PipelineOptions, report: DecodeReport) -> Iterator[Frame]:
+def _frames_in_background(path: Path, opts: PipelineOptions, report: DecodeReport) -> Generator[Frame, None, None]:
     q: queue.Queue[Frame | BaseException | None] = queue.Queue(maxsize=16)
     stop = threading.Event()
+
+    def put(item: Frame | BaseException | None) -> bool:
+        """Wait for room, unless the consumer has gone; False when it has."""
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def produce() -> None:
         try:
             for frame in iter_frames(path, opts.start, opts.end, opts.stride, report):
-                while not stop.is_set():
-                    try:
-                        q.put(frame, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(frame):
                     return
-            q.put(None)
+            put(None)
         except BaseException as exc:  # handed to the consumer
-            q.put(exc)
+            put(exc)
 
     thread = threading.Thread(target=produce, daemon=True, name="vp3d-decode")
     thread.start()
@@ -91,6 +96,11 @@ def _frames_in_background(path: Path, opts: PipelineOptions, report: DecodeRepor
             yield item
     finally:
         stop.set()
+        while True:  # free the frames still queued
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                break
         thread.join(timeout=5)
 
 
@@ -110,10 +120,11 @@ def detect_video(path: Path, opts: PipelineOptions, info: VideoInfo, report: Dec
                 progress(batch[-1].time)
             batch.clear()
 
-        for frame in _frames_in_background(path, opts, report):
-            batch.append(frame)
-            if len(batch) >= detector.batch_size:
-                flush()
+        with contextlib.closing(_frames_in_background(path, opts, report)) as frames:
+            for frame in frames:
+                batch.append(frame)
+                if len(batch) >= detector.batch_size:
+                    flush()
         if batch:
             flush()
         extras = detector.extras()
@@ -150,6 +161,9 @@ def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
     if opts.keypoints is not None:
         from vp3d_engine.detectors.files import read_keypoints_file
 
+        if opts.start is not None or opts.end is not None or opts.stride != 1:
+            raise ConfigurationError("--start/--end/--stride select video frames to detect; with --keypoints "
+                                     "the frames come from the file: trim it instead")
         dets = read_keypoints_file(opts.keypoints)
         size = dets.image_size
         if size is None:

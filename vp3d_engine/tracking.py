@@ -20,6 +20,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from converters.errors import ConversionError
+from converters.joints import joint_set
 from converters.types import Keypoints2D
 from vp3d_engine.detectors.types import FrameDetections
 
@@ -131,6 +132,26 @@ def _fill(values: np.ndarray, valid: np.ndarray, times: np.ndarray) -> np.ndarra
     return out
 
 
+_FIRST_BODY_JOINT = 5  # COCO-17: 0-4 are the face (nose, eyes, ears), 5-16 the body
+# Face points relative to the shoulders' midpoint, in shoulder widths (x along the shoulders from
+# the person's right to left, y up): used only for points the detector never saw (a person seen
+# from behind), and flagged as filled.
+_FACE_FROM_SHOULDERS = {0: (0.0, 0.55), 1: (0.12, 0.65), 2: (-0.12, 0.65), 3: (0.3, 0.6), 4: (-0.3, 0.6)}
+
+
+def _place_unseen_face(xy: np.ndarray, never: np.ndarray) -> np.ndarray:
+    out = xy.copy()
+    left, right = out[:, 5], out[:, 6]
+    mid = 0.5 * (left + right)
+    across = left - right  # image vector from the person's right shoulder to the left one
+    up = np.stack([across[:, 1], -across[:, 0]], axis=-1)  # perpendicular, pointing up in the image
+    up = np.where((up[:, 1:2] > 0), -up, up)
+    for k in np.flatnonzero(never):
+        a, b = _FACE_FROM_SHOULDERS[int(k)]
+        out[:, k] = mid + a * across + b * up
+    return out
+
+
 def track_person(dets: FrameDetections, image_size: tuple[int, int], fps: float, person: int = 0,
                  min_score: float = 0.3, min_presence: float = 0.5) -> TrackResult:
     """Pick one person (``person=0``: the main subject) and return clean, gap-filled keypoints."""
@@ -159,10 +180,13 @@ def track_person(dets: FrameDetections, image_size: tuple[int, int], fps: float,
     times = dets.timestamps if dets.timestamps is not None else np.arange(t) / fps
     valid = present[:, None] & (raw[:, :, 2] >= min_score)
     never = ~valid.any(axis=0)
-    if never.any():
-        raise ConversionError(f"joints {np.flatnonzero(never).tolist()} are never seen with confidence; "
-                              "is the whole body in view?")
+    body_never = [k for k in np.flatnonzero(never) if k >= _FIRST_BODY_JOINT]
+    if body_never:
+        names = ", ".join(joint_set(dets.format).names[k] for k in body_never)
+        raise ConversionError(f"{names} never seen with confidence; is the whole body in view?")
     xy = _fill(raw[:, :, :2], valid, times)
+    if never.any():
+        xy = _place_unseen_face(xy, never)
     kp = Keypoints2D(xy=xy, score=np.where(present[:, None], raw[:, :, 2], 0.0), valid=valid, format=dets.format,
                      image_size=image_size, fps=fps, timestamps=times.astype(np.float64),
                      meta={"tracks_found": len(tracks), "person": person})

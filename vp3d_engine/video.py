@@ -132,7 +132,7 @@ def probe_video(path: str | Path) -> VideoInfo:
         if first is None:
             raise InputFileError(f"{path}: the video stream has no frames")
         rotation = _rotation_of(stream, first)
-        w, h = first.width, first.height
+        w, h = _display_width(stream, first.width), first.height
         if rotation in (90, 270):
             w, h = h, w
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
@@ -150,10 +150,34 @@ def probe_video(path: str | Path) -> VideoInfo:
         container.close()
 
 
+def _display_width(stream: Any, coded_width: int) -> int:
+    """Width with square pixels: anamorphic video (sample aspect ratio not 1, e.g. HDV 1440x1080
+    shown at 1920x1080) is stretched to its display width."""
+    sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+    if sar and sar.numerator and sar != 1:
+        return max(2, round(coded_width * float(sar)))
+    return coded_width
+
+
+def _rgb(frame: Any, width: int) -> np.ndarray:
+    if width != frame.width:
+        return frame.reformat(width=width, height=frame.height, format="rgb24").to_ndarray()
+    return frame.to_ndarray(format="rgb24")
+
+
 def _to_display(image: np.ndarray, rotation: int) -> np.ndarray:
     if rotation == 0:
         return image
     return np.ascontiguousarray(np.rot90(image, k=rotation // 90))
+
+
+@dataclass
+class _DecodeState:
+    index: int = -1
+    rotation: int | None = None
+    width: int = 0
+    last_time: float | None = None
+    done: bool = False
 
 
 def iter_frames(path: str | Path, start: float | None = None, end: float | None = None, stride: int = 1,
@@ -172,47 +196,59 @@ def iter_frames(path: str | Path, start: float | None = None, end: float | None 
     container, stream = _open(path)
     try:
         time_base = stream.time_base or Fraction(1, 1)
-        t0: float | None = None
+        rate = stream.average_rate or stream.guessed_rate
+        frame_step = 1.0 / float(rate) if rate else 1.0 / 30.0
+        start_pts = stream.start_time or 0
         if start:
             # Seek to the keyframe before start, then decode forward to it.
-            container.seek(int(start / time_base) + (stream.start_time or 0), stream=stream, backward=True)
-        rotation: int | None = None
-        index = -1
+            container.seek(int(start / time_base) + start_pts, stream=stream, backward=True)
+        state = _DecodeState()
+
+        def emit(frames: Any) -> Iterator[Frame]:
+            for frame in frames:
+                ts = frame.pts if frame.pts is not None else frame.dts
+                if ts is not None:
+                    t = float((ts - start_pts) * time_base)
+                elif state.last_time is not None:  # no timestamp at all: assume the nominal rate
+                    t = state.last_time + frame_step
+                else:
+                    t = 0.0
+                state.last_time = t
+                if start is not None and t < start - 1e-6:
+                    continue
+                if end is not None and t >= end:
+                    state.done = True
+                    return
+                report.decoded += 1
+                state.index += 1
+                if state.index % stride:
+                    continue
+                if state.rotation is None:
+                    state.rotation = _rotation_of(stream, frame)
+                    state.width = _display_width(stream, frame.width)
+                report.yielded += 1
+                image = _to_display(_rgb(frame, state.width), state.rotation)
+                yield Frame(index=state.index, time=t, image=image)
+
         demux = container.demux(stream)
-        while True:
+        while not state.done:
             try:
                 packet = next(demux)
             except StopIteration:
                 break
-            except av.error.FFmpegError as exc:  # damaged container data: stop here, keep what we have
+            except av.error.FFmpegError as exc:  # damaged container data: stop reading, keep what we have
                 report.damaged_packets += 1
                 report.first_error = report.first_error or str(exc)
+                try:  # frames the decoder still holds (reordering, threads)
+                    yield from emit(stream.codec_context.decode(None))
+                except av.error.FFmpegError:
+                    pass
                 break
             try:
-                frames = packet.decode()
+                yield from emit(packet.decode())
             except av.error.FFmpegError as exc:
                 report.damaged_packets += 1
                 report.first_error = report.first_error or str(exc)
-                continue
-            for frame in frames:
-                if frame.pts is None:
-                    continue
-                if t0 is None:
-                    t0 = float((stream.start_time or 0) * time_base)
-                t = float(frame.pts * time_base) - t0
-                if start is not None and t < start - 1e-6:
-                    continue
-                if end is not None and t >= end:
-                    return
-                report.decoded += 1
-                index += 1
-                if index % stride:
-                    continue
-                if rotation is None:
-                    rotation = _rotation_of(stream, frame)
-                image = _to_display(frame.to_ndarray(format="rgb24"), rotation)
-                report.yielded += 1
-                yield Frame(index=index, time=t, image=image)
     finally:
         container.close()
         if report.damaged:

@@ -143,3 +143,25 @@ def test_hanging_arms_near_straight_never_flip() -> None:
         # 3 mm noise at bends of a few degrees leaves the hinge plane uncertain (measured up to ~21
         # degrees of twist jitter per frame, for the smoothing stage to remove), but never a flip.
         assert _angles_between(noisy.rotations[:, I[name]]).max() < 45.0, name
+
+
+@pytest.mark.parametrize("tilt", [0.05, -0.05, 0.0])
+def test_goalpost_arms_bend_the_natural_way(tilt: float) -> None:
+    # Upper arms straight out sideways, forearms pointing up (slightly forward, back, or straight):
+    # the elbows must flex (never hyperextend) and the upper arms take the twist.
+    base = _rest_joints()[0]
+    joints = np.repeat(base[None], 3, axis=0)
+    for side in ("left", "right"):
+        joints[:, I[f"{side}_wrist"]] = joints[:, I[f"{side}_elbow"]] + _unit([0.0, 1.0, tilt]) * 0.25
+    motion = solve_h36m(joints, 30.0)
+    again, _ = forward_kinematics(motion)
+    assert np.abs(again - joints).max() < 1e-9
+    for side, rest_hinge in (("left", [0.0, -1.0, 0.0]), ("right", [0.0, 1.0, 0.0])):
+        rotvec = Rotation.from_quat(motion.rotations[0, I[f"{side}_elbow"]], scalar_first=True).as_rotvec()
+        # Natural flexion is a positive turn about the rest hinge, here about 90 degrees.
+        assert np.degrees(np.dot(rotvec, rest_hinge)) == pytest.approx(90.0, abs=5.0), side
+
+
+def _unit(v: list[float]) -> np.ndarray:
+    a = np.asarray(v, dtype=float)
+    return a / np.linalg.norm(a)

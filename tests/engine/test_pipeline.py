@@ -74,7 +74,7 @@ def test_convert_command_writes_files_and_reports_bad_inputs(shared_data: Path, 
     with np.load(out / "ball.npz", allow_pickle=False) as npz:
         meta = json.loads(str(npz["meta"]))
         assert npz["joints_3d"].shape == (npz["keypoints_2d"].shape[0], 17, 3)
-        assert meta["joint_names_3d"] == list(H36M17.names) and meta["image_size"] == [864, 480]
+        assert meta["joint_names_3d"] == list(H36M17.names) and meta["image_size"] == [853, 480]
         assert np.isfinite(npz["joints_3d"]).all() and npz["valid"].dtype == bool
     data = json.loads((out / "ball.json").read_text())
     assert len(data["joints_3d"]) == len(data["timestamps"]) == data["meta"]["decode"]["frames"]

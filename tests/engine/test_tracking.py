@@ -79,3 +79,19 @@ def test_person_absent_from_most_frames_is_refused() -> None:
         track_person(dets, (1280, 720), 30.0)
     with pytest.raises(ConversionError, match="no person was detected"):
         track_person(_frames(10, lambda t: []), (1280, 720), 30.0)
+
+
+def test_face_never_seen_is_placed_from_the_shoulders_but_a_missing_body_joint_is_refused() -> None:
+    def from_behind(t: int) -> list[np.ndarray]:
+        p = _person(600, 360, 400)
+        p[:5, 2] = 0.05  # nose, eyes, ears never confident
+        return [p]
+
+    result = track_person(_frames(30, from_behind), (1280, 720), 30.0)
+    kp = result.keypoints
+    assert not kp.valid[:, :5].any() and kp.valid[:, 5:].all()
+    shoulders_y = kp.xy[:, 5:7, 1].mean(axis=1)
+    assert (kp.xy[:, 0, 1] < shoulders_y).all()  # the nose is placed above the shoulders
+    no_knee = lambda t: [np.where(np.arange(17)[:, None] == 13, [0, 0, 0.0], _person(600, 360, 400))]  # noqa: E731
+    with pytest.raises(ConversionError, match="left_knee never seen"):
+        track_person(_frames(30, no_knee), (1280, 720), 30.0)

@@ -47,7 +47,8 @@ def write_video(path: Path, frames: int = 20, size: tuple[int, int] = (96, 64), 
 def test_real_clip_streams_every_frame_in_order(shared_data: Path) -> None:
     path = shared_data / "videos" / "dance_ball_480p.mp4"
     info = probe_video(path)
-    assert (info.width, info.height, info.rotation, info.codec) == (864, 480, 0, "h264")
+    # Stored 864x480 with non-square pixels (display aspect 16:9): shown, and analysed, at 853x480.
+    assert (info.width, info.height, info.rotation, info.codec) == (853, 480, 0, "h264")
     assert info.fps == pytest.approx(25.05, abs=0.01)
     report = DecodeReport()
     times = [f.time for f in iter_frames(path, report=report)]
