@@ -166,3 +166,45 @@ def test_an_original_videopose3d_bin_lifts_the_same_keypoints(taiji: PipelineRes
     pose = lift_keypoints(taiji.keypoints, load_checkpoint(path))
     assert pose.joints.shape == taiji.pose.joints.shape and np.isfinite(pose.joints).all()
     assert pose.trajectory is not None and pose.meta["checkpoint"].endswith(".bin")
+
+
+def test_a_failing_detector_stops_decoding_without_leaking_the_thread(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    from converters.errors import ConversionError
+    from vp3d_engine.detectors import registry
+
+    class Failing:
+        name, batch_size = "failing", 1
+
+        def __init__(self) -> None:
+            self.seen = 0
+
+        def detect(self, images: list[np.ndarray]) -> list[np.ndarray]:
+            time.sleep(0.05)  # slower than decoding, so the decoder finishes and fills the queue
+            self.seen += 1
+            if self.seen == 5:
+                failed_at.append(time.perf_counter())
+                raise ConversionError("detector broke")
+            return [np.zeros((0, 17, 3))]
+
+        def extras(self) -> dict:
+            return {}
+
+        def close(self) -> None:
+            pass
+
+    failed_at: list[float] = []
+    monkeypatch.setattr(registry, "create_detector", lambda name, device="cpu": Failing())
+    from test_video import write_video
+
+    clip = tmp_path / "short.mp4"
+    write_video(clip, frames=21)  # 16 queued + 5 detected: the decoder waits to hand over "end"
+    with pytest.raises(ConversionError, match="detector broke"):
+        run_pipeline(clip, PipelineOptions())
+    # The decoder, far ahead with a full queue, is stopped at once (not after join's 5 s timeout).
+    assert time.perf_counter() - failed_at[0] < 2.0
+    time.sleep(0.3)
+    assert not any(t.name == "vp3d-decode" and t.is_alive() for t in threading.enumerate())
