@@ -76,12 +76,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     result = evaluate(args.data, args.checkpoint, noise=args.noise, seed=args.seed, views=args.views,
                       split=args.split, device=args.device)
     cols = [m for m in METRICS if m in result]
-    header = f"{'':24s}" + "".join(f"{c.replace('_mm', ''):>12s}" for c in cols) + f"{'frames':>9s}"
+    names = [c.replace("_mm", "") for c in cols]
+    widths = [max(10, len(n) + 2) for n in names]
+    header = f"{'':24s}" + "".join(f"{n:>{w}s}" for n, w in zip(names, widths, strict=True)) + f"{'frames':>9s}"
     print(f"{result['checkpoint']} on {result['takes']} {args.split} takes, noise={args.noise}, "
           f"{args.views} views, seed {args.seed} (errors in mm)")
     print(header)
     for name, row in [*result["per_action"].items(), ("ALL", result)]:
-        print(f"{name[:24]:24s}" + "".join(f"{row[c]:12.1f}" for c in cols) + f"{int(row['frames']):9d}")
+        print(f"{name[:24]:24s}" + "".join(f"{row[c]:{w}.1f}" for c, w in zip(cols, widths, strict=True))
+              + f"{int(row['frames']):9d}")
     if args.json:
         _write_json(args.json, result)
     return 0
