@@ -25,7 +25,7 @@ def _row(name: str, r: dict[str, Any]) -> str:
 
 
 def card(ckpt: Path, evals: dict[str, dict[str, Any]], train: dict[str, Any] | None, scan: str | None,
-         hours: float | None) -> str:
+         hours: float | None, note: str | None = None) -> str:
     cfg = json.loads((ckpt / "config.json").read_text())
     t = cfg.get("training", {})
     arch = cfg["architecture"]
@@ -82,6 +82,8 @@ def card(ckpt: Path, evals: dict[str, dict[str, Any]], train: dict[str, Any] | N
     ]
     if hours is not None:
         lines.append(f"- Wall-clock time: {hours:.2f} h on a 2-core CPU (no GPU).")
+    if note:
+        lines.append(f"- {note}")
     if train:
         hist = train.get("history", [])
         if hist:
@@ -136,6 +138,7 @@ def main() -> None:
     parser.add_argument("--train-json", type=Path)
     parser.add_argument("--scan", type=Path, help="table from benchmarks/architecture_scan.py, with notes")
     parser.add_argument("--hours", type=float, help="wall-clock training time")
+    parser.add_argument("--note", help="one more line for the Training section (e.g. conditions of the run)")
     args = parser.parse_args()
     evals = {}
     for item in args.eval:
@@ -143,7 +146,7 @@ def main() -> None:
         evals[noise] = json.loads(Path(path).read_text())
     train = json.loads(args.train_json.read_text()) if args.train_json else None
     scan = args.scan.read_text() if args.scan else None
-    text = card(args.checkpoint, evals, train, scan, args.hours)
+    text = card(args.checkpoint, evals, train, scan, args.hours, args.note)
     tmp = args.checkpoint / ".MODEL_CARD.md.tmp"
     tmp.write_text(text)
     tmp.replace(args.checkpoint / "MODEL_CARD.md")
