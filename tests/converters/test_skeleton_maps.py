@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bvh_text import ROOT6, ROT3, JointSpec, render_bvh
 
 from converters.bvh import UNIT_SCALES, Bvh, forward_kinematics, read_bvh
 from converters.errors import ConfigurationError, InputFileError
@@ -20,47 +21,6 @@ from converters.skeleton_maps import (
     mocap_joints,
     skeleton_map_for,
 )
-
-# --------------------------------------------------------------------------------------------
-# Helpers
-# --------------------------------------------------------------------------------------------
-
-#: (name, parent name or None, OFFSET, channels, End Site offset or None), depth-first order.
-JointSpec = tuple[str, "str | None", tuple[float, float, float], str, "tuple[float, float, float] | None"]
-
-ROOT6 = "Xposition Yposition Zposition Zrotation Xrotation Yrotation"
-ROT3 = "Zrotation Xrotation Yrotation"
-
-
-def _num(v: float) -> str:
-    return repr(float(v))
-
-
-def render_bvh(joints: list[JointSpec], rows: list[list[float]] | np.ndarray, frame_time: float = 1 / 30) -> str:
-    children: dict[str | None, list[JointSpec]] = {}
-    for j in joints:
-        children.setdefault(j[1], []).append(j)
-    out = ["HIERARCHY"]
-
-    def emit(j: JointSpec, depth: int) -> None:
-        name, parent, offset, chans, end = j
-        pad = "  " * depth
-        out.append(f"{pad}{'ROOT' if parent is None else 'JOINT'} {name}")
-        out.append(pad + "{")
-        out.append(f"{pad}  OFFSET {' '.join(_num(v) for v in offset)}")
-        out.append(f"{pad}  CHANNELS {len(chans.split())} {chans}".rstrip())
-        for child in children.get(name, []):
-            emit(child, depth + 1)
-        if end is not None:
-            out.extend([f"{pad}  End Site", f"{pad}  {{", f"{pad}    OFFSET {' '.join(_num(v) for v in end)}"])
-            out.append(f"{pad}  }}")
-        out.append(pad + "}")
-
-    (root,) = children[None]
-    emit(root, 0)
-    out.extend(["MOTION", f"Frames: {len(rows)}", f"Frame Time: {_num(frame_time)}"])
-    out.extend(" ".join(_num(v) for v in row) for row in rows)
-    return "\n".join(out) + "\n"
 
 
 def names_only_bvh(joints: list[tuple[str, str | None]]) -> Bvh:
@@ -143,7 +103,7 @@ def mixamo_rows() -> np.ndarray:
 @pytest.fixture
 def mixamo_path(tmp_path) -> Path:
     path = tmp_path / "mixamo.bvh"
-    path.write_text(render_bvh(MIXAMO, mixamo_rows()))
+    path.write_text(render_bvh(MIXAMO, mixamo_rows(), frame_time=1 / 30))
     return path
 
 
@@ -253,7 +213,7 @@ def test_mocap_joints_explicit_map_missing_joints(mixamo):
 
 def test_mocap_joints_no_frames(tmp_path):
     path = tmp_path / "empty.bvh"
-    path.write_text(render_bvh(MIXAMO, np.zeros((0, 6 + 3 * (len(MIXAMO) - 1)))))
+    path.write_text(render_bvh(MIXAMO, np.zeros((0, 6 + 3 * (len(MIXAMO) - 1))), frame_time=1 / 30))
     with pytest.raises(InputFileError, match="no frames"):
         mocap_joints(read_bvh(path))
 
