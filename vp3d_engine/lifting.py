@@ -12,21 +12,13 @@ import numpy as np
 
 from converters.errors import ConfigurationError, ConversionError
 from converters.joints import COCO17, H36M17
+from converters.timeline import resample_times
 from converters.types import Keypoints2D, Pose3D
 from vp3d_engine.checkpoints import LoadedLifter
 from vp3d_engine.lifters.inference import predict_sequence
 from vp3d_engine.normalization import normalize_keypoints
 
-__all__ = ["lift_keypoints", "resample_times"]
-
-
-def resample_times(values: np.ndarray, times: np.ndarray, new_times: np.ndarray) -> np.ndarray:
-    """Linear interpolation of ``values (T,...)`` given at ``times (T,)`` onto ``new_times``."""
-    if values.shape[0] == 1:
-        return np.repeat(values, len(new_times), axis=0)
-    flat = values.reshape(values.shape[0], -1)
-    out = np.stack([np.interp(new_times, times, flat[:, i]) for i in range(flat.shape[1])], axis=1)
-    return out.reshape((len(new_times), *values.shape[1:]))
+__all__ = ["lift_keypoints"]
 
 
 def lift_keypoints(kp: Keypoints2D, lifter: LoadedLifter, device: str = "cpu", flip: bool | None = None) -> Pose3D:

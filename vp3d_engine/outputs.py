@@ -104,8 +104,8 @@ def write_bvh_result(pose: Pose3D, path: Path, units: str = "cm") -> Path:
     resampled to an even grid, as BVH has one frame time)."""
     from converters.bvh_writer import write_bvh
     from converters.solve import solve_h36m
+    from converters.timeline import resample_times
     from converters.world import camera_to_world
-    from vp3d_engine.lifting import resample_times
 
     world = camera_to_world(pose)
     times = pose.timestamps - pose.timestamps[0]

@@ -56,7 +56,7 @@ class PipelineResult:
 
 
 def _pick_device(name: str) -> str:
-    from vp3d_engine.training.train import pick_device
+    from vp3d_engine.device import pick_device
 
     return str(pick_device(name))
 

@@ -20,6 +20,7 @@ import numpy as np
 from converters.bvh import read_bvh
 from converters.errors import InputFileError
 from converters.skeleton_maps import mocap_joints
+from converters.timeline import resample_times
 
 __all__ = ["Take", "action_of", "find_bvh_files", "is_validation", "load_takes", "resample"]
 
@@ -76,12 +77,8 @@ def resample(x: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
     """Linear resampling along axis 0 from ``fps_in`` to ``fps_out``."""
     if abs(fps_in - fps_out) < 1e-3 * fps_out or x.shape[0] < 2:
         return x
-    duration = (x.shape[0] - 1) / fps_in
-    t_out = np.arange(0.0, duration + 1e-9, 1.0 / fps_out)
-    pos = t_out * fps_in
-    i0 = np.clip(np.floor(pos).astype(np.int64), 0, x.shape[0] - 2)
-    w = (pos - i0).reshape(-1, *([1] * (x.ndim - 1)))
-    return (1 - w) * x[i0] + w * x[i0 + 1]
+    times = np.arange(x.shape[0]) / fps_in
+    return resample_times(x, times, np.arange(0.0, times[-1] + 1e-9, 1.0 / fps_out))
 
 
 def load_takes(files: Sequence[Path], fps: float, min_frames: int = 1) -> list[Take]:

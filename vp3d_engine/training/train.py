@@ -26,6 +26,7 @@ import torch
 
 from converters.errors import ConfigurationError
 from vp3d_engine.checkpoints import build_models, save_checkpoint
+from vp3d_engine.device import pick_device
 from vp3d_engine.lifters.registry import lifter_spec
 from vp3d_engine.training.batches import Batch, WindowSampler
 from vp3d_engine.training.mocap_data import find_bvh_files, is_validation, load_takes
@@ -64,16 +65,6 @@ class TrainOptions:
     license: str = ""
     command: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigurationError("--device cuda asked for, but torch sees no CUDA GPU; use --device cpu")
-    if name not in ("cpu", "cuda"):
-        raise ConfigurationError(f"unknown device {name!r}; use auto, cpu or cuda")
-    return torch.device(name)
 
 
 def _config(opts: TrainOptions) -> dict[str, Any]:
