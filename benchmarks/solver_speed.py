@@ -1,7 +1,7 @@
-"""Rotation solving speed: frames of H36M-17 joints solved onto the h36m rig per second (target:
+"""Rotation solving speed: frames of H36M-17 joints solved onto each rig preset per second (target:
 100,000 on the 2-core CPU), median over repeats, on a real mocap take tiled to --frames.
 
-    python benchmarks/solver_speed.py [--frames 100000] [--repeats 5]
+    python benchmarks/solver_speed.py [--frames 100000] [--repeats 5] [--preset h36m mixamo ue]
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from converters.bvh import read_bvh
+from converters.rigs import PRESETS
 from converters.skeleton_maps import mocap_joints
-from converters.solve import h36m_rig, solve_h36m
+from converters.solve import build_rig, solve
 
 
 def main() -> None:
@@ -25,20 +26,23 @@ def main() -> None:
     parser.add_argument("--bvh", default=str(default))
     parser.add_argument("--frames", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--preset", nargs="+", default=list(PRESETS))
     args = parser.parse_args()
     take = mocap_joints(read_bvh(args.bvh)).h36m
     joints = np.tile(take, (args.frames // len(take) + 1, 1, 1))[: args.frames]
-    rig = h36m_rig(joints)
-    times = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        solve_h36m(joints, 30.0, rig=rig)
-        times.append(time.perf_counter() - t0)
-    t_rig = time.perf_counter()
-    h36m_rig(joints)
-    t_rig = time.perf_counter() - t_rig
-    print(f"solve_h36m: {args.frames / statistics.median(times):,.0f} frames/s (median of {args.repeats}, "
-          f"{args.frames} frames); rig estimation alone {args.frames / t_rig:,.0f} frames/s")
+    for name in args.preset:
+        rig = build_rig(joints, name)
+        times = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            solve(joints, 30.0, name, rig=rig)
+            times.append(time.perf_counter() - t0)
+        t_full = time.perf_counter()
+        solve(joints, 30.0, name)
+        t_full = time.perf_counter() - t_full
+        print(f"{name:7s} ({len(rig.names)} joints): {args.frames / statistics.median(times):,.0f} frames/s "
+              f"(median of {args.repeats}, {args.frames} frames, rig given); "
+              f"with rig estimation {args.frames / t_full:,.0f} frames/s")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["Motion", "Rig", "continuous_quaternions", "forward_kinematics", "matrices_to_quaternions",
-           "quaternions_to_matrices"]
+           "quaternions_to_matrices", "shepperd_quaternions"]
 
 
 def quaternions_to_matrices(q: np.ndarray) -> np.ndarray:
@@ -31,25 +31,25 @@ def quaternions_to_matrices(q: np.ndarray) -> np.ndarray:
 
 def matrices_to_quaternions(m: np.ndarray) -> np.ndarray:
     """Rotation matrices ``(..., 3, 3)`` to ``(..., 4)`` wxyz with ``w >= 0`` (not yet
-    sign-continuous over time; see :func:`continuous_quaternions`). Shepperd's method: the
+    sign-continuous over time; see :func:`continuous_quaternions`)."""
+    flat = m.reshape(-1, 9)
+    return shepperd_quaternions(*(flat[:, i] for i in range(9))).reshape((*m.shape[:-2], 4))
+
+
+def shepperd_quaternions(m00: np.ndarray, m01: np.ndarray, m02: np.ndarray, m10: np.ndarray, m11: np.ndarray,
+                         m12: np.ndarray, m20: np.ndarray, m21: np.ndarray, m22: np.ndarray) -> np.ndarray:
+    """Quaternions ``(N,4)`` wxyz, ``w >= 0``, from the nine matrix entries given as ``(N,)``
+    arrays (callers with component-major data pass contiguous rows). Shepperd's method: the
     largest of the four components is found from the diagonal and the others from off-diagonal
     sums, which stays exact for rotations by 180 degrees. The common case (``w`` largest) is
     computed for all matrices at once, the other three only where they are needed."""
-    shape = m.shape[:-2]
-    m = m.reshape(-1, 3, 3)
-    m00, m11, m22 = m[:, 0, 0], m[:, 1, 1], m[:, 2, 2]
     trace = m00 + m11 + m22
-    q = np.empty((m.shape[0], 4))
     s = np.sqrt(np.maximum(1 + trace, 1e-12)) * 2  # = 4w
-    q[:, 0] = s / 4
-    q[:, 1] = (m[:, 2, 1] - m[:, 1, 2]) / s
-    q[:, 2] = (m[:, 0, 2] - m[:, 2, 0]) / s
-    q[:, 3] = (m[:, 1, 0] - m[:, 0, 1]) / s
-    diag = np.stack([m00, m11, m22], axis=-1)
-    other = np.flatnonzero(diag.max(axis=-1) > trace)
+    q = np.stack([s / 4, (m21 - m12) / s, (m02 - m20) / s, (m10 - m01) / s], axis=-1)
+    other = np.flatnonzero((m00 > trace) | (m11 > trace) | (m22 > trace))
     if other.size:
-        mo = m[other]
-        k = np.argmax(diag[other], axis=-1)
+        mo = np.stack([m00, m01, m02, m10, m11, m12, m20, m21, m22], axis=-1)[other].reshape(-1, 3, 3)
+        k = np.argmax(np.stack([mo[:, 0, 0], mo[:, 1, 1], mo[:, 2, 2]], axis=-1), axis=-1)
         i, j, l = k, (k + 1) % 3, (k + 2) % 3  # noqa: E741
         r = np.arange(other.size)
         s = np.sqrt(np.maximum(1 + mo[r, i, i] - mo[r, j, j] - mo[r, l, l], 1e-12)) * 2  # = 4 * q_i
@@ -58,10 +58,9 @@ def matrices_to_quaternions(m: np.ndarray) -> np.ndarray:
         qo[r, 1 + i] = s / 4
         qo[r, 1 + j] = (mo[r, j, i] + mo[r, i, j]) / s
         qo[r, 1 + l] = (mo[r, l, i] + mo[r, i, l]) / s
-        q[other] = qo
-    q = np.where(q[:, :1] < 0, -q, q)
-    q /= np.linalg.norm(q, axis=-1, keepdims=True)
-    return q.reshape((*shape, 4))
+        qo[qo[:, 0] < 0] *= -1
+        q[other] = qo / np.linalg.norm(qo, axis=-1, keepdims=True)
+    return q
 
 
 def continuous_quaternions(q: np.ndarray) -> np.ndarray:

@@ -1,107 +1,94 @@
-"""Solve joint rotations from H36M-17 joint positions onto a T-pose rig (numpy, vectorised).
+"""Solve joint rotations from H36M-17 joint positions onto a T-pose rig preset (numpy, vectorised).
 
-Every joint that has a bone gets a full orientation from two directions, the bone itself
-(``primary``) and a second, non-parallel one (``secondary``), matched to the same two directions
-in the rest pose: ``R_world = F_observed @ F_rest^T`` with ``F = [a, b', a x b']`` (``b'`` is
-``b`` made orthogonal to ``a``). The secondary directions:
+The target joints of a preset (:mod:`converters.rigs`) are placed on the H36M joints (extra spine
+bones and the head joint as fixed blends of them). Every aiming joint gets a full orientation from
+two directions, the bone itself (``primary``) and a second, non-parallel one (``secondary``, from
+its twist rule), matched to the same two directions in the rest pose:
+``R_world = F_observed @ F_rest^T`` with ``F = [a, b', a x b']`` (``b'`` is ``b`` made orthogonal
+to ``a``). Bones therefore point exactly where the joints say, and forward kinematics reproduces
+the joints up to bone-length normalisation.
 
-- pelvis: hips (right to left); spine and thorax: shoulders (right to left);
-  neck: the thorax's left axis (the H36M joints carry no face direction);
-- thigh and shin: the knee's hinge axis ``thigh x shin``; upper arm and forearm: the elbow's
-  ``upper x fore``. So a limb's twist comes from the plane it bends in and cannot spin about
-  its own axis between frames. As a limb straightens the hinge fades (by the sine of the bend,
-  full weight from 20 degrees) into the rest hinge carried along by the limb's swing from its
-  rest direction; below 20 degrees the bending plane is kept on that axis's side (knees bend back,
-  elbows forward), so straight, hanging or slightly over-extended limbs never flip, while a clear
-  bend always uses the true hinge (so a twisted upper limb is solved as twisted, not as a
-  backwards-bent joint).
+Twist of two-bone limbs comes from the plane they bend in (``thigh x shin``, ``upper x fore``), so
+a limb cannot spin about its own axis between frames. As a limb straightens that plane becomes
+noise, so the hinge fades (by the sine of the bend, full weight from 20 degrees) into the rest
+hinge carried along by the limb's swing from its rest direction; below 20 degrees the bending plane
+is kept on that axis's side (knees bend back, elbows forward), so straight, hanging or slightly
+over-extended limbs never flip, while a clear bend always uses the true hinge (so a twisted upper
+limb is solved as twisted, not as a backwards-bent joint). The head's roll and turn come the same
+way from the plane of thorax, neck/nose and head top, falling back to the chest's left axis.
 
-Leaf joints (ankles, wrists, head top) keep their parent's orientation. Rest offsets come from
-the sequence: median bone lengths, left and right averaged; hips and shoulders where they are seen
-in the pelvis and thorax frames (mirrored to agree); the rest pose is a T-pose (Y up, facing +Z,
-arms along +-X). Quaternions are made sign-continuous over time.
+Rest offsets come from the sequence: median bone lengths, left and right averaged; joints that are
+not their parent's aim (hips, shoulders, clavicles) where they are seen in the parent's frame,
+mirrored to agree. The rest pose is a T-pose (Y up, facing +Z, arms along +-X). Quaternions are
+made sign-continuous over time.
+
+The work is memory-bound, so arrays are kept per joint and component-major: a vector is ``(3,T)``
+and a rotation ``(3,3,T)``, every component contiguous over time (``benchmarks/solver_speed.py``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
+from converters.errors import ConversionError
 from converters.joints import H36M17
-from converters.motion import Motion, Rig, continuous_quaternions, matrices_to_quaternions
+from converters.motion import Motion, Rig, continuous_quaternions, shepperd_quaternions
+from converters.rigs import JointSpec, Weights, preset
 
-__all__ = ["h36m_rig", "solve_h36m"]
+__all__ = ["build_rig", "solve", "world_rotations"]
 
-_X, _Y = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
-_I = {n: i for i, n in enumerate(H36M17.names)}
+_X, _Y, _Z = (np.eye(3)[i][:, None] for i in range(3))  # (3,1): broadcast against (3,T)
 _FULL_HINGE_SINE = np.sin(np.radians(20.0))
+_MIRROR = np.array([-1.0, 1.0, 1.0])
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(0)
+
+
+def _norm(v: np.ndarray) -> np.ndarray:
+    return np.sqrt(_dot(v, v))
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+    return v / np.maximum(_norm(v), 1e-12)
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.stack([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
 
 
 def _frames(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
-    """Orthonormal frames ``(...,3,3)`` whose columns are a, b', a x b'."""
+    """Orthonormal frames ``(3,3,T)`` whose columns are a, b', a x b'."""
     a = _unit(primary)
-    b = _unit(secondary - a * (a * secondary).sum(-1, keepdims=True))
-    return np.stack([a, b, np.cross(a, b)], axis=-1)
+    b = _unit(secondary - a * _dot(a, secondary))
+    a, b = np.broadcast_arrays(a, b)
+    return np.stack([a, b, _cross(a, b)], axis=1)
 
 
-def _bone(joints: np.ndarray, a: str, b: str) -> np.ndarray:
-    return np.median(np.linalg.norm(joints[:, _I[b]] - joints[:, _I[a]], axis=-1))
+def _times_rest(frames: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    """``frames @ rest^T`` for frames ``(3,3,T)`` and one rest frame ``(3,3,1)``."""
+    return (frames[:, :, None] * rest[:, :, 0].T[None, :, :, None]).sum(1)
 
 
-def _side_offsets(joints: np.ndarray, frame: np.ndarray, parent: str, joint: str) -> tuple[np.ndarray, ...]:
-    """Left and right rest offsets of ``left_/right_{joint}`` from ``parent``: the median offset
-    seen in the parent's frame, mirrored so both sides agree."""
-    to_local = np.swapaxes(frame, -1, -2)
-    left = np.median(np.einsum("tab,tb->ta", to_local, joints[:, _I[f"left_{joint}"]] - joints[:, _I[parent]]), 0)
-    right = np.median(np.einsum("tab,tb->ta", to_local, joints[:, _I[f"right_{joint}"]] - joints[:, _I[parent]]), 0)
-    mean = 0.5 * (left + right * [-1.0, 1.0, 1.0])
-    return mean, mean * [-1.0, 1.0, 1.0]
+def _apply(m: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``m @ v`` for rotations ``(3,3,T)`` and vectors ``(3,T)`` or ``(3,1)``."""
+    return (m * v[None]).sum(1)
 
 
-def _torso_frames(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """World rotations of the pelvis and thorax (they only depend on the joints, not the rig)."""
-    j = {n: joints[:, i] for n, i in _I.items()}
-    rest = _frames(_Y, _X).T
-    pelvis = _frames(j["spine"] - j["pelvis"], j["left_hip"] - j["right_hip"]) @ rest
-    thorax = _frames(j["neck_nose"] - j["thorax"], j["left_shoulder"] - j["right_shoulder"]) @ rest
-    return pelvis, thorax
+def _transpose_times(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a^T @ b`` for rotations ``(3,3,T)``."""
+    return (a[:, :, None] * b[:, None]).sum(0)
 
 
-def h36m_rig(joints: np.ndarray) -> Rig:
-    """The ``h36m`` rig with bone lengths measured on ``joints (T,17,3)`` (left/right averaged);
-    hips and shoulders sit where they are seen relative to the pelvis and thorax."""
-    def pair(a: str, b: str) -> float:
-        return float(0.5 * (_bone(joints, f"left_{a}", f"left_{b}") + _bone(joints, f"right_{a}", f"right_{b}")))
-
-    pelvis, thorax = _torso_frames(joints)
-    left_hip, right_hip = _side_offsets(joints, pelvis, "pelvis", "hip")
-    left_sho, right_sho = _side_offsets(joints, thorax, "thorax", "shoulder")
-    thigh, shin = pair("hip", "knee"), pair("knee", "ankle")
-    upper, fore = pair("shoulder", "elbow"), pair("elbow", "wrist")
-    offsets = {
-        "pelvis": (0, 0, 0), "right_hip": right_hip, "right_knee": (0, -thigh, 0), "right_ankle": (0, -shin, 0),
-        "left_hip": left_hip, "left_knee": (0, -thigh, 0), "left_ankle": (0, -shin, 0),
-        "spine": (0, _bone(joints, "pelvis", "spine"), 0), "thorax": (0, _bone(joints, "spine", "thorax"), 0),
-        "neck_nose": (0, _bone(joints, "thorax", "neck_nose"), 0),
-        "head_top": (0, _bone(joints, "neck_nose", "head_top"), 0),
-        "left_shoulder": left_sho, "left_elbow": (upper, 0, 0), "left_wrist": (fore, 0, 0),
-        "right_shoulder": right_sho, "right_elbow": (-upper, 0, 0), "right_wrist": (-fore, 0, 0),
-    }
-    return Rig(names=H36M17.names, parents=np.array(H36M17.parents),
-               rest_offsets=np.array([offsets[n] for n in H36M17.names], dtype=np.float64), preset="h36m")
-
-
-def _swing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Smallest rotations ``(T,3,3)`` turning unit vectors ``a`` into ``b`` (Rodrigues)."""
-    v = np.cross(a, b)
-    c = (a * b).sum(-1)[..., None, None]
-    vx = np.zeros((*v.shape[:-1], 3, 3))
-    vx[..., 0, 1], vx[..., 0, 2], vx[..., 1, 2] = -v[..., 2], v[..., 1], -v[..., 0]
-    vx[..., 1, 0], vx[..., 2, 0], vx[..., 2, 1] = v[..., 2], -v[..., 1], v[..., 0]
-    return np.eye(3) + vx + vx @ vx / np.maximum(1 + c, 1e-6)
+def _rotate_by_swing(a: np.ndarray, b: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``v`` turned by the smallest rotations taking unit vectors ``a`` onto ``b`` (Rodrigues,
+    applied to the vector directly)."""
+    axis = _cross(a, b)
+    across = _cross(axis, v)
+    return v + across + _cross(axis, across) / np.maximum(1 + _dot(a, b), 1e-6)
 
 
 def _carried_hinge(parent_world: np.ndarray, rest_dir: np.ndarray, rest_hinge: np.ndarray,
@@ -109,59 +96,184 @@ def _carried_hinge(parent_world: np.ndarray, rest_dir: np.ndarray, rest_hinge: n
     """The rest hinge axis carried along by the limb's swing from its rest direction (in the
     parent's frame) to ``bone``: always perpendicular to the bone, so it decides the bending side
     reliably even where a fixed parent axis would lie along the limb (an arm hanging down)."""
-    rest_world = parent_world @ rest_dir
-    return np.einsum("tab,tb->ta", _swing(rest_world, _unit(bone)), parent_world @ rest_hinge)
+    return _rotate_by_swing(_apply(parent_world, rest_dir), _unit(bone), _apply(parent_world, rest_hinge))
 
 
 def _hinge(upper: np.ndarray, lower: np.ndarray, fallback: np.ndarray) -> np.ndarray:
-    """Hinge axis of a two-bone limb, blended into ``fallback`` as the limb straightens."""
-    n = np.cross(upper, lower) / np.maximum(
-        np.linalg.norm(upper, axis=-1, keepdims=True) * np.linalg.norm(lower, axis=-1, keepdims=True), 1e-12)
-    sine = np.linalg.norm(n, axis=-1, keepdims=True)
-    n = _unit(n)
+    """Hinge axis of a two-bone chain, blended into ``fallback`` as the chain straightens."""
+    n = _cross(upper, lower) / np.maximum(_norm(upper) * _norm(lower), 1e-12)
+    sine = _norm(n)
+    n = n / np.maximum(sine, 1e-12)
     # A clear bend gives the true hinge (knees and elbows bend one way only), whatever the rest
     # reference says: the upper limb may be twisted far from it (arms held up like goalposts).
     # Only a nearly straight limb, whose bending plane is noise, is put on the reference's side.
-    near_straight = sine < _FULL_HINGE_SINE
-    n = np.where(near_straight & ((n * fallback).sum(-1, keepdims=True) < 0), -n, n)
+    n = np.where((sine < _FULL_HINGE_SINE) & (_dot(n, fallback) < 0), -n, n)
     w = np.clip(sine / _FULL_HINGE_SINE, 0.0, 1.0)
     return _unit(w * n + (1 - w) * fallback)
 
 
-def solve_h36m(joints: np.ndarray, fps: float, rig: Rig | None = None) -> Motion:
-    """Rotations on the ``h36m`` rig reproducing ``joints (T,17,3)`` (world, Y up, metres)."""
-    j = {n: joints[:, i] for n, i in _I.items()}
-    rig = rig or h36m_rig(joints)
-    t = joints.shape[0]
-    world = np.tile(np.eye(3), (t, 17, 1, 1))
+class _Solver:
+    """Targets and world rotations of one preset on one sequence of joints."""
 
-    def set_world(name: str, primary: np.ndarray, secondary: np.ndarray, rest_a: np.ndarray,
-                  rest_b: np.ndarray) -> None:
-        world[:, _I[name]] = _frames(primary, secondary) @ _frames(rest_a, rest_b).T
+    def __init__(self, joints: np.ndarray, specs: Sequence[JointSpec]) -> None:
+        if joints.ndim != 3 or joints.shape[1:] != (17, 3) or joints.shape[0] < 1:
+            raise ConversionError(f"rotation solving needs H36M-17 joints shaped (T,17,3), not {joints.shape}")
+        if not np.isfinite(joints).all():
+            raise ConversionError("joint positions contain NaN or infinite values; fill or drop those frames first")
+        self.frames = joints.shape[0]
+        self.specs = specs
+        self.index = {s.name: k for k, s in enumerate(specs)}
+        self.parents = np.array([self.index[s.parent] if s.parent else -1 for s in specs])
+        cm = np.ascontiguousarray(np.transpose(joints.astype(np.float64, copy=False), (1, 2, 0)))  # (17,3,T)
+        self.j = dict(zip(H36M17.names, cm, strict=True))
+        self._cache: dict[Weights, np.ndarray] = {}
 
-    world[:, _I["pelvis"]], world[:, _I["thorax"]] = _torso_frames(joints)
-    set_world("spine", j["thorax"] - j["spine"], j["left_shoulder"] - j["right_shoulder"], _Y, _X)
-    set_world("neck_nose", j["head_top"] - j["neck_nose"], world[:, _I["thorax"]] @ _X, _Y, _X)
-    for side in ("left", "right"):
-        thigh = j[f"{side}_knee"] - j[f"{side}_hip"]
-        shin = j[f"{side}_ankle"] - j[f"{side}_knee"]
-        # Knees bend about the leg's left axis.
-        hinge = _hinge(thigh, shin, _carried_hinge(world[:, _I["pelvis"]], -_Y, _X, thigh))
-        set_world(f"{side}_hip", thigh, hinge, -_Y, _X)
-        set_world(f"{side}_knee", shin, hinge, -_Y, _X)
-        arm_axis = _X if side == "left" else -_X
-        elbow_rest = -_Y if side == "left" else _Y  # forearm bending forward from a T-pose
-        upper = j[f"{side}_elbow"] - j[f"{side}_shoulder"]
-        fore = j[f"{side}_wrist"] - j[f"{side}_elbow"]
-        hinge = _hinge(upper, fore, _carried_hinge(world[:, _I["thorax"]], arm_axis, elbow_rest, upper))
-        set_world(f"{side}_shoulder", upper, hinge, arm_axis, elbow_rest)
-        set_world(f"{side}_elbow", fore, hinge, arm_axis, elbow_rest)
-    for leaf, parent in (("left_ankle", "left_knee"), ("right_ankle", "right_knee"), ("left_wrist", "left_elbow"),
-                         ("right_wrist", "right_elbow"), ("head_top", "neck_nose")):
-        world[:, _I[leaf]] = world[:, _I[parent]]
-    local = world.copy()
-    for k in range(1, 17):
-        local[:, k] = np.swapaxes(world[:, rig.parents[k]], -1, -2) @ world[:, k]
-    rotations = continuous_quaternions(matrices_to_quaternions(local))
-    return Motion(rig=rig, rotations=rotations, root_translation=j["pelvis"].copy(), fps=fps,
-                  meta={"solver": "h36m-hinge", "source_joints": "h36m17"})
+    def _point(self, weights: Weights) -> np.ndarray:
+        if weights not in self._cache:
+            point = weights[0][1] * self.j[weights[0][0]]
+            for name, w in weights[1:]:
+                point = point + w * self.j[name]
+            self._cache[weights] = point
+        return self._cache[weights]
+
+    def target(self, k: int) -> np.ndarray:
+        at = self.specs[k].at
+        if at is None:
+            raise ConversionError(f"joint {self.specs[k].name} has no measured position")
+        return self._point(at)
+
+    def aim_point(self, k: int) -> np.ndarray:
+        towards = self.specs[k].towards
+        if isinstance(towards, str):
+            return self.target(self.index[towards])
+        if towards is None:
+            raise ConversionError(f"joint {self.specs[k].name} aims nowhere")
+        return self._point(towards)
+
+    def world_rotations(self) -> list[np.ndarray]:
+        """World rotations, one ``(3,3,T)`` array per joint (joints that keep their parent's
+        orientation share its array)."""
+        j, specs = self.j, self.specs
+        identity = np.broadcast_to(np.eye(3)[:, :, None], (3, 3, self.frames))
+        world: list[np.ndarray] = []
+        secondary: dict[int, np.ndarray] = {}
+        named: dict[str, np.ndarray] = {
+            "hips": _unit(j["left_hip"] - j["right_hip"]),
+            "shoulders": _unit(j["left_shoulder"] - j["right_shoulder"]),
+        }
+        named["head"] = _hinge(j["head_top"] - j["neck_nose"], j["neck_nose"] - j["thorax"], named["shoulders"])
+
+        def rule(name: str) -> np.ndarray:
+            if name.startswith("mix:"):
+                _, a, b, w = name.split(":")
+                return _unit((1 - float(w)) * named[a] + float(w) * named[b])
+            return named[name]
+
+        for k, s in enumerate(specs):
+            p = self.parents[k]
+            parent_world = world[p] if p >= 0 else identity
+            if s.orient == "parent":
+                world.append(parent_world)
+                continue
+            if s.orient == "flat":
+                # Level, facing where the shin faces (the hips where the shin lies flat).
+                ahead = parent_world[:, 2] * [[1.0], [0.0], [1.0]]
+                hips = world[0][:, 2] * [[1.0], [0.0], [1.0]]
+                weight = np.clip(_norm(ahead) / 0.5, 0.0, 1.0)
+                world.append(_times_rest(_frames(_Y, weight * ahead + (1 - weight) * hips), _frames(_Y, _Z)))
+                continue
+            bone = self.aim_point(k) - self.target(k)
+            rest_dir, rest_twist = np.asarray(s.rest_dir)[:, None], np.asarray(s.rest_twist)[:, None]
+            if s.twist == "hinge":
+                child = self.index[s.towards] if isinstance(s.towards, str) else -1
+                lower = self.aim_point(child) - self.target(child)
+                sec = _hinge(bone, lower, _carried_hinge(parent_world, rest_dir, rest_twist, bone))
+            elif s.twist == "parent":
+                sec = secondary[p]
+            elif s.twist == "up":
+                sec = parent_world[:, 1]
+            else:
+                sec = rule(s.twist)
+            secondary[k] = sec
+            world.append(_times_rest(_frames(bone, sec), _frames(rest_dir, rest_twist)))
+        return world
+
+
+def world_rotations(joints: np.ndarray, preset_name: str = "h36m") -> np.ndarray:
+    """World rotation matrices ``(T,J,3,3)`` of every joint of ``preset_name``."""
+    return np.moveaxis(np.stack(_Solver(joints, preset(preset_name)).world_rotations()), -1, 0)
+
+
+def _rig_from(solver: _Solver, world: list[np.ndarray], name: str) -> Rig:
+    specs, idx = solver.specs, solver.index
+    lengths: dict[int, float] = {}
+    seen: dict[int, np.ndarray] = {}
+    for k, s in enumerate(specs):
+        if isinstance(s.towards, tuple):
+            lengths[len(specs) + k] = float(np.median(_norm(solver.aim_point(k) - solver.target(k))))
+        p = solver.parents[k]
+        if p < 0 or s.at is None:
+            continue
+        offset = solver.target(k) - solver.target(p)
+        if specs[p].orient == "aim" and specs[p].towards == s.name:
+            lengths[k] = float(np.median(_norm(offset)))
+        else:  # seen in the parent's frame
+            seen[k] = np.median((world[p] * offset[:, None]).sum(0), axis=-1)
+
+    def paired(table: dict[int, float], k: int, key: int) -> float:
+        m = specs[k].mirror
+        return 0.5 * (table[key] + table[key - k + idx[m]]) if m else table[key]
+
+    offsets = np.zeros((len(specs), 3))
+    end_sites: dict[str, tuple[float, float, float]] = {}
+    for k, s in enumerate(specs):
+        p = solver.parents[k]
+        if p < 0:
+            continue
+        if k in lengths:
+            offsets[k] = np.asarray(specs[p].rest_dir) * paired(lengths, k, k)
+        elif k in seen:
+            mirrored = seen[idx[s.mirror]] * _MIRROR if s.mirror else seen[k]
+            offsets[k] = 0.5 * (seen[k] + mirrored)
+        else:
+            # Unseen (toes): a fixed proportion of the parent's own bone.
+            offsets[k] = np.asarray(s.offset or (0.0, 0.0, 0.0)) * np.linalg.norm(offsets[p])
+    for k, s in enumerate(specs):
+        if isinstance(s.towards, tuple):
+            end_sites[s.name] = _vec(np.asarray(s.rest_dir) * paired(lengths, k, len(specs) + k))
+        elif s.tip is not None:
+            end_sites[s.name] = _vec(np.asarray(s.rest_dir) * s.tip * np.linalg.norm(offsets[k]))
+    return Rig(names=tuple(s.name for s in specs), parents=solver.parents.copy(), rest_offsets=offsets,
+               preset=name, end_sites=end_sites)
+
+
+def _vec(v: np.ndarray) -> tuple[float, float, float]:
+    return float(v[0]), float(v[1]), float(v[2])
+
+
+def build_rig(joints: np.ndarray, preset_name: str = "h36m") -> Rig:
+    """The rig of ``preset_name`` with bone lengths measured on ``joints (T,17,3)`` (left/right
+    averaged); side joints sit where they are seen relative to their parent."""
+    solver = _Solver(joints, preset(preset_name))
+    return _rig_from(solver, solver.world_rotations(), preset_name)
+
+
+def solve(joints: np.ndarray, fps: float, preset_name: str = "h36m", rig: Rig | None = None) -> Motion:
+    """Rotations on rig ``preset_name`` reproducing ``joints (T,17,3)`` (world, Y up, metres).
+    ``rig`` reuses bone lengths measured elsewhere (it must be of the same preset)."""
+    solver = _Solver(joints, preset(preset_name))
+    world = solver.world_rotations()
+    if rig is None:
+        rig = _rig_from(solver, world, preset_name)
+    elif rig.preset != preset_name or len(rig.names) != len(solver.specs):
+        raise ConversionError(f"the rig given is a {rig.preset!r} rig, not {preset_name!r}")
+    rotations = np.empty((solver.frames, len(world), 4))
+    for k, p in enumerate(solver.parents):
+        if p >= 0 and world[k] is world[p]:  # keeps its parent's orientation
+            rotations[:, k] = (1.0, 0.0, 0.0, 0.0)
+            continue
+        local = world[k] if p < 0 else _transpose_times(world[p], world[k])
+        entries = (local[a, b] for a in range(3) for b in range(3))
+        rotations[:, k] = continuous_quaternions(shepperd_quaternions(*entries))
+    return Motion(rig=rig, rotations=rotations, root_translation=solver.target(0).T.copy(), fps=fps,
+                  meta={"solver": "hinge-v2", "source_joints": "h36m17", "preset": preset_name})

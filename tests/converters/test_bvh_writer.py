@@ -13,13 +13,13 @@ from converters.bvh_writer import write_bvh
 from converters.errors import ConversionError
 from converters.motion import forward_kinematics
 from converters.skeleton_maps import mocap_joints
-from converters.solve import solve_h36m
+from converters.solve import solve
 
 
 @pytest.fixture(scope="module")
 def motion(shared_data: Path):  # type: ignore[no-untyped-def]
     joints = mocap_joints(read_bvh(shared_data / "mocap" / "cmu" / "02_01.bvh")).h36m
-    return solve_h36m(joints, 120.0)
+    return solve(joints, 120.0)
 
 
 @pytest.mark.shared_data

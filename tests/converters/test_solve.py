@@ -18,7 +18,7 @@ from converters.motion import (
     quaternions_to_matrices,
 )
 from converters.skeleton_maps import mocap_joints
-from converters.solve import h36m_rig, solve_h36m
+from converters.solve import build_rig, solve
 
 I = {n: i for i, n in enumerate(H36M17.names)}  # noqa: E741
 
@@ -39,12 +39,12 @@ def _rest_joints() -> np.ndarray:
 
 def test_rigid_skeleton_round_trips_exactly() -> None:
     rng = np.random.default_rng(0)
-    rig = h36m_rig(_rest_joints())
+    rig = build_rig(_rest_joints(), "h36m")
     t = 300
     rots = Rotation.from_rotvec(rng.normal(scale=0.6, size=(t * 17, 3))).as_quat(scalar_first=True)
     motion = Motion(rig=rig, rotations=rots.reshape(t, 17, 4), root_translation=rng.normal(size=(t, 3)), fps=30)
     joints, _ = forward_kinematics(motion)
-    solved = solve_h36m(joints, 30.0, rig=rig)
+    solved = solve(joints, 30.0, "h36m", rig=rig)
     again, _ = forward_kinematics(solved)
     assert np.abs(again - joints).max() < 1e-9  # far under the 1 mm requirement
     assert solved.rig.preset == "h36m" and solved.fps == 30.0
@@ -54,7 +54,7 @@ def test_rigid_skeleton_round_trips_exactly() -> None:
 @pytest.mark.parametrize("take", ["bandai-namco-1/dataset-1_dash_normal_001.bvh", "cmu/02_01.bvh"])
 def test_real_motion_round_trips_up_to_bone_length_normalisation(shared_data: Path, take: str) -> None:
     joints = mocap_joints(read_bvh(shared_data / "mocap" / take)).h36m
-    solved = solve_h36m(joints, 30.0)
+    solved = solve(joints, 30.0)
     again, _ = forward_kinematics(solved)
     err = np.linalg.norm(again - joints, axis=-1)
     assert err.mean() < 0.01, err.mean(0)  # bones made constant and left/right symmetric
@@ -95,7 +95,7 @@ def test_straight_limbs_do_not_spin_and_bent_limbs_take_twist_from_the_hinge() -
         bend = Rotation.from_euler("x", 60 * max(phase[k], 0), degrees=True)
         shin = base[I["left_ankle"]] - base[I["left_knee"]]
         joints[k, I["left_ankle"]] = joints[k, I["left_knee"]] + bend.apply(shin)
-    motion = solve_h36m(joints, 30.0)
+    motion = solve(joints, 30.0)
     again, world = forward_kinematics(motion)
     assert np.abs(again - joints).max() < 1e-3
     for name in ("left_shoulder", "left_elbow", "left_hip", "left_knee"):
@@ -136,8 +136,8 @@ def test_hanging_arms_near_straight_never_flip() -> None:
             joints[k, I[f"{side}_elbow"]] = sh + [0.0, -0.28, 0.0]
             fore = Rotation.from_euler("x", -bend, degrees=True).apply([0.0, -0.25, 0.0])
             joints[k, I[f"{side}_wrist"]] = joints[k, I[f"{side}_elbow"]] + fore
-    clean = solve_h36m(joints, 30.0)
-    noisy = solve_h36m(joints + rng.normal(scale=0.003, size=joints.shape), 30.0)
+    clean = solve(joints, 30.0)
+    noisy = solve(joints + rng.normal(scale=0.003, size=joints.shape), 30.0)
     for name in ("left_shoulder", "left_elbow", "right_shoulder", "right_elbow"):
         assert _angles_between(clean.rotations[:, I[name]]).max() < 2.0, name
         # 3 mm noise at bends of a few degrees leaves the hinge plane uncertain (measured up to ~21
@@ -153,7 +153,7 @@ def test_goalpost_arms_bend_the_natural_way(tilt: float) -> None:
     joints = np.repeat(base[None], 3, axis=0)
     for side in ("left", "right"):
         joints[:, I[f"{side}_wrist"]] = joints[:, I[f"{side}_elbow"]] + _unit([0.0, 1.0, tilt]) * 0.25
-    motion = solve_h36m(joints, 30.0)
+    motion = solve(joints, 30.0)
     again, _ = forward_kinematics(motion)
     assert np.abs(again - joints).max() < 1e-9
     for side, rest_hinge in (("left", [0.0, -1.0, 0.0]), ("right", [0.0, 1.0, 0.0])):

@@ -1,0 +1,136 @@
+"""Writing a :class:`~converters.motion.Motion` as glTF 2.0 (``.glb``, or ``.gltf`` with a ``.bin``).
+
+glTF's own conventions are vp3d's world frame: Y up, metres, the subject facing +Z, right-handed,
+so no axis conversion is needed. The file holds a skinless skeleton: one node per joint, named as
+the rig names it, with the rest offsets as node translations and an identity rotation (the T-pose),
+plus a skin listing every joint (with inverse bind matrices of that T-pose) so that importers make
+bones of them (Blender builds an armature, three.js ``Bone`` objects). No mesh uses the skin; the
+Khronos validator reports that as information, not an error.
+
+One animation: the root's translation and every joint's rotation, sampled at ``k / fps`` seconds
+(``LINEAR``; glTF interpolates rotations spherically). Quaternions are ``(x, y, z, w)`` in glTF,
+normalised in float64 before being stored as float32. The file is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from converters.errors import ConversionError
+from converters.fileio import atomic_write
+from converters.motion import Motion
+
+__all__ = ["motion_to_gltf", "write_gltf"]
+
+_FLOAT = 5126
+_GLB_MAGIC, _JSON_CHUNK, _BIN_CHUNK = 0x46546C67, 0x4E4F534A, 0x004E4942
+
+
+def _rest_world(motion: Motion) -> np.ndarray:
+    """World positions ``(J,3)`` of the T-pose, root at its median height above the origin."""
+    rig = motion.rig
+    pos = np.zeros((len(rig.names), 3))
+    pos[0] = [0.0, float(np.median(motion.root_translation[:, 1])), 0.0]
+    for k in range(1, len(rig.names)):
+        pos[k] = pos[rig.parents[k]] + rig.rest_offsets[k]
+    return pos
+
+
+def motion_to_gltf(motion: Motion, name: str = "vp3d") -> tuple[dict[str, Any], bytes]:
+    """The glTF JSON document and its binary buffer (not yet given a URI)."""
+    rig = motion.rig
+    if not np.isfinite(motion.rotations).all() or not np.isfinite(motion.root_translation).all():
+        raise ConversionError("the motion contains NaN or infinite values; glTF cannot store them")
+    j, t = len(rig.names), motion.num_frames
+    rest = _rest_world(motion)
+    blob = bytearray()
+    views: list[dict[str, Any]] = []
+    accessors: list[dict[str, Any]] = []
+
+    def add(data: np.ndarray, kind: str, bounds: bool = False) -> int:
+        data = np.ascontiguousarray(data, dtype="<f4")
+        views.append({"buffer": 0, "byteOffset": len(blob), "byteLength": data.nbytes})
+        blob.extend(data.tobytes())  # float32 data keeps every view 4-byte aligned
+        acc: dict[str, Any] = {"bufferView": len(views) - 1, "componentType": _FLOAT, "count": int(data.shape[0]),
+                               "type": kind}
+        if bounds:
+            flat = data.reshape(data.shape[0], -1)
+            acc["min"] = [float(v) for v in flat.min(axis=0)]
+            acc["max"] = [float(v) for v in flat.max(axis=0)]
+        accessors.append(acc)
+        return len(accessors) - 1
+
+    times = add(np.arange(t, dtype=np.float64) / motion.fps, "SCALAR", bounds=True)
+    # Translations relative to the parent in the rest pose: the root's is its own position.
+    translation = add(motion.root_translation, "VEC3")
+    rotations = []
+    for k in range(j):
+        q = motion.rotations[:, k]
+        q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+        rotations.append(add(q[:, [1, 2, 3, 0]], "VEC4"))
+    ibm = np.tile(np.eye(4), (j, 1, 1))
+    ibm[:, :3, 3] = -rest
+    # glTF matrices are column-major: store each transpose row by row.
+    inverse_bind = add(np.transpose(ibm, (0, 2, 1)).reshape(j, 16), "MAT4")
+
+    nodes: list[dict[str, Any]] = []
+    for k in range(j):
+        node: dict[str, Any] = {"name": rig.names[k], "rotation": [0.0, 0.0, 0.0, 1.0]}
+        offset = rest[0] if k == 0 else rig.rest_offsets[k]
+        node["translation"] = [float(v) for v in offset]
+        children = rig.children(k)
+        if children:
+            node["children"] = children
+        nodes.append(node)
+    samplers = [{"input": times, "output": translation, "interpolation": "LINEAR"}]
+    channels = [{"sampler": 0, "target": {"node": 0, "path": "translation"}}]
+    for k, acc in enumerate(rotations):
+        samplers.append({"input": times, "output": acc, "interpolation": "LINEAR"})
+        channels.append({"sampler": len(samplers) - 1, "target": {"node": k, "path": "rotation"}})
+    doc: dict[str, Any] = {
+        "asset": {"version": "2.0", "generator": "vp3d"},
+        "scene": 0,
+        # The scene's name must differ from every joint's: three.js renames clashing nodes.
+        "scenes": [{"name": f"{name} scene", "nodes": [0]}],
+        "nodes": nodes,
+        "skins": [{"name": f"{rig.preset} skeleton", "joints": list(range(j)), "skeleton": 0,
+                   "inverseBindMatrices": inverse_bind}],
+        "animations": [{"name": name, "channels": channels, "samplers": samplers}],
+        "accessors": accessors,
+        "bufferViews": views,
+        "buffers": [{"byteLength": len(blob)}],
+        "extras": {"vp3d": {"preset": rig.preset, "fps": motion.fps, "frames": t}},
+    }
+    return doc, bytes(blob)
+
+
+def _glb(doc: dict[str, Any], blob: bytes) -> bytes:
+    text = json.dumps(doc, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 4)  # the JSON chunk is padded with spaces, the binary one with zeros
+    data = blob + b"\0" * (-len(blob) % 4)
+    total = 12 + 8 + len(text) + 8 + len(data)
+    return (struct.pack("<III", _GLB_MAGIC, 2, total) + struct.pack("<II", len(text), _JSON_CHUNK) + text
+            + struct.pack("<II", len(data), _BIN_CHUNK) + data)
+
+
+def write_gltf(motion: Motion, path: str | Path, name: str | None = None) -> Path:
+    """Write ``motion`` to ``path``: binary glTF for ``.glb``; for ``.gltf`` a JSON file and a
+    ``.bin`` beside it with the same stem. Returns ``path``."""
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix not in (".glb", ".gltf"):
+        raise ConversionError(f"{target}: a glTF file name must end in .glb or .gltf")
+    doc, blob = motion_to_gltf(motion, name or target.stem)
+    if suffix == ".glb":
+        data = _glb(doc, blob)
+        return atomic_write(target, lambda f: f.write(data))
+    bin_path = target.with_suffix(".bin")
+    doc["buffers"][0]["uri"] = bin_path.name
+    atomic_write(bin_path, lambda f: f.write(blob))
+    text = json.dumps(doc, indent=1)
+    return atomic_write(target, lambda f: f.write(text), binary=False)

@@ -1,0 +1,134 @@
+"""Rig presets: Mixamo and Unreal names and hierarchy, a T-pose rest, joints placed on the measured
+ones, and stable keys for the joints a video cannot see."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from converters.bvh import read_bvh
+from converters.errors import ConfigurationError
+from converters.joints import H36M17
+from converters.motion import forward_kinematics
+from converters.rigs import PRESETS, preset
+from converters.skeleton_maps import mocap_joints
+from converters.solve import build_rig, solve, world_rotations
+
+MIXAMO = [
+    "Hips", "Spine", "Spine1", "Spine2", "Neck", "Head", "LeftShoulder", "LeftArm", "LeftForeArm", "LeftHand",
+    "RightShoulder", "RightArm", "RightForeArm", "RightHand", "LeftUpLeg", "LeftLeg", "LeftFoot", "LeftToeBase",
+    "RightUpLeg", "RightLeg", "RightFoot", "RightToeBase",
+]
+UE = [
+    "pelvis", "spine_01", "spine_02", "spine_03", "neck_01", "head", "clavicle_l", "upperarm_l", "lowerarm_l",
+    "hand_l", "clavicle_r", "upperarm_r", "lowerarm_r", "hand_r", "thigh_l", "calf_l", "foot_l", "ball_l", "thigh_r",
+    "calf_r", "foot_r", "ball_r",
+]
+TAKES = ["bandai-namco-1/dataset-1_dash_normal_001.bvh", "cmu/02_01.bvh"]
+
+
+def test_names_and_hierarchy_match_mixamo_and_unreal() -> None:
+    mixamo = {s.name: s.parent for s in preset("mixamo")}
+    assert list(mixamo) == [f"mixamorig:{n}" for n in MIXAMO]
+    assert mixamo["mixamorig:LeftShoulder"] == "mixamorig:Spine2" and mixamo["mixamorig:Neck"] == "mixamorig:Spine2"
+    assert mixamo["mixamorig:LeftUpLeg"] == "mixamorig:Hips" and mixamo["mixamorig:Spine"] == "mixamorig:Hips"
+    assert mixamo["mixamorig:LeftToeBase"] == "mixamorig:LeftFoot" and mixamo["mixamorig:Hips"] is None
+    ue = {s.name: s.parent for s in preset("ue")}
+    assert list(ue) == UE
+    assert ue["clavicle_l"] == "spine_03" and ue["thigh_r"] == "pelvis" and ue["ball_r"] == "foot_r"
+    with pytest.raises(ConfigurationError, match="mixamo"):
+        preset("maya")
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("name", list(PRESETS))
+@pytest.mark.parametrize("take", TAKES)
+def test_presets_reproduce_the_joints_they_are_placed_on(shared_data: Path, take: str, name: str) -> None:
+    joints = mocap_joints(read_bvh(shared_data / "mocap" / take)).h36m
+    motion = solve(joints, 120.0, name)
+    assert motion.rig.preset == name and motion.meta["preset"] == name
+    again, world = forward_kinematics(motion)
+    idx = {n: i for i, n in enumerate(motion.rig.names)}
+    specs = preset(name)
+    # The joints that sit on a measured H36M joint come back where they were, up to bone lengths
+    # made constant and symmetric (CMU's hips move in the pelvis frame, hence its larger figure).
+    h36m = {n: i for i, n in enumerate(H36M17.names)}
+    bound = 0.012 if take.startswith("bandai") else 0.03
+    for s in specs:
+        if s.at is not None and len(s.at) == 1 and s.at[0][1] == 1:
+            err = np.linalg.norm(again[:, idx[s.name]] - joints[:, h36m[s.at[0][0]]], axis=-1).mean()
+            assert err < bound, (s.name, err)
+    # Every bone aimed at a child points exactly along the measured direction.
+    for s in specs:
+        if s.orient == "aim" and isinstance(s.towards, str):
+            child, parent = specs[idx[s.towards]], s
+            if child.at is None or parent.at is None:
+                continue
+            want = sum(w * joints[:, h36m[n]] for n, w in child.at) - sum(w * joints[:, h36m[n]] for n, w in parent.at)
+            got = again[:, idx[child.name]] - again[:, idx[parent.name]]
+            cos = (want * got).sum(-1) / np.linalg.norm(want, axis=-1) / np.linalg.norm(got, axis=-1)
+            assert np.degrees(np.arccos(np.clip(cos, -1, 1))).max() < 1e-4, s.name
+    # Keys are smooth for every joint at mocap rate (120 fps here), including the unseen ones.
+    q = motion.rotations
+    steps = np.degrees(2 * np.arccos(np.clip(np.abs((q[1:] * q[:-1]).sum(-1)), 0, 1)))
+    fast = 30.0 if take.startswith("bandai") else 6.0  # the Bandai take is a sprint sampled at 30 fps
+    assert steps.max() < fast * 1.5, dict(zip(motion.rig.names, steps.max(0).round(1), strict=True))
+    if name != "h36m":
+        # Feet stay level (so a planted foot lies flat on the floor), toes ahead of and below the ankles.
+        for side in ("Left", "Right") if name == "mixamo" else ("l", "r"):
+            foot = idx[f"mixamorig:{side}Foot" if name == "mixamo" else f"foot_{side}"]
+            toe = idx[f"mixamorig:{side}ToeBase" if name == "mixamo" else f"ball_{side}"]
+            assert np.abs(world[:, foot, :, 1] - [0.0, 1.0, 0.0]).max() < 1e-9
+            assert (again[:, toe, 1] < again[:, foot, 1] - 0.03).all()
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("name", ["mixamo", "ue"])
+def test_rest_pose_is_a_t_pose(shared_data: Path, name: str) -> None:
+    joints = mocap_joints(read_bvh(shared_data / "mocap" / TAKES[1])).h36m
+    rig = build_rig(joints, name)
+    names = MIXAMO if name == "mixamo" else UE
+    rest = dict(zip(names, rig.rest_offsets, strict=True))
+
+    def pick(mixamo: str, ue: str) -> np.ndarray:
+        return rest[mixamo if name == "mixamo" else ue]
+
+    for m, u in (("Spine1", "spine_02"), ("Spine2", "spine_03"), ("Neck", "neck_01"), ("Head", "head")):
+        assert pick(m, u)[1] > 0.03 and np.abs(pick(m, u)[[0, 2]]).max() < 1e-12  # the spine goes straight up
+    for side, sign in (("Left", 1), ("Right", -1)):
+        s = side[0].lower()
+        for m, u in ((f"{side}ForeArm", f"lowerarm_{s}"), (f"{side}Hand", f"hand_{s}")):
+            assert sign * pick(m, u)[0] > 0.15 and np.abs(pick(m, u)[1:]).max() < 1e-12  # arms level along +-X
+        assert sign * pick(f"{side}Arm", f"upperarm_{s}")[0] > 0.05
+        assert pick(f"{side}Leg", f"calf_{s}")[1] < -0.3 and pick(f"{side}Foot", f"foot_{s}")[1] < -0.3
+        toe = pick(f"{side}ToeBase", f"ball_{s}")
+        assert toe[2] > 0.08 and toe[1] < 0  # toes point forward (+Z) and down to the floor
+    left, right = (rest["LeftUpLeg"], rest["RightUpLeg"]) if name == "mixamo" else (rest["thigh_l"], rest["thigh_r"])
+    assert np.allclose(left * [-1, 1, 1], right) and left[0] > 0.05  # symmetric, left on +X
+    assert rig.end_sites[("mixamorig:Head" if name == "mixamo" else "head")][1] > 0.1
+
+
+def test_flat_foot_follows_the_shin_and_a_turning_body() -> None:
+    # A standing figure turning on the spot: the feet stay level and face where the body faces.
+    i = {n: k for k, n in enumerate(H36M17.names)}
+    base = np.zeros((17, 3))
+    pos = {"pelvis": (0, 1, 0), "right_hip": (-0.1, 0.98, 0), "right_knee": (-0.1, 0.55, 0.02),
+           "right_ankle": (-0.1, 0.1, 0), "left_hip": (0.1, 0.98, 0), "left_knee": (0.1, 0.55, 0.02),
+           "left_ankle": (0.1, 0.1, 0), "spine": (0, 1.23, 0), "thorax": (0, 1.48, 0), "neck_nose": (0, 1.6, 0.05),
+           "head_top": (0, 1.72, 0), "left_shoulder": (0.17, 1.47, 0), "left_elbow": (0.2, 1.2, 0),
+           "left_wrist": (0.22, 0.95, 0.05), "right_shoulder": (-0.17, 1.47, 0), "right_elbow": (-0.2, 1.2, 0),
+           "right_wrist": (-0.22, 0.95, 0.05)}
+    for n, p in pos.items():
+        base[i[n]] = p
+    yaw = np.radians(np.linspace(0, 270, 90))
+    c, s = np.cos(yaw), np.sin(yaw)
+    rot = np.stack([np.stack([c, 0 * c, s], -1), np.stack([0 * c, 1 + 0 * c, 0 * c], -1),
+                    np.stack([-s, 0 * c, c], -1)], -2)
+    joints = np.einsum("tab,jb->tja", rot, base)
+    world = world_rotations(joints, "mixamo")
+    names = [s.name for s in preset("mixamo")]
+    for foot in ("mixamorig:LeftFoot", "mixamorig:RightFoot"):
+        forward = world[:, names.index(foot)] @ [0.0, 0.0, 1.0]
+        assert np.allclose(forward, np.stack([s, 0 * s, c], -1), atol=0.03)  # the body's facing
