@@ -3,6 +3,8 @@
     vp3d-convert clip.mp4                      # writes clip.npz next to the video
     vp3d-convert videos/ --out results --json  # every video in a folder
     vp3d-convert clip.mp4 --keypoints clip_openpose/   # 2D from another tool, no detection
+    vp3d-convert clip.mp4 --bvh --glb --fbx --rig mixamo  # animation files on a Mixamo-named rig
+    vp3d-convert clip.npz --fbx --rig ue       # re-export an earlier result, no detection
 
 Exit status: 0 when every input converted, 2 when any failed (each failure is one line on stderr
 saying what to do; the other inputs still run), 1 for an unexpected error.
@@ -39,17 +41,20 @@ def _inputs(paths: Sequence[str]) -> list[Path]:
     return out
 
 
-def _reexport(path: Path, out_dir: Path, formats: list[str], units: str) -> list[Path]:
-    """Write other formats from an existing result .npz (no detection, no lifting)."""
+def _reexport(path: Path, out_dir: Path, formats: list[str], rig: str, units: str) -> list[Path]:
+    """Write animation formats from an existing result .npz (no detection, no lifting)."""
     from converters.errors import ConfigurationError
-    from vp3d_engine.outputs import load_result_npz, write_bvh_result
+    from vp3d_engine.outputs import MOTION_FORMATS, load_result_npz, write_motion_files
 
-    if formats != ["bvh"]:
-        raise ConfigurationError(f"{path}: from a result .npz only --bvh can be written")
-    return [write_bvh_result(load_result_npz(path), out_dir / f"{path.stem}.bvh", units)]
+    others = [f for f in formats if f not in MOTION_FORMATS]
+    if others:
+        raise ConfigurationError(f"{path} is already a result; from it only --bvh, --glb and --fbx can be written "
+                                 f"(not --{' --'.join(others)})")
+    return write_motion_files(load_result_npz(path), out_dir / path.stem, formats, rig, units)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from converters.rigs import PRESETS
     from vp3d_engine.detectors.registry import detector_names
     from vp3d_engine.lifters.registry import lifter_names
 
@@ -60,8 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--npz", action="store_true", help="write NAME.npz (the default when no format is given)")
     p.add_argument("--json", action="store_true", help="write NAME.json")
     p.add_argument("--bvh", action="store_true",
-                   help="write NAME.bvh: Y up, centimetres, rotations on the h36m rig (also from a result .npz)")
-    p.add_argument("--bvh-units", default="cm", choices=["cm", "m"])
+                   help="write NAME.bvh: Y up, centimetres, joint rotations on the --rig (also from a result .npz)")
+    p.add_argument("--glb", action="store_true", help="write NAME.glb: a glTF 2.0 skeleton with its animation")
+    p.add_argument("--fbx", action="store_true",
+                   help="write NAME.fbx with Blender's exporter (needs the blender extra: pip install 'vp3d[blender]')")
+    p.add_argument("--rig", default="h36m", choices=list(PRESETS),
+                   help="skeleton of the animation files: h36m (17 joints), mixamo (mixamorig: names) or ue "
+                        "(Unreal mannequin names); default h36m")
+    p.add_argument("--bvh-units", default="cm", choices=["cm", "m"], help="units of BVH and FBX files")
     p.add_argument("--detector", default="mediapipe", choices=detector_names())
     p.add_argument("--keypoints", help="2D keypoints from another tool (file or OpenPose folder): skip detection")
     p.add_argument("--lifter", default="videopose3d", choices=lifter_names())
@@ -83,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     from tqdm import tqdm
 
-    from vp3d_engine.outputs import write_bvh_result, write_json, write_npz
+    from vp3d_engine.outputs import check_motion_formats, write_json, write_motion_files, write_npz
     from vp3d_engine.pipeline import PipelineOptions, run_pipeline
 
     if args.keypoints and len(args.inputs) > 1:
@@ -93,7 +104,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                            start=args.start, end=args.end, stride=args.stride, person=args.person,
                            keypoints=Path(args.keypoints) if args.keypoints else None,
                            flip=False if args.no_flip else None)
-    formats = [f for f in ("npz", "json", "bvh") if getattr(args, f)] or ["npz"]
+    formats = [f for f in ("npz", "json", "bvh", "glb", "fbx") if getattr(args, f)] or ["npz"]
+    try:
+        check_motion_formats(formats)
+    except Vp3dError as exc:
+        print(f"vp3d-convert: error: {exc}", file=sys.stderr)
+        return 2
     inputs = _inputs(args.inputs)
     targets: dict[Path, Path] = {}
     for video in inputs:
@@ -109,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bar = None
         if video.suffix.lower() == ".npz" and not args.keypoints:
             try:
-                written = _reexport(video, out_dir, formats, args.bvh_units)
+                written = _reexport(video, out_dir, formats, args.rig, args.bvh_units)
                 print(f"{video}: -> {', '.join(map(str, written))}")
             except Vp3dError as exc:
                 failures += 1
@@ -130,14 +146,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             result = run_pipeline(video, opts, progress)
             written = []
-            for fmt in formats:
-                target = out_dir / f"{video.stem}.{fmt}"
-                if fmt == "npz":
-                    written.append(write_npz(result, target))
-                elif fmt == "json":
-                    written.append(write_json(result, target))
-                else:
-                    written.append(write_bvh_result(result.pose, target, args.bvh_units))
+            if "npz" in formats:
+                written.append(write_npz(result, out_dir / f"{video.stem}.npz"))
+            if "json" in formats:
+                written.append(write_json(result, out_dir / f"{video.stem}.json"))
+            written += write_motion_files(result.pose, out_dir / video.stem, formats, args.rig, args.bvh_units)
             bar.close()
             filled = result.track.joints_filled
             damage = ""

@@ -22,12 +22,13 @@ import numpy as np
 from converters.errors import InputFileError
 from converters.fileio import atomic_write
 from converters.joints import H36M17, joint_set
+from converters.motion import Motion
 from converters.types import Pose3D, atomic_save_npz
 from vp3d_engine.detectors.types import FrameDetections
 from vp3d_engine.pipeline import PipelineResult
 
-__all__ = ["load_result_npz", "read_result_keypoints", "result_arrays", "write_bvh_result", "write_json",
-           "write_npz"]
+__all__ = ["MOTION_FORMATS", "check_motion_formats", "load_result_npz", "read_result_keypoints", "result_arrays",
+           "result_motion", "write_json", "write_motion_files", "write_npz"]
 
 
 def result_arrays(result: PipelineResult) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -99,16 +100,54 @@ def read_result_keypoints(path: Path) -> FrameDetections:
                            fps=float(meta["fps"]), timestamps=times, source=str(path))
 
 
-def write_bvh_result(pose: Pose3D, path: Path, units: str = "cm") -> Path:
-    """World frame, rotations on the h36m rig, BVH at the clip's frame rate (real timestamps are
-    resampled to an even grid, as BVH has one frame time)."""
-    from converters.bvh_writer import write_bvh
-    from converters.solve import solve_h36m
+MOTION_FORMATS = ("bvh", "glb", "fbx")
+
+
+def result_motion(pose: Pose3D, rig: str = "h36m") -> Motion:
+    """The world-space animation of a result: joints turned into the world frame (up from the body,
+    floor at y = 0, facing +Z), resampled to an even grid at the clip's frame rate (real timestamps
+    may be variable; the animation formats have one frame time), solved onto rig preset ``rig``."""
+    from converters.solve import solve
     from converters.timeline import resample_times
     from converters.world import camera_to_world
 
     world = camera_to_world(pose)
     times = pose.timestamps - pose.timestamps[0]
     grid = np.arange(0.0, times[-1] + 0.5 / pose.fps, 1.0 / pose.fps)
-    motion = solve_h36m(resample_times(world, times, grid), pose.fps)
-    return write_bvh(motion, path, units=units)
+    motion = solve(resample_times(world, times, grid), pose.fps, rig)
+    motion.meta.update({"input_frame": pose.frame, "rig": rig})
+    motion.meta.update({k: v for k, v in pose.meta.items() if k in ("checkpoint", "source")})
+    return motion
+
+
+def check_motion_formats(formats: list[str]) -> None:
+    """Fail before any work when a requested format needs an extra that is missing."""
+    if "fbx" in formats:
+        from converters.blender_adapter import require_bpy
+
+        require_bpy()
+
+
+def write_motion_files(pose: Pose3D, stem: Path, formats: list[str], rig: str = "h36m",
+                       units: str = "cm") -> list[Path]:
+    """Write ``stem.bvh`` / ``stem.glb`` / ``stem.fbx`` (those in ``formats``) from one solve."""
+    wanted = [f for f in MOTION_FORMATS if f in formats]
+    if not wanted:
+        return []
+    motion = result_motion(pose, rig)
+    written = []
+    for fmt in wanted:
+        target = stem.with_name(f"{stem.name}.{fmt}")
+        if fmt == "bvh":
+            from converters.bvh_writer import write_bvh
+
+            written.append(write_bvh(motion, target, units=units))
+        elif fmt == "glb":
+            from converters.gltf_writer import write_gltf
+
+            written.append(write_gltf(motion, target))
+        else:
+            from converters.blender_adapter import write_fbx
+
+            written.append(write_fbx(motion, target, units=units))
+    return written

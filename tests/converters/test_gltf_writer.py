@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gltf_tools import issue_lines, three_load, validate_gltf
 
 from converters.bvh import read_bvh
 from converters.errors import ConversionError
 from converters.motion import Motion, forward_kinematics
 from converters.skeleton_maps import mocap_joints
 from converters.solve import solve
-from gltf_tools import issue_lines, three_load, validate_gltf
 
 
 def _motion(shared_data: Path, preset: str, frames: int = 90) -> Motion:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gltf_tools import issue_lines, validate_gltf
 
 from converters.bvh import forward_kinematics as bvh_fk
 from converters.bvh import read_bvh
@@ -88,6 +89,13 @@ def test_convert_command_writes_files_and_reports_bad_inputs(shared_data: Path, 
     assert main([str(out / "ball.npz"), "--bvh", "--out", str(out)]) == 0
     assert read_bvh(out / "ball.bvh").num_frames == bvh.num_frames
     assert main([str(out / "ball.npz"), "--json", "--out", str(out)]) == 2
+    # The same result on the Mixamo rig, as BVH and GLB, without re-running anything.
+    assert main([str(out / "ball.npz"), "--bvh", "--glb", "--rig", "mixamo", "--out", str(out / "mixamo")]) == 0
+    mixamo = read_bvh(out / "mixamo" / "ball.bvh")
+    assert mixamo.names[0] == "mixamorig:Hips" and "mixamorig:LeftToeBase" in mixamo.names
+    assert mixamo.num_frames == bvh.num_frames
+    report = validate_gltf(out / "mixamo" / "ball.glb")
+    assert report["issues"]["numErrors"] == 0, issue_lines(report)
     # Its 2D can be lifted again (here with the same checkpoint: the same 3D) without detection.
     again = tmp_path / "again"
     assert main([str(videos / "ball.mp4"), "--keypoints", str(out / "ball.npz"), "--out", str(again), "--quiet"]) == 0
