@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -51,3 +52,26 @@ def test_bad_options_are_refused(tmp_path: Path, motion) -> None:  # type: ignor
     with pytest.raises(ConversionError, match="Euler order"):
         write_bvh(motion, tmp_path / "x.bvh", order="XXY")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("preset", ["mixamo", "ue"])
+def test_a_third_party_parser_reads_the_same_motion(shared_data: Path, tmp_path: Path, preset: str) -> None:
+    # bvhio (PyPI, MIT) parses the file and does its own forward kinematics with PyGLM.
+    with warnings.catch_warnings():  # PyGLM warns about its own import name, which bvhio uses
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        import bvhio
+
+    joints = mocap_joints(read_bvh(shared_data / "mocap" / "cmu" / "02_01.bvh")).h36m
+    motion = solve(joints, 120.0, preset)
+    path = write_bvh(motion, tmp_path / "walk.bvh")
+    container = bvhio.readAsBvh(str(path))
+    assert container.FrameCount == motion.num_frames and container.FrameTime == pytest.approx(1 / 120, rel=1e-6)
+    root = bvhio.readAsHierarchy(str(path))
+    joints_read = {joint.Name: joint for joint, _, _ in root.layout()}
+    assert set(joints_read) == set(motion.rig.names)
+    expected, _ = forward_kinematics(motion)
+    for frame in (0, 57, motion.num_frames - 1):
+        root.loadPose(frame)
+        got = np.array([list(joints_read[n].PositionWorld) for n in motion.rig.names]) / 100.0
+        assert np.abs(got - expected[frame]).max() < 1e-5, frame  # float32 maths in PyGLM
