@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Create .venv with everything vp3d needs (CPU torch, pinned by constraints.txt) and install vp3d
-# in editable mode. Safe to run again: pip skips what is already there.
-#   EXTRAS=dev bash scripts/setup.sh     # extras besides mediapipe (default: dev, the test tools)
+# in editable mode, plus the Node tools the tests use (glTF validator, three.js) when npm is here.
+# Safe to run again: pip and npm skip what is already there.
+#   EXTRAS=dev bash scripts/setup.sh   # extras besides mediapipe (default: dev,blender: the test
+#                                      # tools and Blender's bpy module for FBX, a ~360 MB wheel)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3.11}
@@ -12,7 +14,12 @@ command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt)
 # torch first, at the exact version in constraints.txt (a looser spec pulls a multi-GB CUDA build).
 "${PIP[@]}" torch
-"${PIP[@]}" -e ".[mediapipe,${EXTRAS:-dev}]"
+"${PIP[@]}" -e ".[mediapipe,${EXTRAS:-dev,blender}]"
 # The default 2D detector, without its declared jax/opencv-contrib dependencies (see pyproject.toml).
 "${PIP[@]}" --no-deps mediapipe==0.10.21
+if command -v npm >/dev/null 2>&1; then
+  bash scripts/setup_node_tools.sh
+else
+  echo "npm not found: the glTF validator and three.js checks will be skipped by the tests" >&2
+fi
 .venv/bin/python -c 'import torch; print("vp3d is set up in .venv with torch", torch.__version__)'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -89,13 +90,21 @@ def test_convert_command_writes_files_and_reports_bad_inputs(shared_data: Path, 
     assert main([str(out / "ball.npz"), "--bvh", "--out", str(out)]) == 0
     assert read_bvh(out / "ball.bvh").num_frames == bvh.num_frames
     assert main([str(out / "ball.npz"), "--json", "--out", str(out)]) == 2
-    # The same result on the Mixamo rig, as BVH and GLB, without re-running anything.
-    assert main([str(out / "ball.npz"), "--bvh", "--glb", "--rig", "mixamo", "--out", str(out / "mixamo")]) == 0
+    # The same result on the Mixamo rig, as BVH, GLB and FBX, without re-running anything.
+    formats = ["--bvh", "--glb"] + (["--fbx"] if importlib.util.find_spec("bpy") else [])
+    assert main([str(out / "ball.npz"), *formats, "--rig", "mixamo", "--out", str(out / "mixamo")]) == 0
     mixamo = read_bvh(out / "mixamo" / "ball.bvh")
     assert mixamo.names[0] == "mixamorig:Hips" and "mixamorig:LeftToeBase" in mixamo.names
     assert mixamo.num_frames == bvh.num_frames
     report = validate_gltf(out / "mixamo" / "ball.glb")
     assert report["issues"]["numErrors"] == 0, issue_lines(report)
+    if "--fbx" in formats:  # Blender opens it standing up, every frame there
+        from converters.blender_adapter import read_armature_positions
+
+        fbx = read_armature_positions(out / "mixamo" / "ball.fbx")
+        assert fbx.bone_names == list(mixamo.names) and fbx.positions.shape[0] == bvh.num_frames
+        head, hips = fbx.bone_names.index("mixamorig:Head"), fbx.bone_names.index("mixamorig:Hips")
+        assert (fbx.positions[:, head, 1] > fbx.positions[:, hips, 1] + 0.3).mean() > 0.95
     # Its 2D can be lifted again (here with the same checkpoint: the same 3D) without detection.
     again = tmp_path / "again"
     assert main([str(videos / "ball.mp4"), "--keypoints", str(out / "ball.npz"), "--out", str(again), "--quiet"]) == 0
