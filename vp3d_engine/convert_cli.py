@@ -5,6 +5,7 @@
     vp3d-convert clip.mp4 --keypoints clip_openpose/   # 2D from another tool, no detection
     vp3d-convert clip.mp4 --bvh --glb --fbx --rig mixamo  # animation files on a Mixamo-named rig
     vp3d-convert clip.npz --fbx --rig ue       # re-export an earlier result, no detection
+    vp3d-convert take.bvh --out ue --fbx --rig ue  # retarget motion capture onto a preset
 
 Exit status: 0 when every input converted, 2 when any failed (each failure is one line on stderr
 saying what to do; the other inputs still run), 1 for an unexpected error.
@@ -42,15 +43,19 @@ def _inputs(paths: Sequence[str]) -> list[Path]:
 
 
 def _reexport(path: Path, out_dir: Path, formats: list[str], rig: str, units: str) -> list[Path]:
-    """Write animation formats from an existing result .npz (no detection, no lifting)."""
+    """Write animation formats from existing 3D joints, a result .npz or a mocap .bvh (no detection,
+    no lifting)."""
     from converters.errors import ConfigurationError
-    from vp3d_engine.outputs import MOTION_FORMATS, load_result_npz, write_motion_files
+    from vp3d_engine.outputs import MOTION_FORMATS, load_pose_file, write_motion_files
 
     others = [f for f in formats if f not in MOTION_FORMATS]
     if others:
-        raise ConfigurationError(f"{path} is already a result; from it only --bvh, --glb and --fbx can be written "
+        raise ConfigurationError(f"{path} is already 3D; from it only --bvh, --glb and --fbx can be written "
                                  f"(not --{' --'.join(others)})")
-    return write_motion_files(load_result_npz(path), out_dir / path.stem, formats, rig, units)
+    if (out_dir / f"{path.stem}{path.suffix.lower()}").resolve() == path.resolve() and path.suffix.lower() == ".bvh" \
+            and "bvh" in formats:
+        raise ConfigurationError(f"writing {path.stem}.bvh into {out_dir} would overwrite the input; choose --out")
+    return write_motion_files(load_pose_file(path), out_dir / path.stem, formats, rig, units)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="vp3d-convert", description="Video of a person to 3D joints.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    p.add_argument("inputs", nargs="+", help="video files, folders of videos, or vp3d-convert .npz results")
+    p.add_argument("inputs", nargs="+",
+                   help="video files, folders of videos, vp3d-convert .npz results, or motion capture .bvh files")
     p.add_argument("--out", help="output folder (default: next to each video)")
     p.add_argument("--npz", action="store_true", help="write NAME.npz (the default when no format is given)")
     p.add_argument("--json", action="store_true", help="write NAME.json")
@@ -123,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for video in inputs:
         out_dir = Path(args.out) if args.out else video.parent
         bar = None
-        if video.suffix.lower() == ".npz" and not args.keypoints:
+        if video.suffix.lower() in (".npz", ".bvh") and not args.keypoints:
             try:
                 written = _reexport(video, out_dir, formats, args.rig, args.bvh_units)
                 print(f"{video}: -> {', '.join(map(str, written))}")

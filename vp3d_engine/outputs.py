@@ -27,7 +27,8 @@ from converters.types import Pose3D, atomic_save_npz
 from vp3d_engine.detectors.types import FrameDetections
 from vp3d_engine.pipeline import PipelineResult
 
-__all__ = ["MOTION_FORMATS", "check_motion_formats", "load_result_npz", "read_result_keypoints", "result_arrays",
+__all__ = ["MOTION_FORMATS", "check_motion_formats", "load_pose_file", "load_result_npz", "read_result_keypoints",
+           "result_arrays",
            "result_motion", "write_json", "write_motion_files", "write_npz"]
 
 
@@ -82,6 +83,21 @@ def load_result_npz(path: Path) -> Pose3D:
                           meta={"source": meta.get("source", str(path))})
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise InputFileError(f"{path}: not a readable vp3d-convert .npz ({exc})") from None
+
+
+def load_pose_file(path: Path) -> Pose3D:
+    """3D joints to re-export: a ``vp3d-convert`` result ``.npz`` (camera space), or a motion
+    capture ``.bvh`` from another tool (world space as the file has it: retargeting onto a preset)."""
+    if path.suffix.lower() != ".bvh":
+        return load_result_npz(path)
+    from converters.bvh import read_bvh
+    from converters.skeleton_maps import mocap_joints
+
+    bvh = read_bvh(path)
+    joints = mocap_joints(bvh).h36m
+    times = np.arange(joints.shape[0]) / bvh.fps
+    return Pose3D(joints=joints, frame="world", fps=bvh.fps, timestamps=times, confidence=np.ones(len(times)),
+                  meta={"source": str(path)})
 
 
 def read_result_keypoints(path: Path) -> FrameDetections:
