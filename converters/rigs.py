@@ -8,7 +8,8 @@ A preset is a list of :class:`JointSpec` in hierarchy order (root first). Each j
 - is oriented by ``orient``: ``"aim"`` turns the rest direction ``rest_dir`` onto the bone towards
   ``towards`` (a child joint, or an end point given as weights), with its twist taken from the
   ``twist`` rule matched to ``rest_twist``; ``"parent"`` keeps its parent's orientation (hands,
-  toes: nothing seen decides them); ``"flat"`` keeps the foot level, facing where the shin faces.
+  toes: nothing seen decides them); ``"flat"`` turns the foot about the knee's hinge axis until it
+  lies level (standing, walking, squatting), pointing with the shin when it lies down or kicks up.
 
 Twist rules (the second direction that fixes the roll about the bone):
 

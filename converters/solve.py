@@ -61,10 +61,17 @@ def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _frames(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
-    """Orthonormal frames ``(3,3,T)`` whose columns are a, b', a x b'."""
-    a = _unit(primary)
-    b = _unit(secondary - a * _dot(a, secondary))
-    a, b = np.broadcast_arrays(a, b)
+    """Orthonormal frames ``(3,3,T)`` whose columns are a, b', a x b'. Degenerate input (a bone
+    of zero length, a secondary along the bone) still gives a proper rotation, an arbitrary one."""
+    a, secondary = np.broadcast_arrays(primary, secondary)
+    a = np.where(_norm(a) < 1e-9, _Y, a)
+    a = _unit(a)
+    b = secondary - a * _dot(a, secondary)
+    short = _norm(b) < 1e-9
+    if short.any():
+        other = np.where(np.abs(a[0]) < 0.9, _X, _Z)
+        b = np.where(short, other - a * _dot(a, other), b)
+    b = _unit(b)
     return np.stack([a, b, _cross(a, b)], axis=1)
 
 
@@ -91,25 +98,78 @@ def _rotate_by_swing(a: np.ndarray, b: np.ndarray, v: np.ndarray) -> np.ndarray:
     return v + across + _cross(axis, across) / np.maximum(1 + _dot(a, b), 1e-6)
 
 
-def _carried_hinge(parent_world: np.ndarray, rest_dir: np.ndarray, rest_hinge: np.ndarray,
-                   bone: np.ndarray) -> np.ndarray:
-    """The rest hinge axis carried along by the limb's swing from its rest direction (in the
-    parent's frame) to ``bone``: always perpendicular to the bone, so it decides the bending side
-    reliably even where a fixed parent axis would lie along the limb (an arm hanging down)."""
-    return _rotate_by_swing(_apply(parent_world, rest_dir), _unit(bone), _apply(parent_world, rest_hinge))
+def _head_left(head_up: np.ndarray, nose: np.ndarray, chest_left: np.ndarray) -> np.ndarray:
+    """The head's left axis from the plane of thorax, neck/nose and head top (``head_up x nose``
+    with ``nose`` the thorax-to-nose direction). A head turns less than 90 degrees from the chest,
+    so the axis is always taken on the chest's side; it fades into the chest's axis as the three
+    points line up."""
+    n = _cross(head_up, nose) / np.maximum(_norm(head_up) * _norm(nose), 1e-12)
+    sine = _norm(n)
+    n = n / np.maximum(sine, 1e-12)
+    agreement = _dot(n, chest_left)
+    n = np.where(agreement < 0, -n, n)
+    # Across the chest's axis (the head turned 90 degrees, or a neck bent far sideways) the side is
+    # a guess: there the chest's axis takes over, so the head turns through it, never flips.
+    w = np.clip(sine / _FULL_HINGE_SINE, 0.0, 1.0) * np.clip(np.abs(agreement) / 0.3, 0.0, 1.0)
+    return _unit(w * n + (1 - w) * chest_left)
 
 
-def _hinge(upper: np.ndarray, lower: np.ndarray, fallback: np.ndarray) -> np.ndarray:
-    """Hinge axis of a two-bone chain, blended into ``fallback`` as the chain straightens."""
+def _limb_hinge(upper: np.ndarray, lower: np.ndarray, parent_world: np.ndarray, rest_dir: np.ndarray,
+                rest_hinge: np.ndarray) -> np.ndarray:
+    """Hinge axis ``(3,T)`` of a two-bone limb (knee, elbow) over a whole sequence.
+
+    Where the limb is clearly bent (from 20 degrees) the bending plane gives the axis: knees and
+    elbows bend one way only, and the upper limb may be twisted far from any fixed reference (arms
+    up like goalposts). Where it is nearly straight the plane is noise, so the axis of the nearest
+    clearly bent frames is carried over (in the parent's frame, along the limb's swing since then,
+    blended between the frames before and after); a limb never clearly bent carries its rest hinge
+    along its swing from the rest direction. The measured plane, its sign matched to that carried
+    axis, fades in with the bend, so the twist is continuous as a limb straightens and bends again.
+    """
     n = _cross(upper, lower) / np.maximum(_norm(upper) * _norm(lower), 1e-12)
     sine = _norm(n)
     n = n / np.maximum(sine, 1e-12)
-    # A clear bend gives the true hinge (knees and elbows bend one way only), whatever the rest
-    # reference says: the upper limb may be twisted far from it (arms held up like goalposts).
-    # Only a nearly straight limb, whose bending plane is noise, is put on the reference's side.
-    n = np.where((sine < _FULL_HINGE_SINE) & (_dot(n, fallback) < 0), -n, n)
-    w = np.clip(sine / _FULL_HINGE_SINE, 0.0, 1.0)
-    return _unit(w * n + (1 - w) * fallback)
+    to_local = np.swapaxes(parent_world, 0, 1)
+    bone = _unit(_apply(to_local, upper))  # the upper bone in the parent's frame
+    rest = _rotate_by_swing(np.broadcast_to(rest_dir, bone.shape), bone, np.broadcast_to(rest_hinge, bone.shape))
+    bent = sine >= _FULL_HINGE_SINE
+    if bent.any():
+        t = bent.size
+        frames = np.arange(t)
+        before = np.maximum.accumulate(np.where(bent, frames, -1))
+        after = np.minimum.accumulate(np.where(bent, frames, t)[::-1])[::-1]
+        before = np.where(before < 0, after, before)
+        after = np.where(after >= t, before, after)
+        span = np.maximum(after - before, 1)
+        share = np.clip((frames - before) / span, 0.0, 1.0)
+        axis = _apply(to_local, n)
+        carried = ((1 - share) * _rotate_by_swing(bone[:, before], bone, axis[:, before])
+                   + share * _rotate_by_swing(bone[:, after], bone, axis[:, after]))
+        # Where the two carried axes cancel (a straight limb twisted half a turn), the rest hinge.
+        strength = np.clip(_norm(carried) / 0.5, 0.0, 1.0)
+        reference = _unit(strength * _unit(carried) + (1 - strength) * rest)
+    else:
+        reference = rest
+    reference = _apply(parent_world, reference)
+    agreement = _dot(n, reference)
+    n = np.where(~bent & (agreement < 0), -n, n)
+    # A slight bend across the carried axis has no trustworthy side: it counts for less.
+    w = np.clip(sine / _FULL_HINGE_SINE, 0.0, 1.0) * np.where(bent, 1.0, np.abs(agreement))
+    return _unit(w * n + (1 - w) * reference)
+
+
+_FOOT_MAX_FLEX = np.radians(60.0)
+
+
+def _foot(shin: np.ndarray) -> np.ndarray:
+    """Feet ``(3,3,T)``: the shin's orientation turned about the knee's hinge axis until the foot
+    lies level along its length (its sole down), as far as 60 degrees of ankle flexion. As the shin
+    leans from 60 to 90 degrees from vertical (a heel kick, kneeling, lying down) the foot eases into the
+    shin's own orientation (pointed toes), so it never turns round."""
+    up = shin[1]  # world up in the shin's frame (rows are the world axes)
+    flex = np.clip(np.arctan2(up[2], up[1]), -_FOOT_MAX_FLEX, _FOOT_MAX_FLEX) * np.clip(up[1] / 0.5, 0.0, 1.0)
+    c, s = np.cos(flex), np.sin(flex)
+    return np.stack([shin[:, 0], c * shin[:, 1] + s * shin[:, 2], c * shin[:, 2] - s * shin[:, 1]], axis=1)
 
 
 class _Solver:
@@ -161,7 +221,7 @@ class _Solver:
             "hips": _unit(j["left_hip"] - j["right_hip"]),
             "shoulders": _unit(j["left_shoulder"] - j["right_shoulder"]),
         }
-        named["head"] = _hinge(j["head_top"] - j["neck_nose"], j["neck_nose"] - j["thorax"], named["shoulders"])
+        named["head"] = _head_left(j["head_top"] - j["neck_nose"], j["neck_nose"] - j["thorax"], named["shoulders"])
 
         def rule(name: str) -> np.ndarray:
             if name.startswith("mix:"):
@@ -176,18 +236,14 @@ class _Solver:
                 world.append(parent_world)
                 continue
             if s.orient == "flat":
-                # Level, facing where the shin faces (the hips where the shin lies flat).
-                ahead = parent_world[:, 2] * [[1.0], [0.0], [1.0]]
-                hips = world[0][:, 2] * [[1.0], [0.0], [1.0]]
-                weight = np.clip(_norm(ahead) / 0.5, 0.0, 1.0)
-                world.append(_times_rest(_frames(_Y, weight * ahead + (1 - weight) * hips), _frames(_Y, _Z)))
+                world.append(_foot(parent_world))
                 continue
             bone = self.aim_point(k) - self.target(k)
             rest_dir, rest_twist = np.asarray(s.rest_dir)[:, None], np.asarray(s.rest_twist)[:, None]
             if s.twist == "hinge":
                 child = self.index[s.towards] if isinstance(s.towards, str) else -1
                 lower = self.aim_point(child) - self.target(child)
-                sec = _hinge(bone, lower, _carried_hinge(parent_world, rest_dir, rest_twist, bone))
+                sec = _limb_hinge(bone, lower, parent_world, rest_dir, rest_twist)
             elif s.twist == "parent":
                 sec = secondary[p]
             elif s.twist == "up":

@@ -73,15 +73,19 @@ def test_presets_reproduce_the_joints_they_are_placed_on(shared_data: Path, take
     # Keys are smooth for every joint at mocap rate (120 fps here), including the unseen ones.
     q = motion.rotations
     steps = np.degrees(2 * np.arccos(np.clip(np.abs((q[1:] * q[:-1]).sum(-1)), 0, 1)))
-    fast = 30.0 if take.startswith("bandai") else 6.0  # the Bandai take is a sprint sampled at 30 fps
+    fast = 36.0 if take.startswith("bandai") else 6.0  # the Bandai take is a sprint sampled at 30 fps
     assert steps.max() < fast * 1.5, dict(zip(motion.rig.names, steps.max(0).round(1), strict=True))
     if name != "h36m":
-        # Feet stay level (so a planted foot lies flat on the floor), toes ahead of and below the ankles.
+        # Where the shin is within 60 degrees of vertical the foot lies level along its length (a
+        # planted foot is flat on the floor), toes ahead of and below the ankle.
         for side in ("Left", "Right") if name == "mixamo" else ("l", "r"):
             foot = idx[f"mixamorig:{side}Foot" if name == "mixamo" else f"foot_{side}"]
             toe = idx[f"mixamorig:{side}ToeBase" if name == "mixamo" else f"ball_{side}"]
-            assert np.abs(world[:, foot, :, 1] - [0.0, 1.0, 0.0]).max() < 1e-9
-            assert (again[:, toe, 1] < again[:, foot, 1] - 0.03).all()
+            shin_up = world[:, motion.rig.parents[foot], 1, 1]
+            upright = shin_up > 0.5
+            assert upright.mean() > 0.5
+            assert np.abs(world[upright, foot, 1, 2]).max() < 1e-9  # forward axis horizontal
+            assert (again[upright, toe, 1] < again[upright, foot, 1] - 0.03).all()
 
 
 @pytest.mark.shared_data
@@ -132,3 +136,96 @@ def test_flat_foot_follows_the_shin_and_a_turning_body() -> None:
     for foot in ("mixamorig:LeftFoot", "mixamorig:RightFoot"):
         forward = world[:, names.index(foot)] @ [0.0, 0.0, 1.0]
         assert np.allclose(forward, np.stack([s, 0 * s, c], -1), atol=0.03)  # the body's facing
+
+
+def _base() -> np.ndarray:
+    i = {n: k for k, n in enumerate(H36M17.names)}
+    base = np.zeros((17, 3))
+    pos = {"pelvis": (0, 1, 0), "right_hip": (-0.1, 0.98, 0), "right_knee": (-0.1, 0.55, 0.02),
+           "right_ankle": (-0.1, 0.1, 0), "left_hip": (0.1, 0.98, 0), "left_knee": (0.1, 0.55, 0.02),
+           "left_ankle": (0.1, 0.1, 0), "spine": (0, 1.23, 0), "thorax": (0, 1.48, 0), "neck_nose": (0, 1.6, 0.05),
+           "head_top": (0, 1.72, 0), "left_shoulder": (0.17, 1.47, 0), "left_elbow": (0.45, 1.47, 0),
+           "left_wrist": (0.7, 1.47, 0), "right_shoulder": (-0.17, 1.47, 0), "right_elbow": (-0.45, 1.47, 0),
+           "right_wrist": (-0.7, 1.47, 0)}
+    for n, p in pos.items():
+        base[i[n]] = p
+    return base
+
+
+def _max_steps(motion_rotations: np.ndarray) -> np.ndarray:
+    q = motion_rotations
+    return np.degrees(2 * np.arccos(np.clip(np.abs((q[1:] * q[:-1]).sum(-1)), 0, 1))).max(0)
+
+
+def _sweep(axis: str, start: float, stop: float, frames: int, pivot: np.ndarray, point: np.ndarray) -> np.ndarray:
+    from scipy.spatial.transform import Rotation
+
+    angles = np.linspace(start, stop, frames)
+    return pivot + Rotation.from_euler(axis, angles[:, None], degrees=True).apply(point - pivot)
+
+
+@pytest.mark.parametrize("name", ["h36m", "mixamo", "ue"])
+def test_slow_input_gives_slow_keys_through_awkward_poses(name: str) -> None:
+    # Each case moves one part by at most 2.5 degrees a frame; no key may jump (the hinge or foot
+    # rules flipping half a turn, a head or neck frame going singular).
+    i = {n: k for k, n in enumerate(H36M17.names)}
+    base = _base()
+    cases = {}
+    # A heel kick: the knee flexes from straight to 150 degrees, the shin swinging back and up.
+    kick = np.repeat(base[None], 61, axis=0)
+    kick[:, i["left_ankle"]] = _sweep("x", 0, 150, 61, base[i["left_knee"]], base[i["left_ankle"]])
+    cases["heel kick"] = kick
+    # An elbow bending from 5 to 35 degrees, down and a little back (through the 20 degree mark).
+    bend = np.radians(np.linspace(5, 35, 61))
+    down_back = np.array([0.0, -np.cos(np.radians(30)), -np.sin(np.radians(30))])
+    elbow = np.repeat(base[None], 61, axis=0)
+    elbow[:, i["left_wrist"]] = base[i["left_elbow"]] + 0.25 * (np.cos(bend)[:, None] * [1.0, 0.0, 0.0]
+                                                                + np.sin(bend)[:, None] * down_back)
+    cases["elbow through 20 degrees"] = elbow
+    # The head bowing forward 90 degrees about the neck.
+    bow = np.repeat(base[None], 37, axis=0)
+    for joint in ("neck_nose", "head_top"):
+        bow[:, i[joint]] = _sweep("x", 0, 90, 37, base[i["thorax"]], base[i[joint]])
+    cases["head bowing"] = bow
+    for case, joints in cases.items():
+        motion = solve(joints, 30.0, name)
+        assert np.allclose(np.linalg.norm(motion.rotations, axis=-1), 1.0), case
+        steps = _max_steps(motion.rotations)
+        assert steps.max() < 8.0, (case, dict(zip(motion.rig.names, steps.round(1), strict=True)))
+
+
+@pytest.mark.parametrize("name", ["mixamo", "ue"])
+def test_feet_of_a_figure_lying_down_do_not_spin(name: str) -> None:
+    # Lying on the back or front with 3 mm of detector-like noise: feet point along the shins
+    # (toes up or down), not spinning about at random as a "level" foot would.
+    from scipy.spatial.transform import Rotation
+
+    i = {n: k for k, n in enumerate(H36M17.names)}
+    base = _base()
+    names = [s.name for s in preset(name)]
+    feet = [k for k, s in enumerate(preset(name)) if s.orient == "flat"]
+    for turn in (-90, 90):
+        lying = Rotation.from_euler("x", turn, degrees=True).apply(base - base[i["pelvis"]]) + [0, 0.15, 0]
+        noisy = lying[None] + np.random.default_rng(0).normal(scale=0.003, size=(60, 17, 3))
+        world = world_rotations(noisy, name)
+        forward = world[:, feet, :, 2]
+        shin_forward = world[:, [names.index(preset(name)[k].parent or "") for k in feet], :, 2]
+        assert (np.einsum("tfa,tfa->tf", forward, shin_forward) > 0.95).all(), turn  # within 18 degrees
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("take", [
+    "bandai-namco-1/dataset-1_dash_masculinity_001.bvh",  # heel kicks: feet used to turn round
+    "bandai-namco-1/dataset-1_run_musical_001.bvh",  # a slight elbow bend across the carried hinge
+    "bandai-namco-1/dataset-1_kick_normal_001.bvh",  # the head's plane across the chest's axis
+    "bandai-namco-1/dataset-1_punch_normal_002.bvh",
+    "bandai-namco-1/dataset-1_guide_tired_001.bvh",  # an elbow passing 20 degrees on the far side
+])
+def test_no_half_turns_on_takes_that_once_had_them(shared_data: Path, take: str) -> None:
+    # Measured before the fixes: single-frame steps of 100-180 degrees in feet, arms, neck or head.
+    # Now the largest is a fast punch at 30 fps (68 degrees); across all 877 shared takes only one
+    # CMU take with a glitch in its own data (a thigh jumping within 1/120 s) steps over 90.
+    source = read_bvh(shared_data / "mocap" / take)
+    joints = mocap_joints(source).h36m
+    for name in ("h36m", "mixamo"):
+        assert _max_steps(solve(joints, source.fps, name).rotations).max() < 75.0, name
