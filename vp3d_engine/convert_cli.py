@@ -52,9 +52,13 @@ def _reexport(path: Path, out_dir: Path, formats: list[str], rig: str, units: st
     if others:
         raise ConfigurationError(f"{path} is already 3D; from it only --bvh, --glb and --fbx can be written "
                                  f"(not --{' --'.join(others)})")
-    if (out_dir / f"{path.stem}{path.suffix.lower()}").resolve() == path.resolve() and path.suffix.lower() == ".bvh" \
-            and "bvh" in formats:
-        raise ConfigurationError(f"writing {path.stem}.bvh into {out_dir} would overwrite the input; choose --out")
+    if not formats:
+        raise ConfigurationError(f"{path} is already 3D: say which files to write from it (--bvh, --glb, --fbx)")
+    for fmt in formats:
+        target = out_dir / f"{path.stem}.{fmt}"
+        # Also where names differ only in case (the same file on macOS and Windows).
+        if (target.exists() and target.samefile(path)) or str(target).lower() == str(path).lower():
+            raise ConfigurationError(f"writing {target.name} into {out_dir} would overwrite the input; choose --out")
     return write_motion_files(load_pose_file(path), out_dir / path.stem, formats, rig, units)
 
 
@@ -110,7 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                            start=args.start, end=args.end, stride=args.stride, person=args.person,
                            keypoints=Path(args.keypoints) if args.keypoints else None,
                            flip=False if args.no_flip else None)
-    formats = [f for f in ("npz", "json", "bvh", "glb", "fbx") if getattr(args, f)] or ["npz"]
+    asked = [f for f in ("npz", "json", "bvh", "glb", "fbx") if getattr(args, f)]
+    formats = asked or ["npz"]
     try:
         check_motion_formats(formats)
     except Vp3dError as exc:
@@ -131,11 +136,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         bar = None
         if video.suffix.lower() in (".npz", ".bvh") and not args.keypoints:
             try:
-                written = _reexport(video, out_dir, formats, args.rig, args.bvh_units)
+                written = _reexport(video, out_dir, asked, args.rig, args.bvh_units)
                 print(f"{video}: -> {', '.join(map(str, written))}")
             except Vp3dError as exc:
                 failures += 1
-                print(f"vp3d-convert: error: {exc}", file=sys.stderr)
+                print(f"vp3d-convert: error: {exc}" if str(video) in str(exc) else
+                      f"vp3d-convert: error: {video}: {exc}", file=sys.stderr)
             continue
         try:
             total = None

@@ -94,7 +94,13 @@ def load_pose_file(path: Path) -> Pose3D:
     from converters.skeleton_maps import mocap_joints
 
     bvh = read_bvh(path)
-    joints = mocap_joints(bvh).h36m
+    if set(H36M17.names) <= set(bvh.names):  # vp3d's own h36m rig: its joints are the H36M ones
+        from converters.bvh import forward_kinematics, infer_unit_scale
+
+        positions, _ = forward_kinematics(bvh, scale=infer_unit_scale(bvh)[1])
+        joints = positions[:, [bvh.names.index(n) for n in H36M17.names]]
+    else:
+        joints = mocap_joints(bvh).h36m
     times = np.arange(joints.shape[0]) / bvh.fps
     return Pose3D(joints=joints, frame="world", fps=bvh.fps, timestamps=times, confidence=np.ones(len(times)),
                   meta={"source": str(path)})

@@ -40,5 +40,26 @@ def test_mocap_bvh_is_retargeted_onto_the_unreal_rig(shared_data: Path, tmp_path
     capsys.readouterr()
     assert main([str(copy), "--bvh"]) == 2
     assert "overwrite" in capsys.readouterr().err and copy.read_bytes() == source_path.read_bytes()
+    upper = copy.with_name("Take2.BVH")
+    shutil.copy(source_path, upper)
+    assert main([str(upper), "--bvh"]) == 2  # the same file where case does not count
+    assert "overwrite" in capsys.readouterr().err and not (upper.parent / "Take2.bvh").exists()
     assert main([str(copy), "--json"]) == 2
     assert "only --bvh, --glb and --fbx" in capsys.readouterr().err
+    assert main([str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert "say which files to write" in err and str(copy) in err
+
+
+@pytest.mark.shared_data
+def test_vp3d_own_h36m_bvh_is_retargeted_too(shared_data: Path, tmp_path: Path) -> None:
+    source = shared_data / "mocap" / "cmu" / "02_01.bvh"
+    assert main([str(source), "--out", str(tmp_path / "h36m"), "--bvh"]) == 0
+    assert main([str(tmp_path / "h36m" / "02_01.bvh"), "--out", str(tmp_path / "mixamo"), "--bvh",
+                 "--rig", "mixamo"]) == 0
+    direct = tmp_path / "direct"
+    assert main([str(source), "--out", str(direct), "--bvh", "--rig", "mixamo"]) == 0
+    via_h36m, _ = bvh_fk(read_bvh(tmp_path / "mixamo" / "02_01.bvh"), scale=0.01)
+    straight, _ = bvh_fk(read_bvh(direct / "02_01.bvh"), scale=0.01)
+    # The same motion either way, up to the h36m step's bone-length normalisation.
+    assert np.linalg.norm(via_h36m - straight, axis=-1).mean() < 0.02
