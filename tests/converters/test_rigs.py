@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from poses import t_pose
 
 from converters.bvh import read_bvh
 from converters.errors import ConfigurationError
@@ -116,16 +117,7 @@ def test_rest_pose_is_a_t_pose(shared_data: Path, name: str) -> None:
 
 def test_flat_foot_follows_the_shin_and_a_turning_body() -> None:
     # A standing figure turning on the spot: the feet stay level and face where the body faces.
-    i = {n: k for k, n in enumerate(H36M17.names)}
-    base = np.zeros((17, 3))
-    pos = {"pelvis": (0, 1, 0), "right_hip": (-0.1, 0.98, 0), "right_knee": (-0.1, 0.55, 0.02),
-           "right_ankle": (-0.1, 0.1, 0), "left_hip": (0.1, 0.98, 0), "left_knee": (0.1, 0.55, 0.02),
-           "left_ankle": (0.1, 0.1, 0), "spine": (0, 1.23, 0), "thorax": (0, 1.48, 0), "neck_nose": (0, 1.6, 0.05),
-           "head_top": (0, 1.72, 0), "left_shoulder": (0.17, 1.47, 0), "left_elbow": (0.2, 1.2, 0),
-           "left_wrist": (0.22, 0.95, 0.05), "right_shoulder": (-0.17, 1.47, 0), "right_elbow": (-0.2, 1.2, 0),
-           "right_wrist": (-0.22, 0.95, 0.05)}
-    for n, p in pos.items():
-        base[i[n]] = p
+    base = t_pose(arms_down=True)
     yaw = np.radians(np.linspace(0, 270, 90))
     c, s = np.cos(yaw), np.sin(yaw)
     rot = np.stack([np.stack([c, 0 * c, s], -1), np.stack([0 * c, 1 + 0 * c, 0 * c], -1),
@@ -136,20 +128,6 @@ def test_flat_foot_follows_the_shin_and_a_turning_body() -> None:
     for foot in ("mixamorig:LeftFoot", "mixamorig:RightFoot"):
         forward = world[:, names.index(foot)] @ [0.0, 0.0, 1.0]
         assert np.allclose(forward, np.stack([s, 0 * s, c], -1), atol=0.03)  # the body's facing
-
-
-def _base() -> np.ndarray:
-    i = {n: k for k, n in enumerate(H36M17.names)}
-    base = np.zeros((17, 3))
-    pos = {"pelvis": (0, 1, 0), "right_hip": (-0.1, 0.98, 0), "right_knee": (-0.1, 0.55, 0.02),
-           "right_ankle": (-0.1, 0.1, 0), "left_hip": (0.1, 0.98, 0), "left_knee": (0.1, 0.55, 0.02),
-           "left_ankle": (0.1, 0.1, 0), "spine": (0, 1.23, 0), "thorax": (0, 1.48, 0), "neck_nose": (0, 1.6, 0.05),
-           "head_top": (0, 1.72, 0), "left_shoulder": (0.17, 1.47, 0), "left_elbow": (0.45, 1.47, 0),
-           "left_wrist": (0.7, 1.47, 0), "right_shoulder": (-0.17, 1.47, 0), "right_elbow": (-0.45, 1.47, 0),
-           "right_wrist": (-0.7, 1.47, 0)}
-    for n, p in pos.items():
-        base[i[n]] = p
-    return base
 
 
 def _max_steps(motion_rotations: np.ndarray) -> np.ndarray:
@@ -169,7 +147,7 @@ def test_slow_input_gives_slow_keys_through_awkward_poses(name: str) -> None:
     # Each case moves one part by at most 2.5 degrees a frame; no key may jump (the hinge or foot
     # rules flipping half a turn, a head or neck frame going singular).
     i = {n: k for k, n in enumerate(H36M17.names)}
-    base = _base()
+    base = t_pose()
     cases = {}
     # A heel kick: the knee flexes from straight to 150 degrees, the shin swinging back and up.
     kick = np.repeat(base[None], 61, axis=0)
@@ -201,7 +179,7 @@ def test_feet_of_a_figure_lying_down_do_not_spin(name: str) -> None:
     from scipy.spatial.transform import Rotation
 
     i = {n: k for k, n in enumerate(H36M17.names)}
-    base = _base()
+    base = t_pose()
     names = [s.name for s in preset(name)]
     feet = [k for k, s in enumerate(preset(name)) if s.orient == "flat"]
     for turn in (-90, 90):

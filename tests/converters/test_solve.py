@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from poses import t_pose
 from scipy.spatial.transform import Rotation
 
 from converters.bvh import read_bvh
@@ -25,16 +26,7 @@ I = {n: i for i, n in enumerate(H36M17.names)}  # noqa: E741
 
 def _rest_joints() -> np.ndarray:
     """A plausible T-pose to build rigs from (one frame)."""
-    rig_src = np.zeros((1, 17, 3))
-    pos = {"pelvis": (0, 1, 0), "right_hip": (-0.1, 0.98, 0), "right_knee": (-0.1, 0.55, 0.02),
-           "right_ankle": (-0.1, 0.1, 0), "left_hip": (0.1, 0.98, 0), "left_knee": (0.1, 0.55, 0.02),
-           "left_ankle": (0.1, 0.1, 0), "spine": (0, 1.23, 0), "thorax": (0, 1.48, 0), "neck_nose": (0, 1.6, 0.05),
-           "head_top": (0, 1.72, 0), "left_shoulder": (0.17, 1.47, 0), "left_elbow": (0.45, 1.47, 0),
-           "left_wrist": (0.7, 1.47, 0), "right_shoulder": (-0.17, 1.47, 0), "right_elbow": (-0.45, 1.47, 0),
-           "right_wrist": (-0.7, 1.47, 0)}
-    for n, p in pos.items():
-        rig_src[0, I[n]] = p
-    return rig_src
+    return t_pose()[None]
 
 
 def test_rigid_skeleton_round_trips_exactly() -> None:
