@@ -41,6 +41,7 @@ import numpy as np
 from converters.bvh import infer_unit_scale, read_bvh
 from converters.bvh_writer import write_bvh
 from converters.errors import BackendUnavailableError, ConfigurationError, ConversionError, InputFileError
+from converters.fileio import TEMP_MARK, temp_dir, temp_path
 from converters.motion import Motion
 
 __all__ = ["BLENDER_TO_VP3D", "ArmatureAnimation", "read_armature_positions", "require_bpy", "write_fbx"]
@@ -85,7 +86,7 @@ def require_bpy(purpose: str = "FBX export") -> ModuleType:
                               "when used from any other (run it in a subprocess)")
     private = None
     if "bpy" not in sys.modules and "BLENDER_USER_RESOURCES" not in os.environ:
-        private = os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="vp3d-blender-")
+        private = os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix=f"{TEMP_MARK}-{os.getpid()}-blender-")
     try:
         import bpy
     except ImportError as err:
@@ -147,13 +148,14 @@ def _only_armature(scene: Any, path: Path) -> Any:
     return armatures[0]
 
 
-def write_fbx(motion: Motion, path: str | Path, *, units: str = "cm") -> Path:
+def write_fbx(motion: Motion, path: str | Path, *, units: str = "cm", name: str | None = None) -> Path:
     """Write ``motion`` as a binary FBX: one armature whose bones are ``motion.rig.names``, rest
     pose the rig's T-pose, animation baked on every frame (frames ``1..T``) at ``motion.fps``.
 
     Y up and facing +Z in the file (FBX's usual axes), lengths in ``units`` (``"cm"`` or ``"m"``).
     Goes through Blender: a temporary BVH is imported with Blender's BVH importer and exported with
     its FBX exporter; the file is written to a temporary name beside ``path``, then renamed.
+    ``name`` names the armature and the take (default: the file name's stem).
     """
     if units not in _FBX_UNITS:
         raise ConversionError(f"FBX units must be one of {', '.join(_FBX_UNITS)}, not {units!r}")
@@ -162,12 +164,13 @@ def write_fbx(motion: Motion, path: str | Path, *, units: str = "cm") -> Path:
             raise ConversionError(f"joint name {name!r} is longer than Blender's {_MAX_BONE_NAME_BYTES} bytes")
     require_bpy()  # before any work
     target = Path(path)
+    name = name or target.stem
     units_per_metre, scale_option = _FBX_UNITS[units]
-    with tempfile.TemporaryDirectory(prefix="vp3d-fbx-") as tmp:
+    with temp_dir("fbx") as tmp:
         bvh_path = write_bvh(motion, Path(tmp) / "motion.bvh", units="cm")
         with _blender_session("FBX export") as bpy:
             scene = bpy.context.scene
-            scene.name = target.stem or "Take"  # FBX names its animation take after the scene
+            scene.name = name or "Take"  # FBX names its animation take after the scene
             _set_fps(scene, motion.fps)
             # Blender units are metres times scale_length; with centimetre units the exporter's
             # unit factor is 1, so values go out as they are, with no scale on the armature node.
@@ -177,7 +180,7 @@ def write_fbx(motion: Motion, path: str | Path, *, units: str = "cm") -> Path:
                   axis_forward="-Z", axis_up="Y", use_fps_scale=False,
                   update_scene_fps=False, update_scene_duration=False)
             armature = _only_armature(scene, bvh_path)
-            armature.name = armature.data.name = target.stem or "Armature"
+            armature.name = armature.data.name = name or "Armature"
             bones = tuple(bone.name for bone in armature.data.bones)
             if bones != motion.rig.names:
                 raise ConversionError(f"Blender renamed or reordered the bones: {bones} != {motion.rig.names}")
@@ -188,10 +191,9 @@ def write_fbx(motion: Motion, path: str | Path, *, units: str = "cm") -> Path:
 
 def _export_fbx_atomically(bpy: Any, target: Path, scale_option: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp.fbx", dir=target.parent)
-    os.close(fd)
+    tmp = temp_path(target)  # keeps the .fbx suffix, which Blender's exporter insists on
     try:
-        _call(bpy.ops.export_scene.fbx, filepath=tmp, use_selection=False, object_types={"ARMATURE"},
+        _call(bpy.ops.export_scene.fbx, filepath=str(tmp), use_selection=False, object_types={"ARMATURE"},
               axis_forward="-Z", axis_up="Y", apply_unit_scale=True, global_scale=1.0,
               apply_scale_options=scale_option, add_leaf_bones=False, primary_bone_axis="Y",
               secondary_bone_axis="X", armature_nodetype="NULL", use_armature_deform_only=False,
@@ -201,7 +203,7 @@ def _export_fbx_atomically(bpy: Any, target: Path, scale_option: str) -> None:
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

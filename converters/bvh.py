@@ -23,6 +23,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from converters.errors import InputFileError
+from converters.types import MAX_FPS, MIN_FPS
 
 __all__ = ["UNIT_SCALES", "Bvh", "forward_kinematics", "infer_unit_scale", "read_bvh"]
 
@@ -231,6 +232,9 @@ def _parse_motion(body: str, num_channels: int, path: str, first_line: int) -> t
         ) from None
     if num_frames < 0 or not (math.isfinite(frame_time) and frame_time > 0):
         raise InputFileError(f"{path}: invalid frame count ({num_frames}) or frame time ({frame_time})")
+    if not MIN_FPS <= 1.0 / frame_time <= MAX_FPS:
+        raise InputFileError(f"{path}: Frame Time {time_m.group(1)} s is {1.0 / frame_time:.3g} frames per second, "
+                             f"outside {MIN_FPS:g} to {MAX_FPS:g}; the file's frame time is wrong")
     data = body[time_m.end():]
     try:
         values = np.array(data.split(), dtype=np.float64)

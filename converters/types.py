@@ -20,15 +20,48 @@ from converters.errors import InputFileError
 from converters.fileio import atomic_write
 from converters.joints import joint_set
 
-__all__ = ["Keypoints2D", "Pose3D", "atomic_save_npz", "load_keypoints", "load_pose3d"]
+__all__ = ["MAX_FPS", "MIN_FPS", "Keypoints2D", "Pose3D", "atomic_save_npz", "check_fps", "check_timestamps",
+           "load_keypoints", "load_pose3d"]
 
 _KP_FORMAT = "vp3d-keypoints2d"
 _POSE_FORMAT = "vp3d-pose3d"
 
 
+#: Frame rates vp3d accepts anywhere (BVH, keypoint files, results, checkpoints): a rate outside
+#: is a broken file, and would make resampling allocate absurd amounts of memory.
+MIN_FPS, MAX_FPS = 1.0, 1000.0
+
+
 def _check(cond: bool, message: str) -> None:
     if not cond:
-        raise ValueError(message)
+        raise InputFileError(message)
+
+
+def check_fps(fps: object, where: str = "") -> float:
+    """``fps`` if it is a frame rate vp3d can work with, else an :class:`InputFileError`."""
+    prefix = f"{where}: " if where else ""
+    if not (isinstance(fps, int | float | np.number) and not isinstance(fps, bool) and MIN_FPS <= fps <= MAX_FPS):
+        raise InputFileError(f"{prefix}frame rate {fps!r} is outside {MIN_FPS:g} to {MAX_FPS:g} frames per second; "
+                             "the file is broken or its frame rate field is wrong")
+    return float(fps)
+
+
+def check_timestamps(timestamps: np.ndarray, fps: float, where: str = "") -> None:
+    """Timestamps must be finite, never go back in time, and not span far more frames than they
+    hold (each second of span costs ``fps`` frames when resampled onto an even grid)."""
+    prefix = f"{where}: " if where else ""
+    t = np.asarray(timestamps)
+    if t.size == 0:
+        return
+    if t.dtype.kind not in "fiu" or not np.isfinite(t).all():
+        raise InputFileError(f"{prefix}timestamps are not all finite numbers; the file is broken")
+    if t.size > 1 and (np.diff(t) < 0).any():
+        where_back = int(np.argmax(np.diff(t) < 0))
+        raise InputFileError(f"{prefix}timestamps go back in time after frame {where_back}; the file is broken")
+    implied = float(t[-1] - t[0]) * fps
+    if implied > 2 * t.size + 10 * fps:
+        raise InputFileError(f"{prefix}{t.size} frames spread over {t[-1] - t[0]:.4g} s at {fps:g} fps (room for "
+                             f"{implied:.3g} frames); the timestamps or the frame rate are wrong")
 
 
 @dataclass(frozen=True)
@@ -59,7 +92,8 @@ class Keypoints2D:
         _check(self.valid.shape == (t, k) and self.valid.dtype == bool, "valid must be a (T,K) bool array")
         _check(self.timestamps.shape == (t,), f"timestamps must be (T,), got {self.timestamps.shape}")
         _check(len(self.image_size) == 2 and min(self.image_size) > 0, f"bad image size {self.image_size}")
-        _check(self.fps > 0, f"fps must be positive, got {self.fps}")
+        check_fps(self.fps, "keypoints")
+        check_timestamps(self.timestamps, self.fps, "keypoints")
 
     @property
     def num_frames(self) -> int:
@@ -98,7 +132,8 @@ class Pose3D:
         _check(self.timestamps.shape == (t,), "timestamps must be (T,)")
         _check(self.confidence.shape == (t,), "confidence must be (T,)")
         _check(self.trajectory is None or self.trajectory.shape == (t, 3), "trajectory must be (T,3)")
-        _check(self.fps > 0, f"fps must be positive, got {self.fps}")
+        check_fps(self.fps, "3D joints")
+        check_timestamps(self.timestamps, self.fps, "3D joints")
 
     @property
     def num_frames(self) -> int:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -30,8 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from converters.errors import CheckpointError
+from converters.errors import CheckpointError, ConfigurationError, InputFileError
+from converters.fileio import check_input_path
 from converters.joints import joint_set
+from converters.types import check_fps
 from vp3d_engine.lifters.registry import build_temporal_model, lifter_spec
 
 if TYPE_CHECKING:
@@ -46,9 +49,11 @@ __all__ = [
     "LoadedLifter",
     "checkpoint_search_path",
     "load_checkpoint",
+    "read_config",
     "resolve_checkpoint",
     "save_checkpoint",
     "sha256_file",
+    "validate_config",
 ]
 
 FORMAT = "vp3d-lifter"
@@ -90,8 +95,8 @@ def checkpoint_search_path() -> list[Path]:
 def resolve_checkpoint(name_or_path: str | Path) -> Path:
     """A checkpoint folder or ``.bin`` file from a path, or from a name on the search path."""
     p = Path(name_or_path)
-    if p.exists():
-        return p
+    if os.path.lexists(p):
+        return check_input_path(p, "checkpoint")
     if p.name == str(name_or_path):
         for root in checkpoint_search_path():
             if (root / p).is_dir():
@@ -147,27 +152,117 @@ def save_checkpoint(out_dir: Path, config: dict[str, Any], pose: TemporalModelBa
     return out_dir
 
 
-def _read_config(folder: Path) -> dict[str, Any]:
+def read_config(folder: Path) -> dict[str, Any]:
+    where = folder / CONFIG_NAME
     try:
-        config = json.loads((folder / CONFIG_NAME).read_text())
+        config = json.loads(where.read_text())
     except FileNotFoundError:
         raise CheckpointError(f"{folder}: no {CONFIG_NAME}; is this a vp3d checkpoint folder?") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{where}: cannot be read ({exc})") from None
     except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{folder / CONFIG_NAME}: not valid JSON ({exc})") from None
+        raise CheckpointError(f"{where}: not valid JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{where}: holds a JSON {type(config).__name__}, expected an object")
     if config.get("format") != FORMAT:
-        raise CheckpointError(f"{folder / CONFIG_NAME}: format is {config.get('format')!r}, expected {FORMAT!r}")
-    if int(config.get("format_version", 0)) > FORMAT_VERSION:
-        raise CheckpointError(f"{folder}: written by a newer vp3d (format {config['format_version']}); upgrade vp3d")
+        raise CheckpointError(f"{where}: format is {config.get('format')!r}, expected {FORMAT!r}")
+    version = config.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"{where}: format_version {version!r} is not an integer")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{folder}: written by a newer vp3d (format {version}); upgrade vp3d")
+    validate_config(config, str(where))
+    return config
+
+
+#: Bounds on what a checkpoint may ask to build, checked before any tensor is allocated: the
+#: released VideoPose3D models use up to 1024 channels, widths of 3 or 5 and 243 frames.
+MAX_CHANNELS = 4096
+MAX_FILTER_WIDTH = 15
+MAX_BLOCKS = 8
+MAX_RECEPTIVE_FIELD = 6561
+MAX_PARAMETERS = 100_000_000
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_architecture(arch: Any, j_in: int, j_out: int, features: int, where: str) -> int:
+    """Raise :class:`CheckpointError` unless ``arch`` is a buildable temporal model within the
+    bounds above; returns its parameter count (computed, nothing built)."""
+    if not isinstance(arch, dict):
+        raise CheckpointError(f"{where}: expected an object with filter_widths and channels, got {arch!r}")
+    widths: Any = arch.get("filter_widths")
+    channels: Any = arch.get("channels")
+    if not (isinstance(widths, list) and 1 <= len(widths) <= MAX_BLOCKS and all(_is_int(w) for w in widths)):
+        raise CheckpointError(f"{where}: filter_widths {widths!r} must be a list of 1 to {MAX_BLOCKS} integers")
+    if any(w < 1 or w % 2 == 0 or w > MAX_FILTER_WIDTH for w in widths):
+        raise CheckpointError(f"{where}: filter_widths {widths} must be odd, from 1 to {MAX_FILTER_WIDTH}")
+    if not (_is_int(channels) and 1 <= channels <= MAX_CHANNELS):
+        raise CheckpointError(f"{where}: channels {channels!r} must be an integer from 1 to {MAX_CHANNELS}")
+    dropout = arch.get("dropout", 0.25)
+    if not (isinstance(dropout, int | float) and not isinstance(dropout, bool) and 0 <= dropout < 1):
+        raise CheckpointError(f"{where}: dropout {dropout!r} must be a number in [0, 1)")
+    for flag in ("causal", "dense"):
+        if not isinstance(arch.get(flag, False), bool):
+            raise CheckpointError(f"{where}: {flag} must be true or false, not {arch[flag]!r}")
+    receptive = math.prod(widths)
+    if receptive > MAX_RECEPTIVE_FIELD:
+        raise CheckpointError(f"{where}: filter_widths {widths} give a receptive field of {receptive} frames, "
+                              f"above {MAX_RECEPTIVE_FIELD}")
+    params, dilation = channels * (j_in * features * widths[0] + 1 + 3 * j_out), widths[0]
+    for w in widths[1:]:
+        kernel = (w - 1) * dilation + 1 if arch.get("dense", False) else w
+        params += channels * channels * (kernel + 1)
+        dilation *= w
+    if params > MAX_PARAMETERS:
+        raise CheckpointError(f"{where}: {channels} channels with filter_widths {widths} make {params:,} parameters, "
+                              f"above {MAX_PARAMETERS:,}; not a model vp3d can run")
+    return params
+
+
+def validate_config(config: Any, where: str = CONFIG_NAME) -> None:
+    """Check a checkpoint config's types and bounds (see the module notes) before anything is built."""
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{where}: expected a JSON object, got {type(config).__name__}")
     for key in ("lifter", "architecture", "input", "output"):
         if key not in config:
-            raise CheckpointError(f"{folder / CONFIG_NAME}: missing {key!r}")
-    return config
+            raise CheckpointError(f"{where}: missing {key!r}")
+    if not isinstance(config["lifter"], str):
+        raise CheckpointError(f"{where}: lifter {config['lifter']!r} is not a name")
+    for key in ("input", "output"):
+        if not (isinstance(config[key], dict) and isinstance(config[key].get("joints"), str)):
+            raise CheckpointError(f"{where}: {key} must be an object naming its joints, e.g. "
+                                  '{"joints": "coco17"}')
+    try:
+        j_in, j_out = joint_set(config["input"]["joints"]).size, joint_set(config["output"]["joints"]).size
+    except ConfigurationError as exc:
+        raise CheckpointError(f"{where}: {exc}") from None
+    features = config["input"].get("features", 2)
+    if not (_is_int(features) and features in (2, 3)):
+        raise CheckpointError(f"{where}: input features {features!r} must be 2 (x, y) or 3 (x, y, score)")
+    _check_architecture(config["architecture"], j_in, j_out, features, f"{where}: architecture")
+    if config.get("trajectory") is not None:
+        _check_architecture(config["trajectory"], j_in, 1, features, f"{where}: trajectory")
+    if "fps" in config:
+        try:
+            check_fps(config["fps"])
+        except InputFileError as exc:
+            raise CheckpointError(f"{where}: {exc}") from None
+    rf = config.get("receptive_field")
+    if rf is not None and not _is_int(rf):
+        raise CheckpointError(f"{where}: receptive_field {rf!r} is not an integer")
+    if not isinstance(config.get("test_time_flip", True), bool):
+        raise CheckpointError(f"{where}: test_time_flip must be true or false")
 
 
 def build_models(
     config: dict[str, Any], optimized_1f: bool = False
 ) -> tuple[TemporalModelBase, TemporalModelBase | None]:
-    """Fresh (untrained) pose and trajectory models for a config."""
+    """Fresh (untrained) pose and trajectory models for a config (validated first: nothing is
+    allocated for a config outside the bounds)."""
+    validate_config(config, "model config")
     lifter_spec(config["lifter"])
     j_in = joint_set(config["input"]["joints"]).size
     j_out = joint_set(config["output"]["joints"]).size
@@ -188,7 +283,7 @@ def load_checkpoint(name_or_path: str | Path, device: torch.device | str = "cpu"
         from vp3d_engine.original_weights import load_original_bin
 
         return load_original_bin(path, device=device)
-    config = _read_config(path)
+    config = read_config(path)
     weights = path / WEIGHTS_NAME
     if not weights.is_file():
         raise CheckpointError(f"{path}: no {WEIGHTS_NAME}")

@@ -10,14 +10,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from converters.errors import Vp3dError
-from converters.fileio import atomic_write
+from converters.errors import CheckpointError, ConfigurationError, Vp3dError
+from converters.fileio import atomic_write, check_output_folder
+from vp3d_engine.interrupts import Interrupted, interrupts_raise
 
 __all__ = ["main"]
 
@@ -29,8 +31,20 @@ def _write_json(path: str, data: dict[str, Any]) -> None:
     atomic_write(path, lambda f: f.write(json.dumps(data, indent=2) + "\n"), binary=False)
 
 
+def _check_checkpoint_out(out: str) -> None:
+    """A checkpoint folder to write: fail before any work when it names a file or cannot be made."""
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        raise ConfigurationError(f"--out {p} is a file; a checkpoint is a folder: choose a folder name")
+    check_output_folder(p.parent if not p.exists() else p)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
+
+    _check_checkpoint_out(args.out)
+    if args.json:
+        check_output_folder(Path(args.json).parent)
 
     from vp3d_engine.training.train import TrainOptions, train
 
@@ -162,6 +176,7 @@ def _cmd_weights_download(args: argparse.Namespace) -> int:
 def _cmd_weights_convert(args: argparse.Namespace) -> int:
     from vp3d_engine.original_weights import convert_original
 
+    _check_checkpoint_out(args.out)
     out = convert_original(Path(args.file), Path(args.out), input_joints=args.input_joints,
                            trust_pickle=args.trust_pickle)
     print(f"converted {args.file} to {out}")
@@ -177,7 +192,7 @@ def _cmd_weights_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from vp3d_engine.checkpoints import CONFIG_NAME, checkpoint_search_path
+    from vp3d_engine.checkpoints import CONFIG_NAME, checkpoint_search_path, read_config
     from vp3d_engine.detectors.registry import detector_names, detector_spec
     from vp3d_engine.lifters.registry import lifter_names, lifter_spec
 
@@ -188,12 +203,21 @@ def _cmd_list(args: argparse.Namespace) -> int:
     for name in lifter_names():
         print(f"  {name:14s} {lifter_spec(name).description}")
     print("checkpoints:")
+    broken = 0
     for root in checkpoint_search_path():
         if root.is_dir():
             for folder in sorted(q for q in root.iterdir() if (q / CONFIG_NAME).is_file()):
-                cfg = json.loads((folder / CONFIG_NAME).read_text())
-                print(f"  {folder.name:14s} {cfg.get('lifter')}, {cfg.get('receptive_field')} frames, "
-                      f"{cfg['input']['joints']} input ({folder})")
+                try:
+                    cfg = read_config(folder)
+                except CheckpointError as exc:
+                    broken += 1
+                    print(f"  {folder.name:14s} BROKEN: {exc}")
+                    continue
+                rf = math.prod(cfg["architecture"]["filter_widths"])
+                print(f"  {folder.name:14s} {cfg['lifter']}, {rf} frames, {cfg['input']['joints']} input ({folder})")
+    if broken:
+        print(f"vp3d list: {broken} checkpoint folder(s) cannot be used (see BROKEN above); fix or remove them",
+              file=sys.stderr)
     return 0
 
 
@@ -245,15 +269,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return int(args.func(args))
+        with interrupts_raise():
+            return int(args.func(args))
     except Vp3dError as exc:
         if args.verbose:
             raise
         print(f"vp3d {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"vp3d {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except Interrupted as stop:
+        print(f"vp3d {args.command}: {stop}", file=sys.stderr)
+        return stop.exit_code
 
 
 if __name__ == "__main__":

@@ -8,20 +8,30 @@
     vp3d-convert take.bvh --out ue --fbx --rig ue  # retarget motion capture onto a preset
 
 Exit status: 0 when every input converted, 2 when any failed (each failure is one line on stderr
-saying what to do; the other inputs still run), 1 for an unexpected error.
+saying what to do; the other inputs still run; a batch ends with "N converted, M failed"), 1 for a
+bug in vp3d, 130/143 when interrupted (SIGINT/SIGTERM). No output ever replaces an input of the run;
+each input's files are written as one set (all new or all as they were).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from converters.errors import Vp3dError
+from converters.errors import ConfigurationError, Vp3dError
+from converters.fileio import PathSet, check_input_path, check_output_folder, remove_stale_temps
+from vp3d_engine.interrupts import Interrupted, interrupts_raise
+from vp3d_engine.pipeline import PipelineOptions
 
 __all__ = ["main"]
+
+log = logging.getLogger("vp3d-convert")
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp",
                   ".ts", ".mts"}
@@ -34,32 +44,107 @@ def _inputs(paths: Sequence[str]) -> list[Path]:
         if p.is_dir():
             found = sorted(q for q in p.iterdir() if q.suffix.lower() in VIDEO_SUFFIXES)
             if not found:
-                raise SystemExit(f"vp3d-convert: error: no videos in folder {p} "
-                                 f"(looked for {', '.join(sorted(VIDEO_SUFFIXES))})")
+                raise ConfigurationError(f"no videos in folder {p} (looked for {', '.join(sorted(VIDEO_SUFFIXES))})")
             out.extend(found)
         else:
-            out.append(p)
+            out.append(p)  # a missing or unreadable one fails on its own turn, with its reason
     return out
 
 
-def _reexport(path: Path, out_dir: Path, formats: list[str], rig: str, units: str) -> list[Path]:
-    """Write animation formats from existing 3D joints, a result .npz or a mocap .bvh (no detection,
-    no lifting)."""
-    from converters.errors import ConfigurationError
-    from vp3d_engine.outputs import MOTION_FORMATS, load_pose_file, write_motion_files
+@dataclass
+class _Job:
+    """One input and the files it will write."""
 
-    others = [f for f in formats if f not in MOTION_FORMATS]
-    if others:
-        raise ConfigurationError(f"{path} is already 3D; from it only --bvh, --glb and --fbx can be written "
-                                 f"(not --{' --'.join(others)})")
-    if not formats:
-        raise ConfigurationError(f"{path} is already 3D: say which files to write from it (--bvh, --glb, --fbx)")
-    for fmt in formats:
-        target = out_dir / f"{path.stem}.{fmt}"
-        # Also where names differ only in case (the same file on macOS and Windows).
-        if (target.exists() and target.samefile(path)) or str(target).lower() == str(path).lower():
-            raise ConfigurationError(f"writing {target.name} into {out_dir} would overwrite the input; choose --out")
-    return write_motion_files(load_pose_file(path), out_dir / path.stem, formats, rig, units)
+    source: Path
+    out_dir: Path
+    formats: list[str]
+    reexport: bool  # already 3D (a result .npz or a .bvh): no detection, no lifting
+
+    @property
+    def stem(self) -> Path:
+        return self.out_dir / self.source.stem
+
+    @property
+    def targets(self) -> list[Path]:
+        return [self.out_dir / f"{self.source.stem}.{f}" for f in self.formats]
+
+
+def _plan(args: argparse.Namespace, asked: list[str]) -> list[_Job]:
+    """Every input with its outputs, checked before any work: no two inputs write the same files,
+    and no output lands on any input of the run (videos, --keypoints, --checkpoint), compared as
+    files (resolved paths, case, hard links), not as strings."""
+    from vp3d_engine.outputs import MOTION_FORMATS
+
+    jobs = []
+    for source in _inputs(args.inputs):
+        reexport = source.suffix.lower() in (".npz", ".bvh") and not args.keypoints
+        out_dir = Path(args.out) if args.out else source.parent
+        if reexport:
+            others = [f for f in asked if f not in MOTION_FORMATS]
+            if others:
+                raise ConfigurationError(f"{source} is already 3D; from it only --bvh, --glb and --fbx can be "
+                                         f"written (not --{' --'.join(others)})")
+            if not asked:
+                raise ConfigurationError(f"{source} is already 3D: say which files to write from it "
+                                         "(--bvh, --glb, --fbx)")
+        jobs.append(_Job(source, out_dir, asked if reexport else (asked or ["npz"]), reexport))
+    inputs = PathSet()
+    for job in jobs:
+        inputs.add(job.source)
+    for extra in (args.keypoints, args.checkpoint):
+        if extra and os.path.lexists(extra):
+            inputs.add(extra)
+            if os.path.isdir(extra):
+                for child in Path(extra).iterdir():
+                    inputs.add(child)
+    stems = PathSet()
+    for job in jobs:
+        other = stems.find(job.stem)
+        if other is not None:
+            raise ConfigurationError(f"{other} and {job.source} would write the same {job.stem}.* files; rename "
+                                     "one or convert them into different --out folders")
+        stems.add(job.stem, label=job.source)
+        for target in job.targets:
+            hit = inputs.find(target)
+            if hit is not None:
+                raise ConfigurationError(f"writing {target} would overwrite the input {hit}; choose another --out")
+    return jobs
+
+
+def _convert(job: _Job, args: argparse.Namespace, opts: PipelineOptions) -> str:
+    """Run one job and write its files as one set; returns the line to print."""
+    from tqdm import tqdm
+
+    from vp3d_engine.outputs import load_pose_file, write_result_files
+    from vp3d_engine.pipeline import run_pipeline
+
+    check_input_path(job.source)
+    check_output_folder(job.out_dir)
+    for stale in remove_stale_temps(job.out_dir):
+        log.info("removed %s, left by an interrupted run", stale)
+    if job.reexport:
+        written = write_result_files(job.stem, job.formats, load_pose_file(job.source), rig=args.rig,
+                                     units=args.bvh_units)
+        return f"{job.source}: -> {', '.join(map(str, written))}"
+    total = None
+    if not args.keypoints:
+        from vp3d_engine.video import probe_video
+
+        duration = probe_video(job.source).duration_s or 0.0
+        total = round(min(args.end or duration, duration) - (args.start or 0), 1)
+    with tqdm(desc=job.source.name, total=total, unit="s", disable=args.quiet, leave=False,
+              bar_format="{desc}: {n:.1f}/{total_fmt} s {bar} {elapsed}<{remaining}") as bar:
+        def progress(t: float) -> None:
+            bar.update(t - (args.start or 0) - bar.n)
+
+        result = run_pipeline(job.source, opts, progress)
+        written = write_result_files(job.stem, job.formats, result.pose, result, rig=args.rig, units=args.bvh_units)
+    damage = ""
+    if result.decode is not None and result.decode.damaged:
+        damage = (f" (video damaged: {result.decode.damaged_packets} packets could not be decoded; "
+                  "the frames after them are missing)")
+    return (f"{job.source}: {result.keypoints.num_frames} frames, person in {result.track.frames_present:.0%}, "
+            f"{result.track.joints_filled:.1%} of joints filled{damage} -> {', '.join(map(str, written))}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,84 +187,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    from tqdm import tqdm
+    try:
+        with interrupts_raise():
+            return _run(args)
+    except Interrupted as stop:
+        print(f"vp3d-convert: {stop}; the files of the input being converted were not written", file=sys.stderr)
+        return stop.exit_code
 
-    from vp3d_engine.outputs import check_motion_formats, write_json, write_motion_files, write_npz
-    from vp3d_engine.pipeline import PipelineOptions, run_pipeline
 
-    if args.keypoints and len(args.inputs) > 1:
-        print("vp3d-convert: error: --keypoints goes with one video", file=sys.stderr)
-        return 2
+def _run(args: argparse.Namespace) -> int:
+    from vp3d_engine.outputs import check_motion_formats
+
+    asked = [f for f in ("npz", "json", "bvh", "glb", "fbx") if getattr(args, f)]
     opts = PipelineOptions(detector=args.detector, lifter=args.lifter, checkpoint=args.checkpoint, device=args.device,
                            start=args.start, end=args.end, stride=args.stride, person=args.person,
                            keypoints=Path(args.keypoints) if args.keypoints else None,
                            flip=False if args.no_flip else None)
-    asked = [f for f in ("npz", "json", "bvh", "glb", "fbx") if getattr(args, f)]
-    formats = asked or ["npz"]
     try:
-        check_motion_formats(formats)
+        if args.keypoints and len(args.inputs) > 1:
+            raise ConfigurationError("--keypoints goes with one video")
+        check_motion_formats(asked)
+        if args.out:
+            check_output_folder(args.out)
+        jobs = _plan(args, asked)
     except Vp3dError as exc:
         print(f"vp3d-convert: error: {exc}", file=sys.stderr)
         return 2
-    inputs = _inputs(args.inputs)
-    targets: dict[Path, Path] = {}
-    for video in inputs:
-        key = (Path(args.out) if args.out else video.parent) / video.stem
-        if key in targets:
-            print(f"vp3d-convert: error: {targets[key]} and {video} would write the same {key}.*; "
-                  "rename one or convert them into different --out folders", file=sys.stderr)
-            return 2
-        targets[key] = video
-    failures = 0
-    for video in inputs:
-        out_dir = Path(args.out) if args.out else video.parent
-        bar = None
-        if video.suffix.lower() in (".npz", ".bvh") and not args.keypoints:
-            try:
-                written = _reexport(video, out_dir, asked, args.rig, args.bvh_units)
-                print(f"{video}: -> {', '.join(map(str, written))}")
-            except Vp3dError as exc:
-                failures += 1
-                print(f"vp3d-convert: error: {exc}" if str(video) in str(exc) else
-                      f"vp3d-convert: error: {video}: {exc}", file=sys.stderr)
-            continue
+    for stale in remove_stale_temps():  # temporary folders of killed runs
+        log.info("removed %s, left by an interrupted run", stale)
+    failures = bugs = 0
+    for job in jobs:
         try:
-            total = None
-            if not args.keypoints:
-                from vp3d_engine.video import probe_video
-
-                duration = probe_video(video).duration_s or 0.0
-                total = round(min(args.end or duration, duration) - (args.start or 0), 1)
-            bar = tqdm(desc=video.name, total=total, unit="s", disable=args.quiet, leave=False,
-                       bar_format="{desc}: {n:.1f}/{total_fmt} s {bar} {elapsed}<{remaining}")
-
-            def progress(t: float, bar: tqdm = bar) -> None:
-                bar.update(t - (args.start or 0) - bar.n)
-
-            result = run_pipeline(video, opts, progress)
-            written = []
-            if "npz" in formats:
-                written.append(write_npz(result, out_dir / f"{video.stem}.npz"))
-            if "json" in formats:
-                written.append(write_json(result, out_dir / f"{video.stem}.json"))
-            written += write_motion_files(result.pose, out_dir / video.stem, formats, args.rig, args.bvh_units)
-            bar.close()
-            filled = result.track.joints_filled
-            damage = ""
-            if result.decode is not None and result.decode.damaged:
-                damage = (f" (video damaged: {result.decode.damaged_packets} packets could not be decoded; "
-                          "the frames after them are missing)")
-            print(f"{video}: {result.keypoints.num_frames} frames, person in {result.track.frames_present:.0%}, "
-                  f"{filled:.1%} of joints filled{damage} -> {', '.join(map(str, written))}")
+            print(_convert(job, args, opts))
         except Vp3dError as exc:
-            if bar is not None:
-                bar.close()
             failures += 1
             if args.verbose:
-                logging.exception("conversion failed")
-            print(f"vp3d-convert: error: {video}: {exc}" if str(video) not in str(exc) else
-                  f"vp3d-convert: error: {exc}", file=sys.stderr)
-    return 2 if failures else 0
+                log.exception("conversion failed")
+            print(f"vp3d-convert: error: {exc}" if str(job.source) in str(exc) else
+                  f"vp3d-convert: error: {job.source}: {exc}", file=sys.stderr)
+        except Exception:  # a bug in vp3d: report it, keep converting the others
+            bugs += 1
+            traceback.print_exc()
+            print(f"vp3d-convert: internal error while converting {job.source} (a bug in vp3d; please report "
+                  "the traceback above)", file=sys.stderr)
+    if len(jobs) > 1:
+        print(f"{len(jobs) - failures - bugs} converted, {failures + bugs} failed")
+    return 1 if bugs else 2 if failures else 0
 
 
 if __name__ == "__main__":

@@ -25,16 +25,19 @@ import itertools
 import logging
 import os
 import pickle
+import re
 import tempfile
 import urllib.error
 import urllib.request
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from converters.errors import CheckpointError, ConfigurationError
-from vp3d_engine.checkpoints import LoadedLifter, build_models, save_checkpoint
+from converters.fileio import check_input_path
+from vp3d_engine.checkpoints import LoadedLifter, build_models, save_checkpoint, validate_config
 
 if TYPE_CHECKING:
     import torch
@@ -92,14 +95,29 @@ def _numpy_safe_globals() -> list[Any]:
     return allowed
 
 
+#: How torch.save files from before PyTorch 1.6 begin: a protocol-2 pickle of torch's magic number.
+_LEGACY_MAGIC = bytes.fromhex("80028a0a6cfc9c46f9206aa85019")
+
+
 def read_original_bin(path: Path, trust_pickle: bool = False) -> dict[str, Any]:
-    """The dict inside an original ``.bin``, read safely (see the module notes)."""
+    """The dict inside an original ``.bin``, read safely (see the module notes). Zip-format files
+    are memory-mapped, so a tensor record's claimed size is not read into memory up front."""
     import torch
 
+    check_input_path(path, "checkpoint")
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+        raise CheckpointError(f"{path}: not a checkpoint file")
+    with open(path, "rb") as f:
+        legacy = f.read(len(_LEGACY_MAGIC)) == _LEGACY_MAGIC
+    if not legacy and not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (neither a zip nor an old-format torch "
+                              "file); re-download it")
+
+    def load(weights_only: bool) -> Any:
+        return torch.load(path, map_location="cpu", weights_only=weights_only, mmap=not legacy)
+
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return load(True)
     except pickle.UnpicklingError:
         pass
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
@@ -107,19 +125,28 @@ def read_original_bin(path: Path, trust_pickle: bool = False) -> dict[str, Any]:
     numpy_ok = _numpy_safe_globals()
     with torch.serialization.safe_globals(numpy_ok):
         try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:
-            pass
-    try:
-        allowed_names = {f"{g.__module__}.{g.__qualname__}" for g in numpy_ok}
-        still = sorted(set(torch.serialization.get_unsafe_globals_in_checkpoint(str(path))) - allowed_names)
-    except Exception as exc:  # the pickle stream itself is broken
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({exc}); re-download it") from None
+            return load(True)
+        except pickle.UnpicklingError as exc:
+            refusal = str(exc)
+    if legacy:  # torch can list the globals of zip files only
+        found = re.findall(r"GLOBAL (\S+)", refusal)
+        still = sorted(set(found)) or ["objects it cannot name in this old format"]
+    else:
+        try:
+            allowed_names = {f"{g.__module__}.{g.__qualname__}" for g in numpy_ok}
+            still = sorted(set(torch.serialization.get_unsafe_globals_in_checkpoint(str(path))) - allowed_names)
+        except Exception as exc:  # the pickle stream itself is broken
+            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({exc}); re-download it") from None
     if trust_pickle:
         log.warning("%s: full unpickle (trusted by the user) for %s", path, still)
-        return torch.load(path, map_location="cpu", weights_only=False)
+        try:
+            return load(False)
+        except Exception as exc:  # an untrusted-format failure can take any form
+            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint even with a full unpickle "
+                                  f"({type(exc).__name__}: {exc})") from None
+    old = " (an old, pre-zip PyTorch file)" if legacy else ""
     raise CheckpointError(
-        f"{path}: loading needs a full unpickle, which can run code from the file (it references "
+        f"{path}{old}: loading needs a full unpickle, which can run code from the file (it references "
         f"{', '.join(still) or 'non-tensor objects'}). If you trust the file, convert it "
         f"once: vp3d weights convert {path} --out checkpoints/{path.stem} --trust-pickle"
     )
@@ -143,6 +170,9 @@ def infer_architecture(sd: dict[str, torch.Tensor], where: str = "checkpoint") -
         shrink = sd["shrink.weight"]
     except KeyError as exc:
         raise CheckpointError(f"{where}: not a VideoPose3D state dict (no {exc.args[0]})") from None
+    if expand.ndim != 3 or shrink.ndim != 3:
+        raise CheckpointError(f"{where}: expand_conv.weight {tuple(expand.shape)} and shrink.weight "
+                              f"{tuple(shrink.shape)} must be 3-dimensional convolution kernels")
     channels, in_dim, w0 = expand.shape
     if in_dim % 2:
         raise CheckpointError(f"{where}: expand_conv expects {in_dim} inputs, not 2D joints")
@@ -208,6 +238,7 @@ def load_original_bin(path: Path, device: torch.device | str = "cpu", input_join
         "origin": f"original VideoPose3D file {path.name} (sha256 {_sha256(path)})",
         "epoch": int(blob["epoch"]) if isinstance(blob.get("epoch"), int) else None,
     }
+    validate_config(config, str(path))  # before anything is built: a few-kB file can claim any size
     pose, traj = build_models(config)
     try:
         pose.load_state_dict(pos_sd, strict=True)

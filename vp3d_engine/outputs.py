@@ -19,17 +19,17 @@ from typing import Any
 
 import numpy as np
 
-from converters.errors import InputFileError
-from converters.fileio import atomic_write
+from converters.errors import ConfigurationError, InputFileError
+from converters.fileio import OutputSet, atomic_write, check_input_path
 from converters.joints import H36M17, joint_set
 from converters.motion import Motion
-from converters.types import Pose3D, atomic_save_npz
+from converters.types import Pose3D, atomic_save_npz, check_fps, check_timestamps
 from vp3d_engine.detectors.types import FrameDetections
 from vp3d_engine.pipeline import PipelineResult
 
 __all__ = ["MOTION_FORMATS", "check_motion_formats", "load_pose_file", "load_result_npz", "read_result_keypoints",
            "result_arrays",
-           "result_motion", "write_json", "write_motion_files", "write_npz"]
+           "result_motion", "write_json", "write_motion_files", "write_npz", "write_result_files"]
 
 
 def result_arrays(result: PipelineResult) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -69,20 +69,40 @@ def write_json(result: PipelineResult, path: Path) -> Path:
     return atomic_write(path, lambda f: json.dump(data, f, separators=(",", ":")), binary=False)
 
 
-def load_result_npz(path: Path) -> Pose3D:
-    """The camera-space pose stored in a ``vp3d-convert`` NPZ (to re-export without detection)."""
+def _read_result(path: Path, names: tuple[str, ...]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The arrays ``names`` and the meta of a ``vp3d-convert`` NPZ, checked: meta an object with a
+    sane fps (and image size), arrays with one row per timestamp, timestamps in order."""
+    check_input_path(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
+            missing = [n for n in ("meta", "timestamps", *names) if n not in npz.files]
+            if missing:
+                raise InputFileError(f"{path}: not a vp3d-convert result (no {', '.join(missing)})")
             meta = json.loads(str(npz["meta"]))
-            if meta.get("format_name") != "vp3d-result":
-                raise InputFileError(f"{path}: not a vp3d-convert result (format {meta.get('format_name')!r})")
-            traj = npz["trajectory"].astype(np.float64) if meta.get("has_trajectory") else None
-            return Pose3D(joints=npz["joints_3d_root_relative"].astype(np.float64), frame="camera",
-                          fps=float(meta["fps"]), timestamps=npz["timestamps"].astype(np.float64),
-                          confidence=np.ones(len(npz["timestamps"])), trajectory=traj,
-                          meta={"source": meta.get("source", str(path))})
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            arrays = {n: npz[n] for n in ("timestamps", *names)}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise InputFileError(f"{path}: not a readable vp3d-convert .npz ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format_name") != "vp3d-result":
+        found = meta.get("format_name") if isinstance(meta, dict) else f"a JSON {type(meta).__name__}"
+        raise InputFileError(f"{path}: not a vp3d-convert result (meta is {found!r}); re-create it with vp3d-convert")
+    fps = check_fps(meta.get("fps"), str(path))
+    times = arrays["timestamps"]
+    if times.ndim != 1 or times.dtype.kind not in "fiu":
+        raise InputFileError(f"{path}: timestamps must be one number per frame, got {times.dtype} {times.shape}")
+    check_timestamps(times, fps, str(path))
+    for n in names:
+        if arrays[n].shape[:1] != times.shape or arrays[n].dtype.kind not in "fiub":
+            raise InputFileError(f"{path}: {n} has shape {arrays[n].shape} for {times.size} timestamps")
+    return arrays, meta
+
+
+def load_result_npz(path: Path) -> Pose3D:
+    """The camera-space pose stored in a ``vp3d-convert`` NPZ (to re-export without detection)."""
+    arrays, meta = _read_result(path, ("joints_3d_root_relative", "trajectory"))
+    traj = arrays["trajectory"].astype(np.float64) if meta.get("has_trajectory") else None
+    return Pose3D(joints=arrays["joints_3d_root_relative"].astype(np.float64), frame="camera", fps=float(meta["fps"]),
+                  timestamps=arrays["timestamps"].astype(np.float64), confidence=np.ones(len(arrays["timestamps"])),
+                  trajectory=traj, meta={"source": str(meta.get("source", path))})
 
 
 def load_pose_file(path: Path) -> Pose3D:
@@ -94,6 +114,8 @@ def load_pose_file(path: Path) -> Pose3D:
     from converters.skeleton_maps import mocap_joints
 
     bvh = read_bvh(path)
+    if bvh.num_frames == 0:
+        raise InputFileError(f"{path}: the file has no frames (Frames: 0), so there is no motion to convert")
     if set(H36M17.names) <= set(bvh.names):  # vp3d's own h36m rig: its joints are the H36M ones
         from converters.bvh import forward_kinematics, infer_unit_scale
 
@@ -109,17 +131,19 @@ def load_pose_file(path: Path) -> Pose3D:
 def read_result_keypoints(path: Path) -> FrameDetections:
     """The 2D keypoints of a ``vp3d-convert`` NPZ as detections (to lift them again with another
     checkpoint); filled-in joints come back with score 0 so tracking fills them again."""
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            meta = json.loads(str(npz["meta"]))
-            xy, valid = npz["keypoints_2d"].astype(np.float64), npz["valid"].astype(bool)
-            score = np.where(valid, npz["scores"], 0.0)
-            times = npz["timestamps"].astype(np.float64)
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        raise InputFileError(f"{path}: not a readable vp3d-convert .npz ({exc})") from None
-    people = [np.concatenate([xy[t], score[t][:, None]], axis=-1)[None] for t in range(xy.shape[0])]
-    return FrameDetections(people=people, image_size=(int(meta["image_size"][0]), int(meta["image_size"][1])),
-                           fps=float(meta["fps"]), timestamps=times, source=str(path))
+    arrays, meta = _read_result(path, ("keypoints_2d", "scores", "valid"))
+    xy, valid = arrays["keypoints_2d"].astype(np.float64), arrays["valid"].astype(bool)
+    t = len(xy)
+    if xy.shape != (t, 17, 2) or arrays["scores"].shape != (t, 17) or valid.shape != (t, 17):
+        raise InputFileError(f"{path}: keypoints_2d, scores and valid must be (T,17,2), (T,17), (T,17); got "
+                             f"{xy.shape}, {arrays['scores'].shape}, {valid.shape}")
+    size = meta.get("image_size")
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
+        raise InputFileError(f"{path}: image_size {size!r} is not [width, height] in pixels")
+    score = np.where(valid, arrays["scores"], 0.0)
+    people = [np.concatenate([xy[i], score[i][:, None]], axis=-1)[None] for i in range(t)]
+    return FrameDetections(people=people, image_size=(size[0], size[1]), fps=float(meta["fps"]),
+                           timestamps=arrays["timestamps"].astype(np.float64), source=str(path))
 
 
 MOTION_FORMATS = ("bvh", "glb", "fbx")
@@ -152,24 +176,52 @@ def check_motion_formats(formats: list[str]) -> None:
 
 def write_motion_files(pose: Pose3D, stem: Path, formats: list[str], rig: str = "h36m",
                        units: str = "cm") -> list[Path]:
-    """Write ``stem.bvh`` / ``stem.glb`` / ``stem.fbx`` (those in ``formats``) from one solve."""
-    wanted = [f for f in MOTION_FORMATS if f in formats]
-    if not wanted:
-        return []
-    motion = result_motion(pose, rig)
-    written = []
-    for fmt in wanted:
-        target = stem.with_name(f"{stem.name}.{fmt}")
-        if fmt == "bvh":
-            from converters.bvh_writer import write_bvh
+    """Write ``stem.bvh`` / ``stem.glb`` / ``stem.fbx`` (those in ``formats``) from one solve, all or none."""
+    return write_result_files(stem, formats, pose, rig=rig, units=units)
 
-            written.append(write_bvh(motion, target, units=units))
-        elif fmt == "glb":
-            from converters.gltf_writer import write_gltf
 
-            written.append(write_gltf(motion, target))
-        else:
-            from converters.blender_adapter import write_fbx
+def write_result_files(stem: Path, formats: list[str], pose: Pose3D, result: PipelineResult | None = None,
+                       rig: str = "h36m", units: str = "cm") -> list[Path]:
+    """Write every file of one result (``stem.npz``, ``.json`` from ``result``; ``.bvh``, ``.glb``,
+    ``.fbx`` from ``pose``), those in ``formats``, as one set: each goes to a temporary name, and
+    all are moved into place only once every one was written. On any failure (or interrupt) the
+    folder keeps the files it had, and no temporary file is left."""
+    table = [f for f in ("npz", "json") if f in formats]
+    if table and result is None:
+        raise ConfigurationError(f"--{' --'.join(table)} needs a pipeline result, not only 3D joints")
+    with OutputSet() as out:
+        if result is not None and "npz" in formats:
+            write_npz(result, out.stage(stem.with_name(f"{stem.name}.npz")))
+        if result is not None and "json" in formats:
+            write_json(result, out.stage(stem.with_name(f"{stem.name}.json")))
+        wanted = [f for f in MOTION_FORMATS if f in formats]
+        if wanted:
+            motion = result_motion(pose, rig)
+            for fmt in wanted:
+                tmp = out.stage(stem.with_name(f"{stem.name}.{fmt}"))
+                if fmt == "bvh":
+                    from converters.bvh_writer import write_bvh
 
-            written.append(write_fbx(motion, target, units=units))
-    return written
+                    write_bvh(motion, tmp, units=units)
+                elif fmt == "glb":
+                    from converters.gltf_writer import write_gltf
+
+                    write_gltf(motion, tmp, name=stem.name)
+                else:
+                    from converters.blender_adapter import write_fbx
+
+                    write_fbx(motion, tmp, units=units, name=stem.name)
+        return _commit(out)
+
+
+def _commit(out: OutputSet) -> list[Path]:
+    """Rename the staged files with SIGINT and SIGTERM held back, so an interrupt cannot split the set
+    (a held signal is delivered right after)."""
+    import signal
+
+    held = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        return out.commit()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)

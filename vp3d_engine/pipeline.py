@@ -24,7 +24,7 @@ from vp3d_engine.detectors.types import FrameDetections
 from vp3d_engine.tracking import TrackResult, track_person
 from vp3d_engine.video import DecodeReport, Frame, VideoInfo, iter_frames, probe_video
 
-__all__ = ["PipelineOptions", "PipelineResult", "run_pipeline"]
+__all__ = ["PipelineOptions", "PipelineResult", "check_keypoints_fit_image", "run_pipeline"]
 
 log = logging.getLogger(__name__)
 MIN_FRAMES = 8
@@ -135,6 +135,25 @@ def detect_video(path: Path, opts: PipelineOptions, info: VideoInfo, report: Dec
     return dets, extras
 
 
+def check_keypoints_fit_image(dets: FrameDetections, size: tuple[int, int], source: str | Path,
+                              margin: float = 0.5, tolerated: float = 0.05) -> None:
+    """Refuse keypoints that do not fit the image they claim: more than ``tolerated`` of the scored
+    keypoints lie further than ``margin`` times the image's width or height outside it (a wrong
+    image size would otherwise lift to joints hundreds of metres away)."""
+    w, h = size
+    scored = [p[p[..., 2] > 0][:, :2] for p in dets.people if p.size]
+    if not scored:
+        return
+    xy = np.concatenate(scored)
+    outside = ((xy[:, 0] < -margin * w) | (xy[:, 0] > (1 + margin) * w)
+               | (xy[:, 1] < -margin * h) | (xy[:, 1] > (1 + margin) * h))
+    if xy.size and outside.mean() > tolerated:
+        raise InputFileError(
+            f"{source}: {outside.mean():.0%} of the keypoints lie far outside the {w}x{h}-pixel image they claim "
+            f"(x up to {xy[:, 0].max():.0f}, y up to {xy[:, 1].max():.0f}); the image size recorded in the file is "
+            "wrong, or its keypoints are not in pixels: correct the file")
+
+
 def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
                  progress: Callable[[float], None] | None = None) -> PipelineResult:
     """Video (or, with ``opts.keypoints``, a keypoint file) to 2D keypoints and camera-space 3D."""
@@ -172,6 +191,7 @@ def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
             info = probe_video(path)
             size = (info.width, info.height)
         fps = dets.fps or (info.fps if info else 30.0)
+        check_keypoints_fit_image(dets, size, opts.keypoints)
     else:
         info = probe_video(path)
         report = DecodeReport()

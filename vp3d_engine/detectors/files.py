@@ -53,6 +53,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from converters.errors import InputFileError
+from converters.fileio import check_input_path
 from converters.types import load_keypoints
 from vp3d_engine.detectors.types import FrameDetections
 
@@ -69,6 +70,7 @@ _FROM_BODY25 = np.array([0, 16, 15, 18, 17, 5, 2, 6, 3, 7, 4, 12, 9, 13, 10, 14,
 _FROM_OPENPOSE18 = np.array([0, 15, 14, 17, 16, 5, 2, 6, 3, 7, 4, 11, 8, 12, 9, 13, 10])
 _OPENPOSE_FILE = re.compile(r"(\d{12})_keypoints\.json$")
 _COCO_GAP_FACTOR = 4
+_MAX_MISSING_FRAMES = 1000  # beyond the gap factor: OpenPose writes a file for every frame
 
 # What unpickling a numpy object array of plain containers may reference; nothing else is built.
 _SAFE_GLOBALS = {
@@ -275,6 +277,9 @@ def read_coco_json(path: str | Path) -> FrameDetections:
     images: list[Any] = []
     if isinstance(data, dict) and isinstance(data.get("annotations"), list):
         anns, images, gt = data["annotations"], data.get("images") or [], True
+        if not isinstance(images, list):
+            raise InputFileError(f"{p}: 'images' is a {type(images).__name__}; COCO expects a list of "
+                                 "{\"id\", \"width\", \"height\"} objects")
     elif isinstance(data, list):
         anns, gt = data, False
     else:
@@ -353,6 +358,10 @@ def read_openpose_folder(path: str | Path) -> FrameDetections:
     if not frames:
         raise InputFileError(f"{p}: no OpenPose files named like NAME_000000000000_keypoints.json")
     first, last = min(frames), max(frames)
+    span = last - first + 1
+    if span > _COCO_GAP_FACTOR * len(frames) + _MAX_MISSING_FRAMES:
+        raise InputFileError(f"{p}: frame numbers run from {first} to {last} but only {len(frames)} files are there; "
+                             "OpenPose writes one file per frame, so the folder mixes videos or the names are wrong")
     read = {index: _openpose_frame(f) for index, f in sorted(frames.items())}
     people = [read[i][0] if i in read else _no_people() for i in range(first, last + 1)]
     models = sorted({model for _, model in read.values()} - {"none"})
@@ -372,11 +381,9 @@ def read_vp3d_keypoints(path: str | Path) -> FrameDetections:
 
 def read_keypoints_file(path: str | Path, video: str | None = None) -> FrameDetections:
     """Read any supported format, chosen from the path and content; ``video`` is for format 1."""
-    p = Path(path)
+    p = check_input_path(path, "keypoints")
     if p.is_dir():
         return read_openpose_folder(p)
-    if not p.exists():
-        raise InputFileError(f"{p}: no such file or folder")
     suffix = p.suffix.lower()
     if suffix == ".json":
         data = _load_json(p)
