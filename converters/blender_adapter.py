@@ -42,6 +42,7 @@ from converters.bvh import infer_unit_scale, read_bvh
 from converters.bvh_writer import write_bvh
 from converters.errors import BackendUnavailableError, ConfigurationError, ConversionError, InputFileError
 from converters.fileio import TEMP_MARK, temp_dir, temp_path
+from converters.interrupts import interrupts_deferred
 from converters.motion import Motion
 
 __all__ = ["BLENDER_TO_VP3D", "ArmatureAnimation", "read_armature_positions", "require_bpy", "write_fbx"]
@@ -119,7 +120,7 @@ def _call(operator: Any, error: type[Exception] = ConversionError, **options: An
     out = io.StringIO()
     try:
         # Blender's BVH importer never closes its file; its ResourceWarning is Blender's to fix.
-        with contextlib.redirect_stdout(out), warnings.catch_warnings():
+        with contextlib.redirect_stdout(out), warnings.catch_warnings(), interrupts_deferred():
             warnings.simplefilter("ignore", ResourceWarning)
             result = operator(**options)
     except RuntimeError as err:  # operators report errors as RuntimeError("Error: ...")

@@ -206,7 +206,7 @@ def check_output_folder(folder: str | Path) -> Path:
     while True:
         try:
             st = os.stat(probe)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             if probe.parent == probe:
                 raise ConfigurationError(f"output folder {p}: no part of that path exists") from None
             probe = probe.parent

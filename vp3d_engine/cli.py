@@ -19,7 +19,7 @@ from typing import Any
 
 from converters.errors import CheckpointError, ConfigurationError, Vp3dError
 from converters.fileio import atomic_write, check_output_folder
-from vp3d_engine.interrupts import Interrupted, interrupts_raise
+from converters.interrupts import Interrupted, interrupts_raise
 
 __all__ = ["main"]
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from converters.errors import ConfigurationError, Vp3dError
 from converters.fileio import PathSet, check_input_path, check_output_folder, remove_stale_temps
-from vp3d_engine.interrupts import Interrupted, interrupts_raise
+from converters.interrupts import Interrupted, check_interrupted, interrupts_raise
 from vp3d_engine.pipeline import PipelineOptions
 
 __all__ = ["main"]
@@ -118,7 +118,8 @@ def _convert(job: _Job, args: argparse.Namespace, opts: PipelineOptions) -> str:
     from vp3d_engine.outputs import load_pose_file, write_result_files
     from vp3d_engine.pipeline import run_pipeline
 
-    check_input_path(job.source)
+    if not args.keypoints or os.path.lexists(job.source):  # with --keypoints the video is optional
+        check_input_path(job.source)
     check_output_folder(job.out_dir)
     for stale in remove_stale_temps(job.out_dir):
         log.info("removed %s, left by an interrupted run", stale)
@@ -217,6 +218,7 @@ def _run(args: argparse.Namespace) -> int:
         log.info("removed %s, left by an interrupted run", stale)
     failures = bugs = 0
     for job in jobs:
+        check_interrupted()
         try:
             print(_convert(job, args, opts))
         except Vp3dError as exc:
@@ -230,6 +232,7 @@ def _run(args: argparse.Namespace) -> int:
             traceback.print_exc()
             print(f"vp3d-convert: internal error while converting {job.source} (a bug in vp3d; please report "
                   "the traceback above)", file=sys.stderr)
+    check_interrupted()
     if len(jobs) > 1:
         print(f"{len(jobs) - failures - bugs} converted, {failures + bugs} failed")
     return 1 if bugs else 2 if failures else 0

@@ -216,12 +216,15 @@ def write_result_files(stem: Path, formats: list[str], pose: Pose3D, result: Pip
 
 def _commit(out: OutputSet) -> list[Path]:
     """Rename the staged files with SIGINT and SIGTERM held back, so an interrupt cannot split the set
-    (a held signal is delivered right after)."""
+    (a held signal is delivered right after); nothing is moved once a stop was asked for."""
     import signal
+
+    from converters.interrupts import check_interrupted
 
     held = {signal.SIGINT, signal.SIGTERM}
     old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
     try:
+        check_interrupted()
         return out.commit()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
