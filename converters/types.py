@@ -178,7 +178,7 @@ def load_keypoints(path: str | Path) -> Keypoints2D:
                            valid=data["valid"].astype(bool), format=meta["format"],
                            image_size=(int(meta["image_size"][0]), int(meta["image_size"][1])),
                            fps=float(meta["fps"]), timestamps=data["timestamps"], meta=extra)
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, TypeError, InputFileError) as exc:
         raise InputFileError(f"{path}: malformed vp3d keypoints file ({exc})") from None
 
 
@@ -190,5 +190,5 @@ def load_pose3d(path: str | Path) -> Pose3D:
                       timestamps=data["timestamps"], confidence=data["confidence"].astype(np.float64),
                       trajectory=data["trajectory"].astype(np.float64) if "trajectory" in data else None,
                       meta=extra)
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, TypeError, InputFileError) as exc:
         raise InputFileError(f"{path}: malformed vp3d pose file ({exc})") from None

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from converters.errors import CheckpointError, ConfigurationError, InputFileError
-from converters.fileio import check_input_path
+from converters.fileio import TEMP_MARK, check_input_path, remove_stale_temps
 from converters.joints import joint_set
 from converters.types import check_fps
 from vp3d_engine.lifters.registry import build_temporal_model, lifter_spec
@@ -120,7 +120,8 @@ def save_checkpoint(out_dir: Path, config: dict[str, Any], pose: TemporalModelBa
         tensors.update({f"trajectory.{k}": v.detach().cpu().contiguous() for k, v in trajectory.state_dict().items()})
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    remove_stale_temps(out_dir.parent)  # what a killed save left behind
+    tmp = Path(tempfile.mkdtemp(prefix=f".{TEMP_MARK}-{os.getpid()}-{out_dir.name}-", dir=out_dir.parent))
     try:
         save_file(tensors, str(tmp / WEIGHTS_NAME))
         config = dict(config)

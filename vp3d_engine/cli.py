@@ -155,6 +155,9 @@ def _cmd_weights_download(args: argparse.Namespace) -> int:
 
     from vp3d_engine.original_weights import convert_original, download_weights
 
+    check_output_folder(args.dir)
+    if args.convert:
+        _check_checkpoint_out(args.convert)
     bar = tqdm(unit="B", unit_scale=True, desc=args.name, disable=args.quiet)
 
     def progress(done: int, total: int | None) -> None:

@@ -20,7 +20,7 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,6 +148,18 @@ def _convert(job: _Job, args: argparse.Namespace, opts: PipelineOptions) -> str:
             f"{result.track.joints_filled:.1%} of joints filled{damage} -> {', '.join(map(str, written))}")
 
 
+def _at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be {low} or more, not {value}")
+        return value
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     from converters.rigs import PRESETS
     from vp3d_engine.detectors.registry import detector_names
@@ -176,8 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--start", type=float, help="seconds")
     p.add_argument("--end", type=float, help="seconds")
-    p.add_argument("--stride", type=int, default=1, help="use every N-th frame")
-    p.add_argument("--person", type=int, default=0, help="0: the main subject; 1, 2...: the others by size")
+    p.add_argument("--stride", type=_at_least(1), default=1, help="use every N-th frame")
+    p.add_argument("--person", type=_at_least(0), default=0, help="0: the main subject; 1, 2...: the others by size")
     p.add_argument("--no-flip", action="store_true", help="no test-time flip augmentation (faster)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--verbose", "-v", action="store_true")

@@ -26,7 +26,6 @@ import logging
 import os
 import pickle
 import re
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -36,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from converters.errors import CheckpointError, ConfigurationError
-from converters.fileio import check_input_path
+from converters.fileio import check_input_path, remove_stale_temps, temp_path
 from vp3d_engine.checkpoints import LoadedLifter, build_models, save_checkpoint, validate_config
 
 if TYPE_CHECKING:
@@ -285,11 +284,11 @@ def download_weights(name: str, dest_dir: Path, base_url: str | None = None, sha
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
     target = dest_dir / name
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=dest_dir)
-    tmp = Path(tmp_name)
+    remove_stale_temps(dest_dir)  # what a killed download left behind
+    tmp = temp_path(target)
     h = hashlib.sha256()
     try:
-        with os.fdopen(fd, "wb") as out:
+        with open(tmp, "xb") as out:
             try:
                 response = urllib.request.urlopen(url, timeout=timeout)
             except urllib.error.HTTPError as exc:

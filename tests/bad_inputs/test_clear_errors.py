@@ -11,34 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bvh_text import ROOT6, ROT3, JointSpec, render_bvh
 from cli_tools import assert_refused, coco_results, error_lines, run, snapshot, with_meta
 
 pytestmark = pytest.mark.shared_data
 
 REPO = Path(__file__).resolve().parents[2]
-BVH = """HIERARCHY
-ROOT Hips
-{{
-  OFFSET 0 90 0
-  CHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation
-  JOINT Spine
-  {{
-    OFFSET 0 20 0
-    CHANNELS 3 Zrotation Xrotation Yrotation
-    End Site
-    {{
-      OFFSET 0 30 0
-    }}
-  }}
-}}
-MOTION
-Frames: {frames}
-Frame Time: {frame_time}
-{data}"""
 
 
-def _bvh(path: Path, frames: int = 2, frame_time: str = "0.0333333") -> Path:
-    path.write_text(BVH.format(frames=frames, frame_time=frame_time, data="0 90 0 0 0 0 0 0 0\n" * frames))
+def _bvh(path: Path, frames: int = 2, frame_time: float = 1 / 30) -> Path:
+    joints: list[JointSpec] = [("Hips", None, (0, 90, 0), ROOT6, None), ("Spine", "Hips", (0, 20, 0), ROT3, (0, 30, 0))]
+    path.write_text(render_bvh(joints, np.zeros((frames, 9)), frame_time=frame_time))
     return path
 
 
@@ -55,8 +38,8 @@ def test_a_bad_out_is_refused_before_any_work(case: Path, shared_data: Path, whe
 
 
 @pytest.mark.parametrize(("frames", "frame_time", "needle"), [
-    (2, "1e-320", "frame time"), (2, "0", "frame time"), (2, "2000", "frame time"), (0, "0.0333", "no frames")])
-def test_a_bvh_with_a_broken_frame_count_or_time(case: Path, frames: int, frame_time: str, needle: str) -> None:
+    (2, 1e-320, "frame time"), (2, 0.0, "frame time"), (2, 2000.0, "frame time"), (0, 0.0333, "no frames")])
+def test_a_bvh_with_a_broken_frame_count_or_time(case: Path, frames: int, frame_time: float, needle: str) -> None:
     _bvh(case / "take.bvh", frames, frame_time)
     result = run("vp3d-convert", "take.bvh", "--bvh", "--out", "out", "--quiet", cwd=case)
     assert_refused(result, "take.bvh", needle)
