@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from vp3d_engine.detectors.types import FrameDetections
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
@@ -14,3 +16,14 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared data not found at {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def dance_detections(shared_data: Path) -> FrameDetections:
+    """MediaPipe's detections on a whole real clip (13 s of a dancer with a ball, 338 frames)."""
+    from vp3d_engine.pipeline import PipelineOptions, detect_video
+    from vp3d_engine.video import DecodeReport, probe_video
+
+    video = shared_data / "videos" / "dance_ball_480p.mp4"
+    dets, _ = detect_video(video, PipelineOptions(), probe_video(video), DecodeReport())
+    return dets

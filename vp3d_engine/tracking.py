@@ -1,10 +1,12 @@
 """From per-frame detections to one clean track of one person.
 
-1. **Tracklets.** People in consecutive frames are matched by bounding-box overlap (IoU of the
-   keypoint boxes, Hungarian assignment); an unmatched person starts a new tracklet.
-2. **Re-acquisition.** A tracklet that starts within ``max_gap`` frames after another ends, near
-   where that one was last seen (centre distance under one box diagonal), continues it: detectors
-   drop and re-find people.
+1. **Tracks.** Each frame's people are matched (Hungarian assignment) to the tracks seen in the
+   last ``max_gap`` frames: by the overlap (IoU) of their keypoint boxes with where each track was
+   last seen, or, for a track missing for a few frames, by being close to where it was at a
+   similar size (detectors drop and re-find people, and jump to a bystander for a frame or two).
+   An unmatched person starts a new track.
+2. **Outliers.** A pose far away, or much smaller or larger, never continues a track: it is
+   another track (usually a short one), and the subject's track has a gap there.
 3. **The main subject** is the track with the largest sum over its frames of ``sqrt(box area) x
    mean keypoint score``: large and confident for a long time. ``person=k`` picks the k-th instead.
 4. **Filling.** Joints below ``min_score`` or in frames where the track has no detection are
@@ -58,57 +60,85 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / (area(a)[:, None] + area(b)[None, :] - inter)
 
 
-def build_tracks(dets: FrameDetections, min_score: float = 0.3, min_iou: float = 0.2,
-                 max_gap: int = 30) -> list[dict[int, int]]:
-    """Tracks as ``{frame: person index in that frame}``, linked across short gaps."""
-    tracklets: list[dict[int, int]] = []
-    last_boxes: list[np.ndarray] = []
-    active: list[int] = []  # tracklet ids present in the previous frame
-    prev_boxes = np.zeros((0, 4))
+def _link_scores(last_frames: np.ndarray, last_boxes: np.ndarray, t: int, boxes: np.ndarray, min_iou: float,
+                 max_scale: float) -> np.ndarray:
+    """How well each detection box continues each track (0: not at all). Overlap with the box a
+    track was last seen in (``iou``, at least ``min_iou``) links best, a more recent sighting
+    slightly better, as long as the sizes (box diagonals) are within twice ``max_scale`` of each other;
+    without overlap, a track not seen in the previous frame may still continue where it was
+    (centre within one of its box diagonals) at a similar size (within ``max_scale``): a person the
+    detector dropped for a moment. A box much smaller or larger, or far away, never continues a
+    track."""
+    iou = _iou(last_boxes, boxes)
+    gap = (t - last_frames)[:, None].astype(np.float64)
+    diag = np.hypot(last_boxes[:, 2] - last_boxes[:, 0], last_boxes[:, 3] - last_boxes[:, 1])[:, None]
+    size = np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])[None, :]
+    scale = np.maximum(size, 1e-6) / np.maximum(diag, 1e-6)
+    similar = (scale <= max_scale) & (scale >= 1.0 / max_scale)
+    centre = lambda r: (r[:, :2] + r[:, 2:]) / 2  # noqa: E731
+    dist = np.linalg.norm(centre(last_boxes)[:, None] - centre(boxes)[None, :], axis=-1)
+    overlap = np.where((iou >= min_iou) & (scale <= 2 * max_scale) & (scale >= 0.5 / max_scale),
+                       iou + 1.0 - 0.01 * gap, 0.0)
+    near = np.where((gap > 1) & (dist < diag) & similar, 0.5 * (1.0 - dist / np.maximum(diag, 1e-6)), 0.0)
+    return np.maximum(overlap, near)
+
+
+def build_tracks(dets: FrameDetections, min_score: float = 0.3, min_iou: float = 0.2, max_gap: int = 30,
+                 max_scale: float = 1.6) -> list[dict[int, int]]:
+    """Tracks as ``{frame: person index in that frame}``.
+
+    Every frame's people are matched (Hungarian assignment on :func:`_link_scores`) against every
+    track seen in the last ``max_gap`` frames, not only the previous frame's: when the detector
+    jumps to someone else for a few frames (one pose per frame, as many tools write), those frames
+    start a short track of their own and the subject's track continues when it comes back, with
+    the frames in between missing (filled later). A track ends when its person has been gone for
+    more than ``max_gap`` frames."""
+    tracks: list[dict[int, int]] = []
+    last_frames = np.zeros(0, dtype=np.int64)
+    last_boxes = np.zeros((0, 4))
     for t, people in enumerate(dets.people):
-        boxes = _boxes(people, min_score) if len(people) else np.zeros((0, 4))
+        if not len(people):
+            continue
+        boxes = _boxes(people, min_score)
         assigned: dict[int, int] = {}
-        if len(active) and len(boxes):
-            iou = _iou(prev_boxes, boxes)
-            rows, cols = linear_sum_assignment(-iou)
-            for r, c in zip(rows, cols, strict=True):
-                if iou[r, c] >= min_iou:
-                    assigned[c] = active[r]
-        new_active = []
+        live = np.flatnonzero(t - last_frames <= max_gap)
+        if live.size:
+            score = _link_scores(last_frames[live], last_boxes[live], t, boxes, min_iou, max_scale)
+            rows, cols = linear_sum_assignment(-score)
+            assigned = {int(c): int(live[r]) for r, c in zip(rows, cols, strict=True) if score[r, c] > 0}
         for i in range(len(boxes)):
-            if i in assigned:
-                tid = assigned[i]
-            else:
-                tid = len(tracklets)
-                tracklets.append({})
-                last_boxes.append(boxes[i])
-            tracklets[tid][t] = i
-            last_boxes[tid] = boxes[i]
-            new_active.append(tid)
-        active, prev_boxes = new_active, boxes
-    # Link a tracklet to one that ended shortly before, close by.
-    order = sorted(range(len(tracklets)), key=lambda k: min(tracklets[k]))
-    merged: list[dict[int, int]] = []
-    ends: list[tuple[int, np.ndarray]] = []  # (last frame, last box) per merged track
-    for k in order:
-        first = min(tracklets[k])
-        first_box = _boxes(dets.people[first][tracklets[k][first]][None], min_score)[0]
-        best, best_d = None, np.inf
-        for m, (last, box) in enumerate(ends):
-            if 0 < first - last <= max_gap:
-                diag = np.hypot(box[2] - box[0], box[3] - box[1])
-                d = np.hypot(*((first_box[:2] + first_box[2:]) / 2 - (box[:2] + box[2:]) / 2))
-                if d < diag and d < best_d:
-                    best, best_d = m, d
-        last = max(tracklets[k])
-        last_box = _boxes(dets.people[last][tracklets[k][last]][None], min_score)[0]
-        if best is None:
-            merged.append(dict(tracklets[k]))
-            ends.append((last, last_box))
-        else:
-            merged[best].update(tracklets[k])
-            ends[best] = (last, last_box)
-    return merged
+            k = assigned.get(i)
+            if k is None:
+                k = len(tracks)
+                tracks.append({})
+                last_frames = np.append(last_frames, t)
+                last_boxes = np.vstack([last_boxes, boxes[i]])
+            tracks[k][t] = i
+            last_frames[k], last_boxes[k] = t, boxes[i]
+    return [_drop_spikes(track, dets, min_score, max_scale) for track in tracks]
+
+
+def _drop_spikes(track: dict[int, int], dets: FrameDetections, min_score: float, max_scale: float,
+                 window: int = 5) -> dict[int, int]:
+    """Remove single frames whose pose jumps away from the track and back (a swap to an overlapping
+    person): box size beyond ``max_scale`` of, or centre more than half a box diagonal from, the
+    median of the track's other frames within ``window`` frames on either side."""
+    frames = np.array(sorted(track))
+    if frames.size < 5:
+        return track
+    boxes = np.stack([_boxes(dets.people[t][track[t]][None], min_score)[0] for t in frames])
+    diag = np.maximum(np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]), 1e-6)
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+    keep = dict(track)
+    for n, t in enumerate(frames):
+        near = np.flatnonzero((np.abs(frames - t) <= window) & (frames != t))
+        if near.size < 2:
+            continue
+        ref_diag = float(np.median(diag[near]))
+        jump = np.linalg.norm(centre[n] - np.median(centre[near], axis=0))
+        if abs(np.log(diag[n] / ref_diag)) > np.log(max_scale) or jump > 0.5 * ref_diag:
+            del keep[int(t)]
+    return keep
 
 
 def _track_weight(track: dict[int, int], dets: FrameDetections, min_score: float) -> float:

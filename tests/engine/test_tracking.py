@@ -95,3 +95,47 @@ def test_face_never_seen_is_placed_from_the_shoulders_but_a_missing_body_joint_i
     no_knee = lambda t: [np.where(np.arange(17)[:, None] == 13, [0, 0, 0.0], _person(600, 360, 400))]  # noqa: E731
     with pytest.raises(ConversionError, match="left_knee never seen"):
         track_person(_frames(30, no_knee), (1280, 720), 30.0)
+
+
+@pytest.mark.shared_data
+def test_a_real_track_survives_swaps_to_a_bystander_and_a_fast_crouch(dance_detections: FrameDetections) -> None:
+    """Real MediaPipe keypoints, corrupted as a Detectron track of a skater was: single frames (and
+    a pair) where the only pose is a small figure elsewhere in the image, one where it is a small
+    figure overlapping the subject, and a crouch that halves the box within 20 frames."""
+    clean = [p.copy() for p in dance_detections.people]
+    assert all(len(p) == 1 for p in clean)
+    people = [p.copy() for p in clean]
+    n = len(people)
+    crouch = np.ones(n)
+    crouch[150:170] = np.linspace(1.0, 0.5, 20)
+    crouch[170:190] = 0.5
+    crouch[190:210] = np.linspace(0.5, 1.0, 20)
+    for t in range(n):  # squash toward the lowest keypoint: the box height halves within 20 frames
+        xy = people[t][0, :, :2]
+        bottom = xy[:, 1].max()
+        xy[:, 1] = bottom - (bottom - xy[:, 1]) * crouch[t]
+    swaps = [40, 100, 101, 160, 175, 250, 300]
+    for t in swaps:
+        bystander = people[t].copy()
+        centre = bystander[0, :, :2].mean(axis=0)
+        bystander[0, :, :2] = (bystander[0, :, :2] - centre) * 0.3 + [60.0, 80.0]  # small, top-left
+        people[t] = bystander
+    inside = 230  # a small figure standing in front of the subject: inside its box
+    sub = people[inside][0, :, :2]
+    people[inside] = people[inside].copy()
+    people[inside][0, :, :2] = (sub - sub.mean(axis=0)) * 0.45 + sub.mean(axis=0) + [0.0, 40.0]
+    swaps.append(inside)
+    dets = FrameDetections(people=people, image_size=dance_detections.image_size, fps=dance_detections.fps,
+                           timestamps=dance_detections.timestamps)
+    result = track_person(dets, dance_detections.image_size, dance_detections.fps or 25.0)
+    kp = result.keypoints
+    real = np.setdiff1d(np.arange(n), swaps)
+    present = kp.score.any(axis=1)
+    assert present[real].all(), np.flatnonzero(~present[real])  # every real frame is kept ...
+    assert not present[swaps].any() and not kp.valid[swaps].any()  # ... the swaps are gaps, marked filled
+    np.testing.assert_allclose(kp.xy[real][kp.valid[real]], np.stack([people[t][0, :, :2] for t in real])[
+        kp.valid[real]])
+    # The filled frames lie on the subject's path, not on the bystander.
+    for t in swaps:
+        before = real[real < t].max()
+        assert np.linalg.norm(kp.xy[t].mean(axis=0) - people[before][0, :, :2].mean(axis=0)) < 60
