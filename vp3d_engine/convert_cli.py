@@ -189,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", type=float, help="seconds")
     p.add_argument("--end", type=float, help="seconds")
     p.add_argument("--stride", type=_at_least(1), default=1, help="use every N-th frame")
-    p.add_argument("--person", type=_at_least(0), default=0, help="0: the main subject; 1, 2...: the others by size")
+    p.add_argument("--person", type=_at_least(0), default=0, help="0: the main subject; 1, 2...: the others (MediaPipe then runs once more per person: "
+                        "--person 1 takes twice as long)")
     p.add_argument("--no-flip", action="store_true", help="no test-time flip augmentation (faster)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--verbose", "-v", action="store_true")

@@ -108,7 +108,8 @@ def detect_video(path: Path, opts: PipelineOptions, info: VideoInfo, report: Dec
                  progress: Callable[[float], None] | None = None) -> tuple[FrameDetections, dict[str, Any]]:
     from vp3d_engine.detectors.registry import create_detector
 
-    detector = create_detector(opts.detector, device="cpu" if opts.device == "auto" else opts.device)
+    options = {"max_people": opts.person + 1} if opts.detector == "mediapipe" and opts.person else {}
+    detector = create_detector(opts.detector, device="cpu" if opts.device == "auto" else opts.device, **options)
     people: list[np.ndarray] = []
     times: list[float] = []
     batch: list[Frame] = []
@@ -131,7 +132,8 @@ def detect_video(path: Path, opts: PipelineOptions, info: VideoInfo, report: Dec
     finally:
         detector.close()
     dets = FrameDetections(people=people, image_size=(info.width, info.height), fps=info.fps / opts.stride,
-                           timestamps=np.asarray(times), source=str(path))
+                           timestamps=np.asarray(times), source=str(path),
+                           ranked=bool(getattr(detector, "ranks_people", False)))
     return dets, extras
 
 

@@ -9,6 +9,8 @@
    another track (usually a short one), and the subject's track has a gap there.
 3. **The main subject** is the track with the largest sum over its frames of ``sqrt(box area) x
    mean keypoint score``: large and confident for a long time. ``person=k`` picks the k-th instead.
+   A detector that ranks people itself (MediaPipe's passes, see ``FrameDetections.ranked``) decides
+   the order instead, so ``--person 0`` is the same person however many people are detected.
 4. **Filling.** Joints below ``min_score`` or in frames where the track has no detection are
    linearly interpolated over time (held at the ends) and flagged in ``valid``; a clip where the
    person is missing from most frames is refused.
@@ -60,25 +62,39 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / (area(a)[:, None] + area(b)[None, :] - inter)
 
 
-def _link_scores(last_frames: np.ndarray, last_boxes: np.ndarray, t: int, boxes: np.ndarray, min_iou: float,
-                 max_scale: float) -> np.ndarray:
-    """How well each detection box continues each track (0: not at all). Overlap with the box a
-    track was last seen in (``iou``, at least ``min_iou``) links best, a more recent sighting
-    slightly better, as long as the sizes (box diagonals) are within twice ``max_scale`` of each other;
-    without overlap, a track not seen in the previous frame may still continue where it was
-    (centre within one of its box diagonals) at a similar size (within ``max_scale``): a person the
-    detector dropped for a moment. A box much smaller or larger, or far away, never continues a
-    track."""
+def _pose_distance(last_people: np.ndarray, people: np.ndarray, diag: np.ndarray, min_score: float) -> np.ndarray:
+    """Mean distance between the keypoints both poses saw with confidence, in box diagonals of the
+    track: ``(tracks, people)``; 0 where no keypoint is shared (nothing to compare)."""
+    both = (last_people[:, None, :, 2] >= min_score) & (people[None, :, :, 2] >= min_score)
+    dist = np.linalg.norm(last_people[:, None, :, :2] - people[None, :, :, :2], axis=-1)
+    mean = (dist * both).sum(-1) / np.maximum(both.sum(-1), 1)
+    return mean / np.maximum(diag, 1e-6)
+
+
+def _link_scores(last_frames: np.ndarray, last_people: np.ndarray, t: int, people: np.ndarray,
+                 min_score: float, min_iou: float, max_scale: float) -> np.ndarray:
+    """How well each detected person continues each track (0: not at all).
+
+    A track continues with a pose that overlaps the box it was last seen in (``iou`` at least
+    ``min_iou``) and is shaped like its last pose (keypoints within a quarter of a box diagonal on
+    average, more after a gap), at a size within twice ``max_scale``; more overlap, a closer pose
+    and a more recent sighting link better. Without overlap, a track missing for a few frames may
+    still continue near where it was (centre within one box diagonal) at a similar size (within
+    ``max_scale``): a person the detector dropped for a moment. A pose much smaller or larger, far
+    away, or of another shape (someone else passing in front) never continues a track."""
+    last_boxes, boxes = _boxes(last_people, min_score), _boxes(people, min_score)
     iou = _iou(last_boxes, boxes)
     gap = (t - last_frames)[:, None].astype(np.float64)
     diag = np.hypot(last_boxes[:, 2] - last_boxes[:, 0], last_boxes[:, 3] - last_boxes[:, 1])[:, None]
     size = np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])[None, :]
     scale = np.maximum(size, 1e-6) / np.maximum(diag, 1e-6)
     similar = (scale <= max_scale) & (scale >= 1.0 / max_scale)
+    pose = _pose_distance(last_people, people, diag, min_score)
+    shaped = pose <= np.minimum(0.25 + 0.05 * (gap - 1), 0.6)
     centre = lambda r: (r[:, :2] + r[:, 2:]) / 2  # noqa: E731
     dist = np.linalg.norm(centre(last_boxes)[:, None] - centre(boxes)[None, :], axis=-1)
-    overlap = np.where((iou >= min_iou) & (scale <= 2 * max_scale) & (scale >= 0.5 / max_scale),
-                       iou + 1.0 - 0.01 * gap, 0.0)
+    overlap = np.where((iou >= min_iou) & shaped & (scale <= 2 * max_scale) & (scale >= 0.5 / max_scale),
+                       iou + 2.0 - pose - 0.01 * gap, 0.0)
     near = np.where((gap > 1) & (dist < diag) & similar, 0.5 * (1.0 - dist / np.maximum(diag, 1e-6)), 0.0)
     return np.maximum(overlap, near)
 
@@ -94,27 +110,27 @@ def build_tracks(dets: FrameDetections, min_score: float = 0.3, min_iou: float =
     the frames in between missing (filled later). A track ends when its person has been gone for
     more than ``max_gap`` frames."""
     tracks: list[dict[int, int]] = []
+    k_joints = joint_set(dets.format).size
     last_frames = np.zeros(0, dtype=np.int64)
-    last_boxes = np.zeros((0, 4))
+    last_people = np.zeros((0, k_joints, 3))
     for t, people in enumerate(dets.people):
         if not len(people):
             continue
-        boxes = _boxes(people, min_score)
         assigned: dict[int, int] = {}
         live = np.flatnonzero(t - last_frames <= max_gap)
         if live.size:
-            score = _link_scores(last_frames[live], last_boxes[live], t, boxes, min_iou, max_scale)
+            score = _link_scores(last_frames[live], last_people[live], t, people, min_score, min_iou, max_scale)
             rows, cols = linear_sum_assignment(-score)
             assigned = {int(c): int(live[r]) for r, c in zip(rows, cols, strict=True) if score[r, c] > 0}
-        for i in range(len(boxes)):
+        for i in range(len(people)):
             k = assigned.get(i)
             if k is None:
                 k = len(tracks)
                 tracks.append({})
                 last_frames = np.append(last_frames, t)
-                last_boxes = np.vstack([last_boxes, boxes[i]])
+                last_people = np.concatenate([last_people, people[i][None]])
             tracks[k][t] = i
-            last_frames[k], last_boxes[k] = t, boxes[i]
+            last_frames[k], last_people[k] = t, people[i]
     return [_drop_spikes(track, dets, min_score, max_scale) for track in tracks]
 
 
@@ -191,7 +207,10 @@ def track_person(dets: FrameDetections, image_size: tuple[int, int], fps: float,
     tracks = build_tracks(dets, min_score=min_score)
     if not tracks:
         raise ConversionError(f"no person was detected in any of the {t} frames; is a person fully visible?")
-    tracks.sort(key=lambda tr: _track_weight(tr, dets, min_score), reverse=True)
+    if dets.ranked:  # the detector's own order first (its mean place in the frames' lists), then weight
+        tracks.sort(key=lambda tr: (round(float(np.mean(list(tr.values())))), -_track_weight(tr, dets, min_score)))
+    else:
+        tracks.sort(key=lambda tr: _track_weight(tr, dets, min_score), reverse=True)
     if not 0 <= person < len(tracks):
         raise ConversionError(f"--person {person} asked for, but only {len(tracks)} people were tracked "
                               f"(0 to {len(tracks) - 1})")

@@ -5,6 +5,12 @@ so that is the one used. BlazePose's 33 landmarks map to COCO-17 by name (nose, 
 shoulders, elbows, wrists, hips, knees, ankles; the person's own left and right in both); the score
 is BlazePose's per-landmark visibility. Its 3D world landmarks (metres, origin between the hips)
 are kept for the ``blazepose-world`` lifter.
+
+BlazePose finds one person. For ``max_people > 1`` (``--person 1`` and up) it runs once per person
+on the same frame, each run its own tracker: run ``k`` sees the frame with the people of runs
+``0..k-1`` painted out (their segmentation mask joined with thick lines along their skeleton), and
+a pose found mostly inside painted-out pixels is the remains of someone already found, not a new
+person. Each extra person costs one more BlazePose pass.
 """
 
 from __future__ import annotations
@@ -26,14 +32,37 @@ log = logging.getLogger(__name__)
 BLAZEPOSE_TO_COCO17 = np.array([0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28])
 
 
+#: COCO-17 segments painted over a person already found (limbs, shoulders, hips, neck to nose).
+_BODY_LINES = [(5, 7), (7, 9), (6, 8), (8, 10), (11, 13), (13, 15), (12, 14), (14, 16), (5, 6), (11, 12), (5, 11),
+               (6, 12), (0, 5), (0, 6)]
+_GHOST_INSIDE = 0.4  # share of a pose's keypoints on painted-out pixels that marks it as a leftover
+
+
+def _body_mask(person: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``(H,W) uint8``: 1 on a person's body as drawn from its COCO-17 keypoints."""
+    import cv2
+
+    mask = np.zeros((height, width), np.uint8)
+    xy = np.round(person[:, :2]).astype(np.int32)
+    diag = float(np.hypot(*(xy.max(axis=0) - xy.min(axis=0))))
+    thick = max(3, int(0.12 * diag))
+    for a, b in _BODY_LINES:
+        cv2.line(mask, (int(xy[a, 0]), int(xy[a, 1])), (int(xy[b, 0]), int(xy[b, 1])), (1,), thick)
+    cv2.fillConvexPoly(mask, xy[[5, 6, 12, 11]], (1,))
+    head = xy[:5].mean(axis=0)
+    cv2.circle(mask, (int(head[0]), int(head[1])), max(thick, int(0.9 * np.linalg.norm(xy[3] - xy[4]))), (1,), -1)
+    return mask
+
+
 class MediaPipePose:
-    """Single-person BlazePose in video (tracking) mode."""
+    """BlazePose in video (tracking) mode; ``max_people`` passes per frame (see the module notes)."""
 
     name = "mediapipe"
     batch_size = 1
+    ranks_people = True  # pass 0 follows the same person however many passes run: it is --person 0
 
     def __init__(self, device: str = "cpu", min_detection_confidence: float = 0.5,
-                 min_tracking_confidence: float = 0.5) -> None:
+                 min_tracking_confidence: float = 0.5, max_people: int = 1) -> None:
         if device not in ("cpu", "auto"):
             raise ConfigurationError("the mediapipe detector runs on the CPU only; use --device cpu or auto")
         os.environ.setdefault("GLOG_minloglevel", "2")  # keep MediaPipe's C++ start-up chatter out of the CLI
@@ -43,31 +72,48 @@ class MediaPipePose:
             raise BackendUnavailableError(
                 f"the mediapipe detector needs mediapipe 0.10.21 ({exc}); run scripts/setup.sh, or use "
                 "--keypoints FILE with 2D keypoints from another tool") from None
-        self._pose = mp_pose.Pose(static_image_mode=False, model_complexity=1, smooth_landmarks=True,
-                                  enable_segmentation=False, min_detection_confidence=min_detection_confidence,
-                                  min_tracking_confidence=min_tracking_confidence)
+        if max_people < 1:
+            raise ConfigurationError(f"max_people must be 1 or more, not {max_people}")
+        self._passes = [mp_pose.Pose(static_image_mode=False, model_complexity=1, smooth_landmarks=True,
+                                     enable_segmentation=max_people > 1,
+                                     min_detection_confidence=min_detection_confidence,
+                                     min_tracking_confidence=min_tracking_confidence) for _ in range(max_people)]
         self._world: list[np.ndarray | None] = []
 
     def detect(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
-        out = []
-        for image in images:
-            h, w = image.shape[:2]
-            result = self._pose.process(image)
+        return [self._detect_frame(image) for image in images]
+
+    def _detect_frame(self, image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        people: list[np.ndarray] = []
+        found = np.zeros((h, w), np.uint8)  # pixels of the people found so far in this frame
+        work = image
+        for k, pose in enumerate(self._passes):
+            result = pose.process(work)
+            if k == 0:
+                world = result.pose_world_landmarks
+                self._world.append(None if world is None else
+                                   np.array([(p.x, p.y, p.z, p.visibility) for p in world.landmark]))
             if result.pose_landmarks is None:
-                out.append(np.zeros((0, 17, 3)))
-                self._world.append(None)
                 continue
             lm = np.array([(p.x * w, p.y * h, p.visibility) for p in result.pose_landmarks.landmark])
             person = lm[BLAZEPOSE_TO_COCO17]
             person[:, 2] = np.clip(person[:, 2], 0.0, 1.0)
-            out.append(person[None])
-            world = result.pose_world_landmarks
-            self._world.append(None if world is None else
-                               np.array([(p.x, p.y, p.z, p.visibility) for p in world.landmark]))
-        return out
+            xi = np.clip(person[:, 0].astype(np.int64), 0, w - 1)
+            yi = np.clip(person[:, 1].astype(np.int64), 0, h - 1)
+            if found[yi, xi].mean() < _GHOST_INSIDE:
+                people.append(person)
+            if k + 1 < len(self._passes):
+                found |= _body_mask(person, h, w)
+                if result.segmentation_mask is not None:
+                    found |= (result.segmentation_mask > 0.2).astype(np.uint8)
+                work = image.copy()
+                work[found > 0] = 0
+        return np.stack(people) if people else np.zeros((0, 17, 3))
 
     def extras(self) -> dict[str, Any]:
         return {"blazepose_world": list(self._world)}
 
     def close(self) -> None:
-        self._pose.close()
+        for pose in self._passes:
+            pose.close()

@@ -22,6 +22,9 @@ class FrameDetections:
     with score in [0, 1]; ``N_t`` may be 0. Keypoints are in the ``format`` joint set (``coco17``).
     ``image_size`` is ``(w, h)`` or None when the source does not say; ``fps`` likewise;
     ``timestamps (T,)`` seconds, or None (then frames are taken as evenly spaced at ``fps``).
+    ``ranked``: the detector lists people in a stable order of its own (MediaPipe's passes: the
+    person its first pass follows comes first), which then decides who is ``--person 0``, ``1``...;
+    otherwise people are ranked by size and confidence over the clip.
     """
 
     people: list[np.ndarray]
@@ -31,6 +34,7 @@ class FrameDetections:
     timestamps: np.ndarray | None = None
     source: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    ranked: bool = False
 
     def __post_init__(self) -> None:
         k = joint_set(self.format).size
