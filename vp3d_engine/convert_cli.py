@@ -21,13 +21,14 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from converters.errors import ConfigurationError, Vp3dError
 from converters.fileio import PathSet, check_input_path, check_output_folder, remove_stale_temps
 from converters.interrupts import Interrupted, check_interrupted, interrupts_raise
 from vp3d_engine.pipeline import PipelineOptions
+from vp3d_engine.sources import SourceKind, classify_source, recorded_video_name
 
 __all__ = ["main"]
 
@@ -41,7 +42,7 @@ def _inputs(paths: Sequence[str]) -> list[Path]:
     out: list[Path] = []
     for raw in paths:
         p = Path(raw)
-        if p.is_dir():
+        if p.is_dir() and not any(p.glob("*_keypoints.json")):  # an OpenPose folder is one input
             found = sorted(q for q in p.iterdir() if q.suffix.lower() in VIDEO_SUFFIXES)
             if not found:
                 raise ConfigurationError(f"no videos in folder {p} (looked for {', '.join(sorted(VIDEO_SUFFIXES))})")
@@ -53,41 +54,70 @@ def _inputs(paths: Sequence[str]) -> list[Path]:
 
 @dataclass
 class _Job:
-    """One input and the files it will write."""
+    """One input, what it is, and the files it will write (``out_dir / name.FORMAT``)."""
 
-    source: Path
+    source: Path  # the video, or the 2D or 3D file
     out_dir: Path
+    name: str
     formats: list[str]
-    reexport: bool  # already 3D (a result .npz or a .bvh): no detection, no lifting
+    kind: SourceKind = "video"
+    keypoints: Path | None = None  # the 2D file of a "keypoints" job
+    error: Vp3dError | None = None  # found while planning: reported on this job's turn
 
     @property
     def stem(self) -> Path:
-        return self.out_dir / self.source.stem
+        return self.out_dir / self.name
 
     @property
     def targets(self) -> list[Path]:
-        return [self.out_dir / f"{self.source.stem}.{f}" for f in self.formats]
+        return [self.out_dir / f"{self.name}.{f}" for f in self.formats]
+
+
+def _keypoints_job(path: Path, video: Path | None, args: argparse.Namespace, asked: list[str]) -> _Job:
+    """2D keypoints to lift: named after the video, else the video the file records, else the file."""
+    if video is not None:
+        name = video.stem
+    else:
+        recorded = recorded_video_name(path)
+        name = Path(recorded).stem if recorded else (path.name if path.is_dir() else path.stem)
+    out_dir = Path(args.out) if args.out else (video or path.resolve()).parent
+    return _Job(video or path, out_dir, name, asked or ["npz"], "keypoints", keypoints=path)
 
 
 def _plan(args: argparse.Namespace, asked: list[str]) -> list[_Job]:
     """Every input with its outputs, checked before any work: no two inputs write the same files,
-    and no output lands on any input of the run (videos, --keypoints, --checkpoint), compared as
-    files (resolved paths, case, hard links), not as strings."""
+    and no output lands on any input of the run (videos, 2D and 3D files, --keypoints,
+    --checkpoint), compared as files (resolved paths, case, hard links), not as strings."""
     from vp3d_engine.outputs import MOTION_FORMATS
 
-    jobs = []
-    for source in _inputs(args.inputs):
-        reexport = source.suffix.lower() in (".npz", ".bvh") and not args.keypoints
-        out_dir = Path(args.out) if args.out else source.parent
-        if reexport:
-            others = [f for f in asked if f not in MOTION_FORMATS]
-            if others:
-                raise ConfigurationError(f"{source} is already 3D; from it only --bvh, --glb and --fbx can be "
-                                         f"written (not --{' --'.join(others)})")
-            if not asked:
-                raise ConfigurationError(f"{source} is already 3D: say which files to write from it "
-                                         "(--bvh, --glb, --fbx)")
-        jobs.append(_Job(source, out_dir, asked if reexport else (asked or ["npz"]), reexport))
+    sources = _inputs(args.inputs)
+    if args.keypoints:
+        if len(sources) > 1:
+            raise ConfigurationError("--keypoints goes with one video (or none)")
+        jobs = [_keypoints_job(Path(args.keypoints), sources[0] if sources else None, args, asked)]
+    else:
+        if not sources:
+            raise ConfigurationError("nothing to convert: give videos, folders, 2D or 3D files, or --keypoints FILE")
+        jobs = []
+        for source in sources:
+            out_dir = Path(args.out) if args.out else source.parent
+            try:
+                kind = classify_source(source) if os.path.lexists(source) else "video"
+            except Vp3dError as exc:
+                jobs.append(_Job(source, out_dir, source.stem, [], error=exc))
+                continue
+            if kind == "keypoints":
+                jobs.append(_keypoints_job(source, None, args, asked))
+                continue
+            if kind == "motion":
+                others = [f for f in asked if f not in MOTION_FORMATS]
+                if others:
+                    raise ConfigurationError(f"{source} is already 3D; from it only --bvh, --glb and --fbx can be "
+                                             f"written (not --{' --'.join(others)})")
+                if not asked:
+                    raise ConfigurationError(f"{source} is already 3D: say which files to write from it "
+                                             "(--bvh, --glb, --fbx)")
+            jobs.append(_Job(source, out_dir, source.stem, asked if kind == "motion" else (asked or ["npz"]), kind))
     inputs = PathSet()
     for job in jobs:
         inputs.add(job.source)
@@ -99,6 +129,8 @@ def _plan(args: argparse.Namespace, asked: list[str]) -> list[_Job]:
                     inputs.add(child)
     stems = PathSet()
     for job in jobs:
+        if job.error is not None:
+            continue
         other = stems.find(job.stem)
         if other is not None:
             raise ConfigurationError(f"{other} and {job.source} would write the same {job.stem}.* files; rename "
@@ -118,17 +150,19 @@ def _convert(job: _Job, args: argparse.Namespace, opts: PipelineOptions) -> str:
     from vp3d_engine.outputs import load_pose_file, write_result_files
     from vp3d_engine.pipeline import run_pipeline
 
-    if not args.keypoints or os.path.lexists(job.source):  # with --keypoints the video is optional
+    if job.error is not None:
+        raise job.error
+    if job.kind != "keypoints" or os.path.lexists(job.source):  # with --keypoints the video is optional
         check_input_path(job.source)
     check_output_folder(job.out_dir)
     for stale in remove_stale_temps(job.out_dir):
         log.info("removed %s, left by an interrupted run", stale)
-    if job.reexport:
-        written = write_result_files(job.stem, job.formats, load_pose_file(job.source), rig=args.rig,
-                                     units=args.bvh_units)
-        return f"{job.source}: -> {', '.join(map(str, written))}"
+    if job.kind == "motion":
+        pose = load_pose_file(job.source, fps=args.fps)
+        written = write_result_files(job.stem, job.formats, pose, rig=args.rig, units=args.bvh_units)
+        return f"{job.source}: -> {', '.join(map(str, written))}{_assumed(pose.meta)}"
     total = None
-    if not args.keypoints:
+    if job.kind == "video":
         from vp3d_engine.video import probe_video
 
         duration = probe_video(job.source).duration_s or 0.0
@@ -138,14 +172,40 @@ def _convert(job: _Job, args: argparse.Namespace, opts: PipelineOptions) -> str:
         def progress(t: float) -> None:
             bar.update(t - (args.start or 0) - bar.n)
 
-        result = run_pipeline(job.source, opts, progress)
+        result = run_pipeline(job.source, replace(opts, keypoints=job.keypoints), progress)
         written = write_result_files(job.stem, job.formats, result.pose, result, rig=args.rig, units=args.bvh_units)
     damage = ""
     if result.decode is not None and result.decode.damaged:
         damage = (f" (video damaged: {result.decode.damaged_packets} packets could not be decoded; "
                   "the frames after them are missing)")
     return (f"{job.source}: {result.keypoints.num_frames} frames, person in {result.track.frames_present:.0%}, "
-            f"{result.track.joints_filled:.1%} of joints filled{damage} -> {', '.join(map(str, written))}")
+            f"{result.track.joints_filled:.1%} of joints filled{damage} -> {', '.join(map(str, written))}"
+            f"{_assumed(result.pose.meta)}")
+
+
+def _assumed(meta: dict[str, object]) -> str:
+    from vp3d_engine.sources import DEFAULT_FPS
+
+    return f" ({DEFAULT_FPS:g} fps assumed: the file does not say; give --fps)" if meta.get("fps_assumed") else ""
+
+
+def _image_size(text: str) -> tuple[int, int]:
+    w, sep, h = text.lower().partition("x")
+    if not (sep and w.isdigit() and h.isdigit() and 0 < int(w) <= 100_000 and 0 < int(h) <= 100_000):
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT in pixels (e.g. 1920x1080)")
+    return int(w), int(h)
+
+
+def _frame_rate(text: str) -> float:
+    from converters.types import MAX_FPS, MIN_FPS
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of frames per second") from None
+    if not MIN_FPS <= value <= MAX_FPS:
+        raise argparse.ArgumentTypeError(f"must be from {MIN_FPS:g} to {MAX_FPS:g} frames per second, not {value:g}")
+    return value
 
 
 def _at_least(low: int) -> Callable[[str], int]:
@@ -167,8 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="vp3d-convert", description="Video of a person to 3D joints.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    p.add_argument("inputs", nargs="+",
-                   help="video files, folders of videos, vp3d-convert .npz results, or motion capture .bvh files")
+    p.add_argument("inputs", nargs="*",
+                   help="video files, folders of videos, 2D keypoint files (as for --keypoints), 3D joints "
+                        "(vp3d-convert .npz results, (T,17,3) arrays in .npy/.npz, motion capture .bvh); may be left "
+                        "out with --keypoints")
     p.add_argument("--out", help="output folder (default: next to each video)")
     p.add_argument("--npz", action="store_true", help="write NAME.npz (the default when no format is given)")
     p.add_argument("--json", action="store_true", help="write NAME.json")
@@ -182,14 +244,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "(Unreal mannequin names); default h36m")
     p.add_argument("--bvh-units", default="cm", choices=["cm", "m"], help="units of BVH and FBX files")
     p.add_argument("--detector", default="mediapipe", choices=detector_names())
-    p.add_argument("--keypoints", help="2D keypoints from another tool (file or OpenPose folder): skip detection")
+    p.add_argument("--keypoints", help="2D keypoints from another tool (file or OpenPose folder): skip detection; "
+                                       "the video is optional (it gives the image size and frame rate if the file "
+                                       "does not)")
+    p.add_argument("--image-size", type=_image_size, metavar="WxH",
+                   help="image size of a 2D file that does not record it (pixels, e.g. 1920x1080)")
+    p.add_argument("--fps", type=_frame_rate,
+                   help="frame rate of a 2D or 3D file that does not record it (default 30)")
     p.add_argument("--lifter", default="videopose3d", choices=lifter_names())
     p.add_argument("--checkpoint", default="default", help="checkpoint name, folder, or original VideoPose3D .bin")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--start", type=float, help="seconds")
     p.add_argument("--end", type=float, help="seconds")
     p.add_argument("--stride", type=_at_least(1), default=1, help="use every N-th frame")
-    p.add_argument("--person", type=_at_least(0), default=0, help="0: the main subject; 1, 2...: the others (MediaPipe then runs once more per person: "
+    p.add_argument("--person", type=_at_least(0), default=0,
+                   help="0: the main subject; 1, 2...: the others (MediaPipe then runs once more per person: "
                         "--person 1 takes twice as long)")
     p.add_argument("--no-flip", action="store_true", help="no test-time flip augmentation (faster)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -215,11 +284,8 @@ def _run(args: argparse.Namespace) -> int:
     asked = [f for f in ("npz", "json", "bvh", "glb", "fbx") if getattr(args, f)]
     opts = PipelineOptions(detector=args.detector, lifter=args.lifter, checkpoint=args.checkpoint, device=args.device,
                            start=args.start, end=args.end, stride=args.stride, person=args.person,
-                           keypoints=Path(args.keypoints) if args.keypoints else None,
-                           flip=False if args.no_flip else None)
+                           image_size=args.image_size, fps=args.fps, flip=False if args.no_flip else None)
     try:
-        if args.keypoints and len(args.inputs) > 1:
-            raise ConfigurationError("--keypoints goes with one video")
         check_motion_formats(asked)
         if args.out:
             check_output_folder(args.out)

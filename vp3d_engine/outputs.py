@@ -105,10 +105,25 @@ def load_result_npz(path: Path) -> Pose3D:
                   trajectory=traj, meta={"source": str(meta.get("source", path))})
 
 
-def load_pose_file(path: Path) -> Pose3D:
-    """3D joints to re-export: a ``vp3d-convert`` result ``.npz`` (camera space), or a motion
-    capture ``.bvh`` from another tool (world space as the file has it: retargeting onto a preset)."""
-    if path.suffix.lower() != ".bvh":
+def load_pose_file(path: Path, fps: float | None = None) -> Pose3D:
+    """3D joints to re-export: a ``vp3d-convert`` result ``.npz`` (camera space), a vp3d 3D joints
+    ``.npz``, a plain ``(T,17,3)`` array (``.npy`` or one-array ``.npz``; ``fps`` is its frame
+    rate), or a motion capture ``.bvh`` from another tool (world space as the file has it:
+    retargeting onto a preset)."""
+    suffix = path.suffix.lower()
+    if suffix in (".npy", ".npz"):
+        from vp3d_engine.sources import joints_from_array, load_plain_array, npz_names
+
+        check_input_path(path)
+        names = npz_names(path) if suffix == ".npz" else []
+        if "keypoints_2d" in names:
+            return load_result_npz(path)
+        if "joints" in names and "meta" in names:
+            from converters.types import load_pose3d
+
+            return load_pose3d(path)
+        return joints_from_array(load_plain_array(path), path, fps)
+    if suffix != ".bvh":
         return load_result_npz(path)
     from converters.bvh import read_bvh
     from converters.skeleton_maps import mocap_joints

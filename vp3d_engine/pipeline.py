@@ -21,6 +21,7 @@ import numpy as np
 from converters.errors import ConfigurationError, ConversionError, InputFileError
 from converters.types import Keypoints2D, Pose3D
 from vp3d_engine.detectors.types import FrameDetections
+from vp3d_engine.sources import DEFAULT_FPS
 from vp3d_engine.tracking import TrackResult, track_person
 from vp3d_engine.video import DecodeReport, Frame, VideoInfo, iter_frames, probe_video
 
@@ -41,6 +42,8 @@ class PipelineOptions:
     stride: int = 1
     person: int = 0
     keypoints: Path | None = None  # 2D keypoints from a file: skips decoding and detection
+    image_size: tuple[int, int] | None = None  # of the keypoints file, when it does not say (or says wrong)
+    fps: float | None = None  # of the keypoints file, when it does not say
     flip: bool | None = None  # None: as the checkpoint says
 
 
@@ -179,6 +182,7 @@ def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
     timings["load_s"] = time.perf_counter() - t0
     extras: dict[str, Any] = {}
     info = report = None
+    fps_assumed = False
     if opts.keypoints is not None:
         from vp3d_engine.detectors.files import read_keypoints_file
 
@@ -186,13 +190,17 @@ def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
             raise ConfigurationError("--start/--end/--stride select video frames to detect; with --keypoints "
                                      "the frames come from the file: trim it instead")
         dets = read_keypoints_file(opts.keypoints)
-        size = dets.image_size
+        video = path if path.is_file() and path.resolve() != opts.keypoints.resolve() else None
+        size, fps = opts.image_size or dets.image_size, opts.fps or dets.fps
+        if (size is None or fps is None) and video is not None:
+            info = probe_video(video)
+            size, fps = size or (info.width, info.height), fps or info.fps
         if size is None:
-            if not path.is_file():
-                raise InputFileError(f"{opts.keypoints} does not record the image size; give the video too")
-            info = probe_video(path)
-            size = (info.width, info.height)
-        fps = dets.fps or (info.fps if info else 30.0)
+            raise InputFileError(f"{opts.keypoints} does not record the image size the keypoints are measured in; "
+                                 "give it with --image-size WIDTHxHEIGHT (pixels), or give the video too")
+        if fps is None:
+            fps, fps_assumed = DEFAULT_FPS, True
+            log.info("%s does not record its frame rate; %g fps assumed (give --fps)", opts.keypoints, fps)
         check_keypoints_fit_image(dets, size, opts.keypoints)
     else:
         info = probe_video(path)
@@ -217,6 +225,8 @@ def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
         pose = lift_keypoints(track.keypoints, lifter, device=device, flip=opts.flip)
     timings["track_lift_s"] = time.perf_counter() - t2
     timings["total_s"] = time.perf_counter() - t0
+    if fps_assumed:
+        pose.meta["fps_assumed"] = True
     if not np.isfinite(pose.joints).all():
         raise ConversionError(f"{source}: the lifter produced non-finite joints")
     return PipelineResult(source=str(source), keypoints=track.keypoints, pose=pose, track=track, info=info,

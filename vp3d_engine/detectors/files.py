@@ -30,6 +30,8 @@ Formats
    COCO-17. c == 0 means missing. Indices absent between the first and last file are empty frames.
 5. vp3d's own keypoints ``.npz`` (:func:`read_vp3d_keypoints`): one person per frame, score 0 where
    ``valid`` is false; image size, fps and timestamps carried over.
+6. A plain ``(T,17,2)`` array (or ``(T,17,3)`` with a score column) in a ``.npy`` or a one-array
+   ``.npz``: COCO-17 pixels, one person per frame (see :mod:`vp3d_engine.sources`).
 
 The ``.npz`` files of formats 1 and 2 hold pickled object arrays. They are never given to
 ``np.load(allow_pickle=True)``: each ``.npy`` member is parsed here and object payloads go through
@@ -64,7 +66,7 @@ log = logging.getLogger(__name__)
 
 _K = 17
 _SUPPORTED = ("VideoPose3D data_2d_custom_*.npz, VideoPose3D Detectron2 .npz, COCO keypoint JSON, "
-              "an OpenPose JSON folder, or a vp3d keypoints .npz")
+              "an OpenPose JSON folder, a vp3d keypoints .npz, or a (T,17,2) array (.npy)")
 # COCO-17 order -> source index. OpenPose BODY_25 and COCO-18 share the first eight joints.
 _FROM_BODY25 = np.array([0, 16, 15, 18, 17, 5, 2, 6, 3, 7, 4, 12, 9, 13, 10, 14, 11])
 _FROM_OPENPOSE18 = np.array([0, 15, 14, 17, 16, 5, 2, 6, 3, 7, 4, 11, 8, 12, 9, 13, 10])
@@ -403,9 +405,23 @@ def read_keypoints_file(path: str | Path, video: str | None = None) -> FrameDete
             from vp3d_engine.outputs import read_result_keypoints
 
             return read_result_keypoints(p)
+        if len(keys) == 1:
+            return _read_plain_array(p)
         raise InputFileError(f"{p}: unrecognised .npz (it holds {', '.join(keys) or 'nothing'}); expected "
                              f"one of: {_SUPPORTED}")
+    if suffix == ".npy":
+        return _read_plain_array(p)
     raise InputFileError(f"{p}: unsupported file type {suffix or '(none)'!r}; expected {_SUPPORTED}")
+
+
+def _read_plain_array(path: Path) -> FrameDetections:
+    """Format 6: a plain array of 2D keypoints (see :mod:`vp3d_engine.sources`)."""
+    from vp3d_engine.sources import ARRAY_SHAPES, classify_source, detections_from_array, load_plain_array
+
+    if classify_source(path) != "keypoints":
+        raise InputFileError(f"{path}: holds 3D joints, not 2D keypoints; convert it as an input of its own "
+                             f"(vp3d-convert {path.name} --bvh), or give 2D keypoints: {ARRAY_SHAPES}")
+    return detections_from_array(load_plain_array(path), path)
 
 
 def precomputed_detector(device: str = "cpu", **_: Any) -> Any:
