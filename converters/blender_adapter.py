@@ -89,7 +89,8 @@ def require_bpy(purpose: str = "FBX export") -> ModuleType:
     if "bpy" not in sys.modules and "BLENDER_USER_RESOURCES" not in os.environ:
         private = os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix=f"{TEMP_MARK}-{os.getpid()}-blender-")
     try:
-        import bpy
+        with interrupts_deferred():  # an exception inside Blender's start-up crashes the process
+            import bpy
     except ImportError as err:
         if private:
             del os.environ["BLENDER_USER_RESOURCES"]

@@ -30,6 +30,7 @@ __all__ = ["UNIT_SCALES", "Bvh", "forward_kinematics", "infer_unit_scale", "read
 _POSITION = ("Xposition", "Yposition", "Zposition")
 _ROTATION = ("Xrotation", "Yrotation", "Zrotation")
 _VALID_CHANNELS = frozenset(_POSITION + _ROTATION)
+MAX_FRAMES = 10_000_000  # more than a day at 120 fps
 
 #: Known BVH length units, as metres per file unit. ``cmu`` is the cgspeed conversion of the CMU
 #: database (1 unit = 1/0.45 inch).
@@ -232,6 +233,10 @@ def _parse_motion(body: str, num_channels: int, path: str, first_line: int) -> t
         ) from None
     if num_frames < 0 or not (math.isfinite(frame_time) and frame_time > 0):
         raise InputFileError(f"{path}: invalid frame count ({num_frames}) or frame time ({frame_time})")
+    if num_frames > MAX_FRAMES:
+        raise InputFileError(f"{path}: {num_frames} frames is more than vp3d reads ({MAX_FRAMES:,}); split the take")
+    if num_channels == 0 and num_frames > 0:
+        raise InputFileError(f"{path}: no joint has channels, so the {num_frames} frames hold no motion")
     if not MIN_FPS <= 1.0 / frame_time <= MAX_FPS:
         raise InputFileError(f"{path}: Frame Time {time_m.group(1)} s is {1.0 / frame_time:.3g} frames per second, "
                              f"outside {MIN_FPS:g} to {MAX_FPS:g}; the file's frame time is wrong")

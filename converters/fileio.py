@@ -24,9 +24,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+import numpy as np
+
 from converters.errors import ConfigurationError, InputFileError
 
-__all__ = ["TEMP_MARK", "OutputSet", "PathSet", "atomic_write", "check_input_path", "check_output_folder",
+__all__ = ["MAX_ARRAY_BYTES", "TEMP_MARK", "OutputSet", "PathSet", "atomic_write", "check_input_path",
+           "check_npz_arrays", "check_output_folder",
            "remove_stale_temps", "temp_dir", "temp_path"]
 
 TEMP_MARK = "vp3d-tmp"
@@ -118,7 +121,7 @@ def _process_alive(pid: int) -> bool:
         return True
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError, ValueError):  # gone, or a number no process can have
         return False
     except PermissionError:  # someone else's live process
         return True
@@ -184,7 +187,7 @@ def check_input_path(path: str | Path, what: str = "input") -> Path:
     a symlink loop, a dangling link, no permission)."""
     p = Path(path)
     try:
-        os.stat(p)
+        st = os.stat(p)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise InputFileError(f"{p}: a symbolic link loop (the link points back to itself); fix the link") from None
@@ -194,7 +197,48 @@ def check_input_path(path: str | Path, what: str = "input") -> Path:
         if exc.errno == errno.ENOENT:
             raise InputFileError(f"{p}: no such file or folder") from None
         raise InputFileError(f"{p}: cannot read the {what} ({exc.strerror})") from None
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        raise InputFileError(f"{p}: not a regular file (a pipe or a device); save the {what} to a file first")
     return p
+
+
+#: The largest array vp3d reads from a ``.npz`` (a 10-minute result is a few megabytes).
+MAX_ARRAY_BYTES = 1 << 30
+
+
+def check_npz_arrays(path: str | Path, max_bytes: int = MAX_ARRAY_BYTES) -> None:
+    """Read the header of every array in an ``.npz`` and refuse, before anything is allocated, one
+    that claims more bytes than its stored data holds or than ``max_bytes``. (numpy allocates the
+    whole array a header declares before it reads any data.)"""
+    import zipfile
+
+    from numpy.lib import format as npy_format
+
+    check_input_path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with zf.open(info) as f:
+                    version = npy_format.read_magic(f)
+                    read_header = {(1, 0): npy_format.read_array_header_1_0,
+                                   (2, 0): npy_format.read_array_header_2_0}.get(version)
+                    if read_header is None:
+                        raise InputFileError(f"{path}: {info.filename} is .npy version {version}; re-save it with "
+                                             "numpy")
+                    shape, _, dtype = read_header(f)
+                    claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                    if dtype.hasobject:
+                        continue  # object arrays are parsed by the restricted unpickler, not allocated here
+                    if claimed > max_bytes or claimed > info.file_size:
+                        raise InputFileError(f"{path}: array {info.filename[:-4]} claims shape {shape} "
+                                             f"({claimed:,} bytes) but the file holds {info.file_size:,}; the file is "
+                                             "damaged or hostile")
+    except InputFileError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise InputFileError(f"{path}: not a readable .npz file ({exc}); check it was fully written") from None
 
 
 def check_output_folder(folder: str | Path) -> Path:
@@ -203,6 +247,9 @@ def check_output_folder(folder: str | Path) -> Path:
     first file is written)."""
     p = Path(folder)
     probe = p
+    if os.path.islink(probe) and not os.path.exists(probe):
+        raise ConfigurationError(f"output folder {p}: {probe} is a broken symbolic link (to {os.readlink(probe)}); "
+                                 "fix the link or choose another --out")
     while True:
         try:
             st = os.stat(probe)

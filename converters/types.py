@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from converters.errors import InputFileError
-from converters.fileio import atomic_write
+from converters.fileio import atomic_write, check_npz_arrays
 from converters.joints import joint_set
 
 __all__ = ["MAX_FPS", "MIN_FPS", "Keypoints2D", "Pose3D", "atomic_save_npz", "check_fps", "check_timestamps",
@@ -47,7 +47,7 @@ def check_fps(fps: object, where: str = "") -> float:
 
 
 def check_timestamps(timestamps: np.ndarray, fps: float, where: str = "") -> None:
-    """Timestamps must be finite, never go back in time, and not span far more frames than they
+    """Timestamps must be finite, always go forward, and not span far more frames than they
     hold (each second of span costs ``fps`` frames when resampled onto an even grid)."""
     prefix = f"{where}: " if where else ""
     t = np.asarray(timestamps)
@@ -55,9 +55,10 @@ def check_timestamps(timestamps: np.ndarray, fps: float, where: str = "") -> Non
         return
     if t.dtype.kind not in "fiu" or not np.isfinite(t).all():
         raise InputFileError(f"{prefix}timestamps are not all finite numbers; the file is broken")
-    if t.size > 1 and (np.diff(t) < 0).any():
-        where_back = int(np.argmax(np.diff(t) < 0))
-        raise InputFileError(f"{prefix}timestamps go back in time after frame {where_back}; the file is broken")
+    if t.size > 1 and (np.diff(t) <= 0).any():
+        where_back = int(np.argmax(np.diff(t) <= 0))
+        raise InputFileError(f"{prefix}timestamps do not go forward after frame {where_back} (a repeated or earlier "
+                             "time); the file is broken")
     implied = float(t[-1] - t[0]) * fps
     if implied > 2 * t.size + 10 * fps:
         raise InputFileError(f"{prefix}{t.size} frames spread over {t[-1] - t[0]:.4g} s at {fps:g} fps (room for "
@@ -158,6 +159,7 @@ def atomic_save_npz(path: str | Path, **arrays: np.ndarray) -> Path:
 
 def _open_npz(path: str | Path, kind: str) -> tuple[Any, dict[str, Any]]:
     p = Path(path)
+    check_npz_arrays(p)
     try:
         data = np.load(p, allow_pickle=False)
         meta = json.loads(str(data["meta"]))
@@ -165,8 +167,9 @@ def _open_npz(path: str | Path, kind: str) -> tuple[Any, dict[str, Any]]:
         raise InputFileError(f"{p}: no such file") from None
     except (OSError, ValueError, KeyError) as exc:
         raise InputFileError(f"{p}: not a vp3d {kind} file ({exc})") from None
-    if meta.get("format_name") != (_KP_FORMAT if kind == "keypoints" else _POSE_FORMAT):
-        raise InputFileError(f"{p}: not a vp3d {kind} file (format {meta.get('format_name')!r})")
+    if not isinstance(meta, dict) or meta.get("format_name") != (_KP_FORMAT if kind == "keypoints" else _POSE_FORMAT):
+        found = meta.get("format_name") if isinstance(meta, dict) else f"a JSON {type(meta).__name__}"
+        raise InputFileError(f"{p}: not a vp3d {kind} file (meta is {found!r})")
     return data, meta
 
 

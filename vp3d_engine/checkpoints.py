@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from converters.errors import CheckpointError, ConfigurationError, InputFileError
-from converters.fileio import TEMP_MARK, check_input_path, remove_stale_temps
+from converters.fileio import TEMP_MARK, check_input_path, check_output_folder, remove_stale_temps
 from converters.joints import joint_set
 from converters.types import check_fps
 from vp3d_engine.lifters.registry import build_temporal_model, lifter_spec
@@ -47,6 +47,7 @@ __all__ = [
     "FORMAT",
     "WEIGHTS_NAME",
     "LoadedLifter",
+    "check_checkpoint_out",
     "checkpoint_search_path",
     "load_checkpoint",
     "read_config",
@@ -92,21 +93,45 @@ def checkpoint_search_path() -> list[Path]:
     return [Path(p) for p in env.split(os.pathsep) if p] + [_REPO_CHECKPOINTS]
 
 
+def _looks_like_a_path(text: str) -> bool:
+    return os.sep in text or text.startswith(".") or text.lower().endswith(".bin") or (os.altsep or os.sep) in text
+
+
 def resolve_checkpoint(name_or_path: str | Path) -> Path:
-    """A checkpoint folder or ``.bin`` file from a path, or from a name on the search path."""
+    """A checkpoint folder or ``.bin`` file from a path, or from a name on the search path. A bare
+    name (no folder part, not a ``.bin``) is looked up by name first, so a file or folder of that
+    name in the current folder does not stand in for an installed checkpoint."""
+    text = str(name_or_path)
     p = Path(name_or_path)
+    if not _looks_like_a_path(text) and p.name == text:
+        for root in checkpoint_search_path():
+            if (root / p / CONFIG_NAME).is_file():
+                return root / p
     if os.path.lexists(p):
         return check_input_path(p, "checkpoint")
-    if p.name == str(name_or_path):
-        for root in checkpoint_search_path():
-            if (root / p).is_dir():
-                return root / p
     known = sorted(q.name for root in checkpoint_search_path() if root.is_dir()
                    for q in root.iterdir() if (q / CONFIG_NAME).is_file())
     raise CheckpointError(
-        f"no checkpoint {str(name_or_path)!r}: not a path, and not a name in "
+        f"no checkpoint {text!r}: not a path, and not a name in "
         f"{', '.join(map(str, checkpoint_search_path()))} (known names: {', '.join(known) or 'none'})"
     )
+
+
+def check_checkpoint_out(out: str | Path) -> Path:
+    """A folder to write a checkpoint into, checked before any work: a new folder, an empty one, a
+    checkpoint (replaced), or one holding an unfinished training run. A file, or a folder holding
+    anything else, is refused (replacing it would lose those files)."""
+    p = Path(out).resolve()
+    if p.exists() and not p.is_dir():
+        raise ConfigurationError(f"--out {out} is a file; a checkpoint is a folder: choose a folder name")
+    if p.is_dir():
+        kept = {CONFIG_NAME, WEIGHTS_NAME, "MODEL_CARD.md", "training_state.pt"}
+        others = sorted(q.name for q in p.iterdir() if q.name not in kept or not q.is_file())
+        if others and not (p / CONFIG_NAME).is_file() and not (p / "training_state.pt").is_file():
+            raise ConfigurationError(f"--out {out} is a folder with other files ({', '.join(others[:3])}); "
+                                     "a checkpoint needs a folder of its own: choose a new name")
+    check_output_folder(p if p.is_dir() else p.parent)
+    return p
 
 
 def save_checkpoint(out_dir: Path, config: dict[str, Any], pose: TemporalModelBase,
@@ -118,7 +143,7 @@ def save_checkpoint(out_dir: Path, config: dict[str, Any], pose: TemporalModelBa
     tensors = {f"pose.{k}": v.detach().cpu().contiguous() for k, v in pose.state_dict().items()}
     if trajectory is not None:
         tensors.update({f"trajectory.{k}": v.detach().cpu().contiguous() for k, v in trajectory.state_dict().items()})
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()  # "." has no name to build the temporary names from
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out_dir.parent)  # what a killed save left behind
     tmp = Path(tempfile.mkdtemp(prefix=f".{TEMP_MARK}-{os.getpid()}-{out_dir.name}-", dir=out_dir.parent))
@@ -135,11 +160,15 @@ def save_checkpoint(out_dir: Path, config: dict[str, Any], pose: TemporalModelBa
         os.chmod(tmp, 0o755)  # mkdtemp makes 0700; a checkpoint is ordinary shared data
         for f in tmp.iterdir():
             os.chmod(f, 0o644)
-        # Keep files the new folder does not replace (e.g. a model card written earlier).
+        # Keep everything the new folder does not replace (a model card written earlier, notes).
         if out_dir.is_dir():
             for old in out_dir.iterdir():
-                if not (tmp / old.name).exists() and old.is_file():
-                    shutil.copy2(old, tmp / old.name)
+                if (tmp / old.name).exists() or os.path.lexists(tmp / old.name):
+                    continue
+                if old.is_dir() and not old.is_symlink():
+                    shutil.copytree(old, tmp / old.name, symlinks=True)
+                else:
+                    shutil.copy2(old, tmp / old.name, follow_symlinks=False)
             backup = out_dir.with_name(f".{out_dir.name}.old")
             shutil.rmtree(backup, ignore_errors=True)
             os.replace(out_dir, backup)
@@ -161,8 +190,8 @@ def read_config(folder: Path) -> dict[str, Any]:
         raise CheckpointError(f"{folder}: no {CONFIG_NAME}; is this a vp3d checkpoint folder?") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{where}: cannot be read ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{where}: not valid JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # bad JSON, a 5000-digit number, absurd nesting
+        raise CheckpointError(f"{where}: not valid JSON ({str(exc)[:120] or type(exc).__name__})") from None
     if not isinstance(config, dict):
         raise CheckpointError(f"{where}: holds a JSON {type(config).__name__}, expected an object")
     if config.get("format") != FORMAT:
@@ -240,6 +269,8 @@ def validate_config(config: Any, where: str = CONFIG_NAME) -> None:
         j_in, j_out = joint_set(config["input"]["joints"]).size, joint_set(config["output"]["joints"]).size
     except ConfigurationError as exc:
         raise CheckpointError(f"{where}: {exc}") from None
+    if config["output"]["joints"] != "h36m17":
+        raise CheckpointError(f"{where}: output joints {config['output']['joints']!r}; vp3d's lifters output h36m17")
     features = config["input"].get("features", 2)
     if not (_is_int(features) and features in (2, 3)):
         raise CheckpointError(f"{where}: input features {features!r} must be 2 (x, y) or 3 (x, y, score)")

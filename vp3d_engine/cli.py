@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from converters.errors import CheckpointError, ConfigurationError, Vp3dError
-from converters.fileio import atomic_write, check_output_folder
+from converters.fileio import PathSet, atomic_write, check_output_folder
 from converters.interrupts import Interrupted, interrupts_raise
 
 __all__ = ["main"]
@@ -31,20 +31,49 @@ def _write_json(path: str, data: dict[str, Any]) -> None:
     atomic_write(path, lambda f: f.write(json.dumps(data, indent=2) + "\n"), binary=False)
 
 
+def _bounded(kind: type, low: float, high: float | None = None) -> Callable[[str], Any]:
+    """An argparse type: a finite ``kind`` (int or float) from ``low`` to ``high``."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
+        if not math.isfinite(value) or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be from {low:g}" + (f" to {high:g}" if high is not None else " up")
+                                             + f", not {text}")
+        return value
+    return parse
+
+
 def _check_checkpoint_out(out: str) -> None:
-    """A checkpoint folder to write: fail before any work when it names a file or cannot be made."""
-    p = Path(out)
-    if p.exists() and not p.is_dir():
-        raise ConfigurationError(f"--out {p} is a file; a checkpoint is a folder: choose a folder name")
-    check_output_folder(p.parent if not p.exists() else p)
+    from vp3d_engine.checkpoints import check_checkpoint_out
+
+    check_checkpoint_out(out)
+
+
+def _check_json_out(target: str | None, inputs: list[Path]) -> None:
+    """``--json`` must not land on an input of the command (a take, a checkpoint file)."""
+    if not target:
+        return
+    protected = PathSet()
+    for path in inputs:
+        protected.add(path)
+        if path.is_dir():
+            for child in path.rglob("*"):
+                protected.add(child)
+    hit = protected.find(target)
+    if hit is not None:
+        raise ConfigurationError(f"--json {target} would overwrite the input {hit}; choose another file")
+    if Path(target).is_dir():
+        raise ConfigurationError(f"--json {target} is a folder; name a file")
+    check_output_folder(Path(target).parent)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     _check_checkpoint_out(args.out)
-    if args.json:
-        check_output_folder(Path(args.json).parent)
+    _check_json_out(args.json, [*map(Path, args.data), Path(args.out)])
 
     from vp3d_engine.training.train import TrainOptions, train
 
@@ -85,8 +114,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from vp3d_engine.checkpoints import resolve_checkpoint
     from vp3d_engine.evaluation import METRICS, evaluate
 
+    _check_json_out(args.json, [*map(Path, args.data), resolve_checkpoint(args.checkpoint)])
     result = evaluate(args.data, args.checkpoint, noise=args.noise, seed=args.seed, views=args.views,
                       split=args.split, device=args.device)
     cols = [m for m in METRICS if m in result]
@@ -112,23 +143,25 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="checkpoint folder to write (e.g. checkpoints/NAME)")
     p.add_argument("--lifter", default="videopose3d",
                    choices=[n for n in lifter_names() if lifter_spec(n).kind == "checkpoint"])
-    p.add_argument("--filter-widths", type=int, nargs="+", help="e.g. 3 3 3 3 3 (243 frames)")
-    p.add_argument("--channels", type=int)
-    p.add_argument("--trajectory-channels", type=int, help="0 trains no trajectory model")
-    p.add_argument("--dropout", type=float)
+    p.add_argument("--filter-widths", type=_bounded(int, 1, 15), nargs="+", help="e.g. 3 3 3 3 3 (243 frames)")
+    p.add_argument("--channels", type=_bounded(int, 1, 4096))
+    p.add_argument("--trajectory-channels", type=_bounded(int, 0, 4096), help="0 trains no trajectory model")
+    p.add_argument("--dropout", type=_bounded(float, 0.0, 0.99))
     p.add_argument("--causal", action="store_true", help="use only past frames (real-time)")
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--batch-size", type=int, default=1024)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--lr-decay", type=float, default=0.95, help="per epoch")
-    p.add_argument("--samples-per-epoch", type=int, help="output frames per epoch (default: one per training frame)")
-    p.add_argument("--chunk", type=int, default=1,
+    p.add_argument("--epochs", type=_bounded(int, 1), default=40)
+    p.add_argument("--batch-size", type=_bounded(int, 1, 1 << 20), default=1024)
+    p.add_argument("--lr", type=_bounded(float, 1e-12, 10.0), default=1e-3)
+    p.add_argument("--lr-decay", type=_bounded(float, 1e-6, 1.0), default=0.95, help="per epoch")
+    p.add_argument("--samples-per-epoch", type=_bounded(int, 1),
+                   help="output frames per epoch (default: one per training frame)")
+    p.add_argument("--chunk", type=_bounded(int, 1, 10_000), default=1,
                    help="output frames per window: 1 trains the strided 1f model; more trains the dilated "
                         "model on runs of consecutive frames (far fewer computations per frame on a CPU)")
-    p.add_argument("--val-fraction", type=float, default=0.1, help="share of takes held out")
-    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--val-fraction", type=_bounded(float, 0.0, 1.0), default=0.1, help="share of takes held out")
+    p.add_argument("--seed", type=_bounded(int, 0, 2**32 - 1), default=1234)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--max-minutes", type=float, help="stop after this many minutes (keeps the best epoch)")
+    p.add_argument("--max-minutes", type=_bounded(float, 0.0),
+                   help="stop after this many minutes (keeps the best epoch)")
     p.add_argument("--no-noise", action="store_true", help="train on clean 2D (no detector noise)")
     p.add_argument("--restart", action="store_true", help="ignore a saved training state and start over")
     p.add_argument("--license", default="", help="license text recorded in config.json")
@@ -142,8 +175,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", nargs="+", required=True)
     p.add_argument("--checkpoint", required=True, help="checkpoint name, folder, or original .bin")
     p.add_argument("--noise", default="detector", choices=["none", "detector"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--views", type=int, default=2, help="cameras per take")
+    p.add_argument("--seed", type=_bounded(int, 0, 2**32 - 1), default=0)
+    p.add_argument("--views", type=_bounded(int, 1, 64), default=2, help="cameras per take")
     p.add_argument("--split", default="validation", choices=["validation", "train", "all"])
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--json", help="write the figures (overall, per take, per action) here")

@@ -121,7 +121,7 @@ def _plan(args: argparse.Namespace, asked: list[str]) -> list[_Job]:
     inputs = PathSet()
     for job in jobs:
         inputs.add(job.source)
-    for extra in (args.keypoints, args.checkpoint):
+    for extra in (args.keypoints, _checkpoint_path(args.checkpoint)):
         if extra and os.path.lexists(extra):
             inputs.add(extra)
             if os.path.isdir(extra):
@@ -141,6 +141,16 @@ def _plan(args: argparse.Namespace, asked: list[str]) -> list[_Job]:
             if hit is not None:
                 raise ConfigurationError(f"writing {target} would overwrite the input {hit}; choose another --out")
     return jobs
+
+
+def _checkpoint_path(name: str) -> Path | None:
+    """Where ``--checkpoint`` is (a name is found on the search path), to protect it from outputs."""
+    from vp3d_engine.checkpoints import resolve_checkpoint
+
+    try:
+        return resolve_checkpoint(name)
+    except Vp3dError:
+        return None  # reported when the lifter is loaded
 
 
 def _convert(job: _Job, args: argparse.Namespace, opts: PipelineOptions) -> str:
@@ -187,6 +197,16 @@ def _assumed(meta: dict[str, object]) -> str:
     from vp3d_engine.sources import DEFAULT_FPS
 
     return f" ({DEFAULT_FPS:g} fps assumed: the file does not say; give --fps)" if meta.get("fps_assumed") else ""
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value <= 1e7:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 10,000,000 seconds, not {text}")
+    return value
 
 
 def _image_size(text: str) -> tuple[int, int]:
@@ -254,8 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lifter", default="videopose3d", choices=lifter_names())
     p.add_argument("--checkpoint", default="default", help="checkpoint name, folder, or original VideoPose3D .bin")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--start", type=float, help="seconds")
-    p.add_argument("--end", type=float, help="seconds")
+    p.add_argument("--start", type=_seconds, help="seconds")
+    p.add_argument("--end", type=_seconds, help="seconds")
     p.add_argument("--stride", type=_at_least(1), default=1, help="use every N-th frame")
     p.add_argument("--person", type=_at_least(0), default=0,
                    help="0: the main subject; 1, 2...: the others (MediaPipe then runs once more per person: "
@@ -306,6 +326,11 @@ def _run(args: argparse.Namespace) -> int:
                 log.exception("conversion failed")
             print(f"vp3d-convert: error: {exc}" if str(job.source) in str(exc) else
                   f"vp3d-convert: error: {job.source}: {exc}", file=sys.stderr)
+        except OSError as exc:  # the machine's, not the input's: a full disk, a vanished folder
+            failures += 1
+            where = f" ({exc.filename})" if exc.filename else ""
+            print(f"vp3d-convert: error: {job.source}: {exc.strerror or exc}{where}; nothing of it was written",
+                  file=sys.stderr)
         except Exception:  # a bug in vp3d: report it, keep converting the others
             bugs += 1
             traceback.print_exc()

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from converters.errors import ConfigurationError, InputFileError
-from converters.fileio import OutputSet, atomic_write, check_input_path
+from converters.errors import ConfigurationError, ConversionError, InputFileError
+from converters.fileio import OutputSet, atomic_write, check_input_path, check_npz_arrays
 from converters.joints import H36M17, joint_set
 from converters.motion import Motion
 from converters.types import Pose3D, atomic_save_npz, check_fps, check_timestamps
@@ -73,6 +73,7 @@ def _read_result(path: Path, names: tuple[str, ...]) -> tuple[dict[str, np.ndarr
     """The arrays ``names`` and the meta of a ``vp3d-convert`` NPZ, checked: meta an object with a
     sane fps (and image size), arrays with one row per timestamp, timestamps in order."""
     check_input_path(path)
+    check_npz_arrays(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             missing = [n for n in ("meta", "timestamps", *names) if n not in npz.files]
@@ -90,6 +91,8 @@ def _read_result(path: Path, names: tuple[str, ...]) -> tuple[dict[str, np.ndarr
     if times.ndim != 1 or times.dtype.kind not in "fiu":
         raise InputFileError(f"{path}: timestamps must be one number per frame, got {times.dtype} {times.shape}")
     check_timestamps(times, fps, str(path))
+    if times.size < 2:
+        raise InputFileError(f"{path}: holds {times.size} frame(s); a motion needs at least 2")
     for n in names:
         if arrays[n].shape[:1] != times.shape or arrays[n].dtype.kind not in "fiub":
             raise InputFileError(f"{path}: {n} has shape {arrays[n].shape} for {times.size} timestamps")
@@ -172,6 +175,11 @@ def result_motion(pose: Pose3D, rig: str = "h36m") -> Motion:
     from converters.timeline import resample_times
     from converters.world import camera_to_world
 
+    index = {n: i for i, n in enumerate(H36M17.names)}
+    thigh = np.linalg.norm(pose.joints[:, index["left_hip"]] - pose.joints[:, index["left_knee"]], axis=-1)
+    if float(np.median(thigh)) < 0.01:
+        raise ConversionError(f"{pose.meta.get('source', 'the 3D joints')}: the joints have no extent (limbs shorter "
+                              "than 1 cm); the file holds no real pose")
     world = camera_to_world(pose)
     times = pose.timestamps - pose.timestamps[0]
     grid = np.arange(0.0, times[-1] + 0.5 / pose.fps, 1.0 / pose.fps)

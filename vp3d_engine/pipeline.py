@@ -12,7 +12,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +64,13 @@ def _pick_device(name: str) -> str:
     return str(pick_device(name))
 
 
-def _frames_in_background(path: Path, opts: PipelineOptions, report: DecodeReport) -> Generator[Frame, None, None]:
-    q: queue.Queue[Frame | BaseException | None] = queue.Queue(maxsize=16)
+_QUEUE_BYTES = 256 << 20  # decoded frames waiting for the detector, at most
+
+
+def _frames_in_background(path: Path, opts: PipelineOptions, report: DecodeReport,
+                          frame_bytes: int = 0) -> Generator[Frame, None, None]:
+    q: queue.Queue[Frame | BaseException | None] = queue.Queue(
+        maxsize=max(2, min(16, _QUEUE_BYTES // max(frame_bytes, 1))))
     stop = threading.Event()
 
     def put(item: Frame | BaseException | None) -> bool:
@@ -124,7 +129,7 @@ def detect_video(path: Path, opts: PipelineOptions, info: VideoInfo, report: Dec
                 progress(batch[-1].time)
             batch.clear()
 
-        with contextlib.closing(_frames_in_background(path, opts, report)) as frames:
+        with contextlib.closing(_frames_in_background(path, opts, report, 3 * info.width * info.height)) as frames:
             for frame in frames:
                 batch.append(frame)
                 if len(batch) >= detector.batch_size:
@@ -141,22 +146,31 @@ def detect_video(path: Path, opts: PipelineOptions, info: VideoInfo, report: Dec
 
 
 def check_keypoints_fit_image(dets: FrameDetections, size: tuple[int, int], source: str | Path,
-                              margin: float = 0.5, tolerated: float = 0.05) -> None:
+                              margin: float = 0.5, tolerated: float = 0.05) -> FrameDetections:
     """Refuse keypoints that do not fit the image they claim: more than ``tolerated`` of the scored
     keypoints lie further than ``margin`` times the image's width or height outside it (a wrong
-    image size would otherwise lift to joints hundreds of metres away)."""
+    image size would otherwise lift to joints hundreds of metres away). Returns the detections with
+    the few such keypoints left marked missing (score 0, coordinates 0)."""
     w, h = size
     scored = [p[p[..., 2] > 0][:, :2] for p in dets.people if p.size]
     if not scored:
-        return
+        return dets
     xy = np.concatenate(scored)
-    outside = ((xy[:, 0] < -margin * w) | (xy[:, 0] > (1 + margin) * w)
-               | (xy[:, 1] < -margin * h) | (xy[:, 1] > (1 + margin) * h))
+    outside = _far_outside(xy, w, h, margin)
     if xy.size and outside.mean() > tolerated:
         raise InputFileError(
             f"{source}: {outside.mean():.0%} of the keypoints lie far outside the {w}x{h}-pixel image they claim "
             f"(x up to {xy[:, 0].max():.0f}, y up to {xy[:, 1].max():.0f}); the image size recorded in the file is "
             "wrong, or its keypoints are not in pixels: correct the file")
+    # The few left are detector glitches: missing, not evidence (they would pull the lift far away).
+    people = [np.where(_far_outside(p[..., :2].reshape(-1, 2), w, h, margin).reshape(p.shape[:-1])[..., None],
+                       0.0, p) for p in dets.people]
+    return replace(dets, people=people)
+
+
+def _far_outside(xy: np.ndarray, w: int, h: int, margin: float) -> np.ndarray:
+    return ((xy[:, 0] < -margin * w) | (xy[:, 0] > (1 + margin) * w)
+            | (xy[:, 1] < -margin * h) | (xy[:, 1] > (1 + margin) * h))
 
 
 def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
@@ -201,7 +215,7 @@ def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
         if fps is None:
             fps, fps_assumed = DEFAULT_FPS, True
             log.info("%s does not record its frame rate; %g fps assumed (give --fps)", opts.keypoints, fps)
-        check_keypoints_fit_image(dets, size, opts.keypoints)
+        dets = check_keypoints_fit_image(dets, size, opts.keypoints)
     else:
         info = probe_video(path)
         report = DecodeReport()

@@ -24,7 +24,7 @@ from typing import Literal
 import numpy as np
 
 from converters.errors import InputFileError
-from converters.fileio import check_input_path
+from converters.fileio import check_input_path, check_npz_arrays
 from converters.joints import H36M17
 from converters.types import Pose3D
 from vp3d_engine.detectors.types import FrameDetections
@@ -61,6 +61,7 @@ def load_plain_array(path: Path) -> np.ndarray:
         if path.suffix.lower() == ".npy":
             arr = np.load(path, allow_pickle=False, mmap_mode="r")
         else:
+            check_npz_arrays(path)
             with np.load(path, allow_pickle=False) as npz:
                 if len(npz.files) != 1:
                     raise InputFileError(f"{path}: holds {len(npz.files)} arrays ({', '.join(npz.files)}); a plain "

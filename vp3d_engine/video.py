@@ -120,6 +120,11 @@ def _rotation_of(stream: av.video.stream.VideoStream, first_frame: Any | None) -
     return round(angle / 90.0) * 90 % 360
 
 
+#: Largest frame vp3d decodes: 8K UHD (7680x4320) with some room. Pose detection needs far less,
+#: and each queued frame of that size is about 100 MB.
+MAX_PIXELS = 8192 * 4352
+
+
 def probe_video(path: str | Path) -> VideoInfo:
     """Read the container header and the first frame (for rotation and to prove it decodes)."""
     container, stream = _open(path)
@@ -133,6 +138,9 @@ def probe_video(path: str | Path) -> VideoInfo:
             raise InputFileError(f"{path}: the video stream has no frames")
         rotation = _rotation_of(stream, first)
         w, h = _display_width(stream, first.width), first.height
+        if w * h > MAX_PIXELS:
+            raise InputFileError(f"{path}: frames of {w}x{h} pixels are larger than vp3d reads (8K, {MAX_PIXELS:,} "
+                                 "pixels); scale the video down first (a person needs far fewer pixels)")
         if rotation in (90, 270):
             w, h = h, w
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate

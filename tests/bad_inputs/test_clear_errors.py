@@ -58,7 +58,7 @@ def test_coco_json_whose_images_is_a_number(case: Path) -> None:
     ({"meta": [1, 2, 3]}, "json list"),
     ({"meta": {"format_name": "vp3d-result"}}, "frame rate"),
     ({"timestamps": np.array([0.0, np.nan, 0.1])}, "timestamps"),
-    ({"timestamps": "backwards"}, "back in time"),
+    ({"timestamps": "backwards"}, "do not go forward"),
     ({"timestamps": np.zeros((3, 2))}, "timestamps"),
     ({"joints_3d_root_relative": np.zeros((5, 17, 3))}, "joints_3d_root_relative"),
 ])

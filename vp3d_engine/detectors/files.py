@@ -55,7 +55,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from converters.errors import InputFileError
-from converters.fileio import check_input_path
+from converters.fileio import check_input_path, check_npz_arrays
 from converters.types import load_keypoints
 from vp3d_engine.detectors.types import FrameDetections
 
@@ -80,7 +80,7 @@ _SAFE_GLOBALS = {
     ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
     ("numpy", "ndarray"), ("numpy", "dtype"),
     ("_codecs", "encode"),  # how protocol-2 (Python 2 era) pickles spell bytes
-    *(("builtins", n) for n in ("list", "dict", "tuple", "set", "frozenset", "bytearray", "complex")),
+    *(("builtins", n) for n in ("list", "dict", "tuple", "set", "frozenset", "complex")),
 }
 
 
@@ -140,6 +140,7 @@ def _load_npz(path: Path, required: Sequence[str], optional: Sequence[str] = ())
         raise InputFileError(f"{path}: missing {', '.join(missing)} (it holds {', '.join(keys) or 'nothing'}); "
                              f"expected one of: {_SUPPORTED}")
     out: dict[str, np.ndarray] = {}
+    check_npz_arrays(path)
     try:
         with zipfile.ZipFile(path) as zf:
             for key in [*required, *(k for k in optional if k in keys)]:
@@ -252,6 +253,8 @@ def _load_json(path: Path) -> Any:
         raise InputFileError(f"{path}: no such file") from None
     except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise InputFileError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise InputFileError(f"{path}: JSON nested too deeply to be keypoints") from None
 
 
 def _coco_instance(ann: Any, where: str, flags_always: bool) -> tuple[Any, np.ndarray]:
@@ -270,6 +273,13 @@ def _coco_instance(ann: Any, where: str, flags_always: bool) -> tuple[Any, np.nd
     else:
         score = v
     return image_id, _people(kp[None, :, :2], score[None])[0]
+
+
+def _natural(image_id: Any) -> Any:
+    """Sort key for image ids: numbers inside strings compare as numbers ("frame_2" < "frame_10")."""
+    if isinstance(image_id, str):
+        return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", image_id))
+    return image_id
 
 
 def read_coco_json(path: str | Path) -> FrameDetections:
@@ -311,7 +321,7 @@ def read_coco_json(path: str | Path) -> FrameDetections:
             raise InputFileError(f"{p}: annotations refer to image ids not in 'images': {sorted(unknown)[:5]}")
     else:
         try:
-            ids = sorted(by_id)
+            ids = sorted(by_id, key=_natural)
         except TypeError:
             raise InputFileError(f"{p}: image_id values mix types; use integers (frame numbers)") from None
         ints = all(isinstance(i, int) and not isinstance(i, bool) for i in ids)

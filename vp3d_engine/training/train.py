@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from converters.errors import ConfigurationError
+from converters.errors import CheckpointError, ConfigurationError
 from vp3d_engine.checkpoints import build_models, save_checkpoint
 from vp3d_engine.device import pick_device
 from vp3d_engine.lifters.registry import lifter_spec
@@ -160,15 +160,19 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
     state_path = Path(opts.out) / STATE_NAME
     start_epoch, lr, best, history = 0, opts.lr, math.inf, []
     if opts.resume and state_path.is_file():
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
-        pose_train.load_state_dict(state["pose"])
-        if traj_train is not None:
-            traj_train.load_state_dict(state["trajectory"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch, lr, best = int(state["epoch"]), float(state["lr"]), float(state["best"])
-        history = json.loads(state["history"])
-        rng.bit_generator.state = json.loads(state["numpy_rng"])
-        torch.set_rng_state(state["torch_rng"])
+        try:
+            state = torch.load(state_path, map_location="cpu", weights_only=True)
+            pose_train.load_state_dict(state["pose"])
+            if traj_train is not None:
+                traj_train.load_state_dict(state["trajectory"])
+            optimizer.load_state_dict(state["optimizer"])
+            start_epoch, lr, best = int(state["epoch"]), float(state["lr"]), float(state["best"])
+            history = json.loads(state["history"])
+            rng.bit_generator.state = json.loads(state["numpy_rng"])
+            torch.set_rng_state(state["torch_rng"])
+        except Exception as exc:  # a damaged file or another architecture can fail in many ways
+            raise CheckpointError(f"cannot resume from {state_path} ({type(exc).__name__}: {str(exc)[:200]}): it was "
+                                  "written with other options or is damaged; add --restart to start over") from None
         log.info("resuming from epoch %d (best validation MPJPE %.1f mm)", start_epoch, best * 1000)
 
     deadline = time.time() + opts.max_minutes * 60 if opts.max_minutes else math.inf
