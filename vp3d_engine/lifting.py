@@ -1,9 +1,12 @@
 """Lift a person's 2D keypoints to 3D with a loaded checkpoint.
 
-The lifter was trained at the checkpoint's frame rate (``config.fps``), so the keypoints are
-resampled onto an even grid at that rate from their real timestamps (which also absorbs variable
-frame rates), normalised as the checkpoint says, lifted with edge padding (and flip averaging when
-the checkpoint asks for it), and the 3D result is resampled back to the original timestamps.
+The lifter was trained at the checkpoint's frame rate (``config.fps``), so by default
+(``resample="checkpoint"``) the keypoints are resampled onto an even grid at that rate from their
+real timestamps (which also absorbs variable frame rates), normalised as the checkpoint says,
+lifted with edge padding (and flip averaging when the checkpoint asks for it), and the 3D result is
+resampled back to the original timestamps. ``resample="none"`` lifts the frames as they come, as
+the original VideoPose3D code does on videos in the wild (its checkpoints were trained at 50 fps,
+so this reproduces its output exactly, not its accuracy at other rates).
 """
 
 from __future__ import annotations
@@ -18,11 +21,17 @@ from vp3d_engine.checkpoints import LoadedLifter
 from vp3d_engine.lifters.inference import predict_sequence
 from vp3d_engine.normalization import normalize_keypoints
 
-__all__ = ["lift_keypoints"]
+__all__ = ["RESAMPLE_MODES", "lift_keypoints"]
 
 
-def lift_keypoints(kp: Keypoints2D, lifter: LoadedLifter, device: str = "cpu", flip: bool | None = None) -> Pose3D:
+RESAMPLE_MODES = ("checkpoint", "none")
+
+
+def lift_keypoints(kp: Keypoints2D, lifter: LoadedLifter, device: str = "cpu", flip: bool | None = None,
+                   resample: str = "checkpoint") -> Pose3D:
     """3D joints in camera space (metres, root-relative) plus the root trajectory."""
+    if resample not in RESAMPLE_MODES:
+        raise ConfigurationError(f"resample must be one of {', '.join(RESAMPLE_MODES)}, not {resample!r}")
     cfg = lifter.config
     if kp.format != cfg["input"]["joints"]:
         raise ConfigurationError(f"checkpoint {lifter.path} expects {cfg['input']['joints']} keypoints, "
@@ -36,8 +45,11 @@ def lift_keypoints(kp: Keypoints2D, lifter: LoadedLifter, device: str = "cpu", f
         where = int(np.argmax(gaps)) if gaps.max() > 10.0 else int(np.argmin(gaps))
         raise ConversionError(f"the timestamps jump by {gaps[where]:.1f} s after frame {where} (joined or broken "
                               "clip); convert the parts separately with --start/--end")
-    grid = np.arange(0.0, times[-1] + 0.5 / fps, 1.0 / fps) if times[-1] > 0 else np.zeros(1)
-    xy = resample_times(kp.xy, times, grid)
+    if resample == "none":
+        grid, xy = times, kp.xy
+    else:
+        grid = np.arange(0.0, times[-1] + 0.5 / fps, 1.0 / fps) if times[-1] > 0 else np.zeros(1)
+        xy = resample_times(kp.xy, times, grid)
     w, h = kp.image_size
     inputs = normalize_keypoints(xy, w, h, cfg["input"].get("normalization", "screen")).astype(np.float32)
     use_flip = bool(cfg.get("test_time_flip", True)) if flip is None else flip
@@ -55,4 +67,4 @@ def lift_keypoints(kp: Keypoints2D, lifter: LoadedLifter, device: str = "cpu", f
     return Pose3D(joints=joints, frame="camera", fps=kp.fps, timestamps=kp.timestamps.copy(),
                   confidence=confidence, trajectory=traj,
                   meta={"checkpoint": str(lifter.path), "lifter": cfg.get("lifter"), "flip": use_flip,
-                        "root_relative": True})
+                        "root_relative": True, "resample": resample})

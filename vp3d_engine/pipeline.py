@@ -45,6 +45,7 @@ class PipelineOptions:
     image_size: tuple[int, int] | None = None  # of the keypoints file, when it does not say (or says wrong)
     fps: float | None = None  # of the keypoints file, when it does not say
     flip: bool | None = None  # None: as the checkpoint says
+    resample: str = "checkpoint"  # "none": lift frames as they come (the original VideoPose3D procedure)
 
 
 @dataclass
@@ -236,7 +237,7 @@ def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
 
         pose = blazepose_world_pose(extras["blazepose_world"], track.keypoints.timestamps, track.keypoints.fps)
     else:
-        pose = lift_keypoints(track.keypoints, lifter, device=device, flip=opts.flip)
+        pose = lift_keypoints(track.keypoints, lifter, device=device, flip=opts.flip, resample=opts.resample)
     timings["track_lift_s"] = time.perf_counter() - t2
     timings["total_s"] = time.perf_counter() - t0
     if fps_assumed:
