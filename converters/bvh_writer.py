@@ -14,7 +14,6 @@ import io
 from pathlib import Path
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from converters.errors import ConversionError
 from converters.fileio import atomic_write
@@ -26,28 +25,64 @@ _UNITS = {"cm": 100.0, "m": 1.0}
 _TIP_M = 0.08
 
 
+def _wrapped_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Sum over the three angles of ``|a - b|`` up to whole turns (each term in [0, pi])."""
+    d = np.remainder(a - b + np.pi, 2 * np.pi) - np.pi
+    return np.abs(d).sum(-1)
+
+
+def _quaternions_to_euler(q: np.ndarray, order: str) -> np.ndarray:
+    """Intrinsic Tait-Bryan angles ``(..., 3)`` (radians) of unit quaternions ``(..., 4)`` wxyz:
+    ``R = R_i(a) @ R_j(b) @ R_k(c)`` for axes ``order = ijk``, ``b`` in [-pi/2, pi/2]. With ``R``
+    the rotation matrix, ``R[i,k] = s sin(b)``, ``tan(a) = -s R[j,k] / R[k,k]``, ``tan(c) = -s R[i,j]
+    / R[i,i]``, ``s`` the sign of the axis permutation. At gimbal lock (``cos b = 0``) only ``a + s c``
+    is defined: ``c = 0`` there, as scipy does. Only the five matrix entries needed are computed."""
+    i, j, k = ("XYZ".index(axis) for axis in order)
+    s = 1.0 if (i, j, k) in ((0, 1, 2), (1, 2, 0), (2, 0, 1)) else -1.0
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    w, v = q[..., 0], (q[..., 1], q[..., 2], q[..., 3])
+
+    def entry(r: int, c: int) -> np.ndarray:
+        if r == c:
+            return 1.0 - 2.0 * (v[(r + 1) % 3] ** 2 + v[(r + 2) % 3] ** 2)
+        sign = 1.0 if (c - r) % 3 == 2 else -1.0  # R[r,c] = 2 (v_r v_c +- w v_other)
+        return 2.0 * (v[r] * v[c] + sign * w * v[3 - r - c])
+
+    sin_b = s * entry(i, k)
+    r_ii, r_ij = entry(i, i), entry(i, j)
+    cos_b = np.hypot(r_ii, r_ij)
+    out = np.empty(q.shape[:-1] + (3,))
+    out[..., 1] = np.arctan2(sin_b, cos_b)
+    out[..., 0] = np.arctan2(-s * entry(j, k), entry(k, k))
+    out[..., 2] = np.arctan2(-s * r_ij, r_ii)
+    locked = cos_b < 1e-9
+    if locked.any():  # R = R_i(a) R_j(+-90) with c = 0: a from the j column of the matrix
+        out[locked, 2] = 0.0
+        out[locked, 0] = np.arctan2(s * entry(k, j)[locked], entry(j, j)[locked])
+    return out
+
+
 def _euler_channels(motion: Motion, order: str) -> np.ndarray:
     """Continuous intrinsic Euler angles ``(T,J,3)`` in degrees, in ``order``.
 
     Every rotation has two Euler triples, ``(a, b, c)`` and ``(a + 180, 180 - b, c + 180)``; near
     gimbal lock the decomposition hops between them. Frame by frame, the triple closest to the
     previous frame's is kept, then shifted by whole turns to the nearest equivalent value.
+
+    Vectorised over time: the two triples are mirror images of each other (up to whole turns, the
+    distance from ``first[k]`` to ``second[k-1]`` equals the one from ``second[k]`` to
+    ``first[k-1]``), so whether frame ``k`` switches triple relative to frame ``k - 1`` does not
+    depend on which triple frame ``k - 1`` kept; the kept triple is the running parity of the
+    switches, and the whole turns are ``np.unwrap``.
     """
-    t, j = motion.rotations.shape[:2]
-    rot = Rotation.from_quat(motion.rotations.reshape(-1, 4), scalar_first=True)
-    first = rot.as_euler(order.upper(), degrees=False).reshape(t, j, 3)
+    j = motion.rotations.shape[1]
+    first = _quaternions_to_euler(motion.rotations, order.upper())
     second = first + np.array([np.pi, 0.0, np.pi])
     second[..., 1] = np.pi - first[..., 1]
-    out = np.empty_like(first)
-    out[0] = first[0]
-    turn = 2 * np.pi
-    for k in range(1, t):
-        prev = out[k - 1]
-        a = first[k] + turn * np.round((prev - first[k]) / turn)
-        b = second[k] + turn * np.round((prev - second[k]) / turn)
-        closer_b = np.abs(b - prev).sum(-1) < np.abs(a - prev).sum(-1)
-        out[k] = np.where(closer_b[:, None], b, a)
-    return np.degrees(out)
+    switch = _wrapped_distance(second[1:], first[:-1]) < _wrapped_distance(first[1:], first[:-1])
+    use_second = np.concatenate([np.zeros((1, j), dtype=bool), np.cumsum(switch, axis=0) % 2 == 1])
+    chosen = np.where(use_second[..., None], second, first)
+    return np.degrees(np.unwrap(chosen, axis=0))
 
 
 def _tip(motion: Motion, k: int) -> np.ndarray:

@@ -75,3 +75,20 @@ def test_a_third_party_parser_reads_the_same_motion(shared_data: Path, tmp_path:
         root.loadPose(frame)
         got = np.array([list(joints_read[n].PositionWorld) for n in motion.rig.names]) / 100.0
         assert np.abs(got - expected[frame]).max() < 1e-5, frame  # float32 maths in PyGLM
+
+
+@pytest.mark.parametrize("order", ["XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX"])
+def test_euler_angles_match_scipy_and_gimbal_lock_keeps_the_rotation(order: str) -> None:
+    from scipy.spatial.transform import Rotation
+
+    from converters.bvh_writer import _quaternions_to_euler
+
+    rng = np.random.default_rng(5)
+    free = Rotation.random(500, random_state=5)
+    angles = _quaternions_to_euler(free.as_quat(scalar_first=True), order)
+    np.testing.assert_allclose(angles, free.as_euler(order), atol=1e-12)
+    locked_euler = rng.uniform(-np.pi, np.pi, (500, 3))
+    locked_euler[:, 1] = rng.choice([-np.pi / 2, np.pi / 2], 500)
+    locked = Rotation.from_euler(order, locked_euler)
+    back = Rotation.from_euler(order, _quaternions_to_euler(locked.as_quat(scalar_first=True), order))
+    np.testing.assert_allclose(back.as_matrix(), locked.as_matrix(), atol=1e-12)
