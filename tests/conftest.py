@@ -20,10 +20,11 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def dance_detections(shared_data: Path) -> FrameDetections:
-    """MediaPipe's detections on a whole real clip (13 s of a dancer with a ball, 338 frames)."""
+    """MediaPipe's detections on a whole real clip (13 s of a dancer with a ball, 338 frames), in
+    one process."""
     from vp3d_engine.pipeline import PipelineOptions, detect_video
     from vp3d_engine.video import DecodeReport, probe_video
 
     video = shared_data / "videos" / "dance_ball_480p.mp4"
-    dets, _ = detect_video(video, PipelineOptions(), probe_video(video), DecodeReport())
+    dets, _ = detect_video(video, PipelineOptions(workers=1), probe_video(video), DecodeReport())
     return dets

@@ -281,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="0: the main subject; 1, 2...: the others (MediaPipe then runs once more per person: "
                         "--person 1 takes twice as long)")
     p.add_argument("--no-flip", action="store_true", help="no test-time flip augmentation (faster)")
+    p.add_argument("--workers", type=_at_least(1),
+                   help="detection processes for videos longer than 10 s (default: one per core; 1: none)")
     p.add_argument("--resample", default="checkpoint", choices=["checkpoint", "none"],
                    help="checkpoint (default): lift at the frame rate the checkpoint was trained at, resampling "
                         "the clip; none: lift the frames as they come, as the original VideoPose3D code does")
@@ -308,7 +310,7 @@ def _run(args: argparse.Namespace) -> int:
     opts = PipelineOptions(detector=args.detector, lifter=args.lifter, checkpoint=args.checkpoint, device=args.device,
                            start=args.start, end=args.end, stride=args.stride, person=args.person,
                            image_size=args.image_size, fps=args.fps, flip=False if args.no_flip else None,
-                           resample=args.resample)
+                           resample=args.resample, workers=args.workers)
     try:
         check_motion_formats(asked)
         if args.out:

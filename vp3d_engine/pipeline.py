@@ -46,6 +46,7 @@ class PipelineOptions:
     fps: float | None = None  # of the keypoints file, when it does not say
     flip: bool | None = None  # None: as the checkpoint says
     resample: str = "checkpoint"  # "none": lift frames as they come (the original VideoPose3D procedure)
+    workers: int | None = None  # detection processes for long videos; None: one per core
 
 
 @dataclass
@@ -113,11 +114,40 @@ def _frames_in_background(path: Path, opts: PipelineOptions, report: DecodeRepor
         thread.join(timeout=5)
 
 
+#: Parallel detection: each worker gets at least this much video, and starts this much earlier.
+MIN_PART_S = 5.0
+WARM_UP_S = 1.0
+
+
+def _parallel_parts(path: Path, opts: PipelineOptions, info: VideoInfo) -> list[Any]:
+    """The parts to detect in worker processes, or [] to detect in this one: only MediaPipe (CPU,
+    one core each), every frame (no --stride), and a long enough clip of known length."""
+    from vp3d_engine.parallel_detect import default_workers, split_parts
+
+    workers = opts.workers if opts.workers is not None else default_workers()
+    if workers < 2 or opts.detector != "mediapipe" or opts.stride != 1 or not info.duration_s:
+        return []
+    start = opts.start or 0.0
+    end = min(opts.end, info.duration_s) if opts.end is not None else info.duration_s
+    workers = min(workers, int((end - start) // MIN_PART_S))
+    return split_parts(start, end, workers, WARM_UP_S, last_end=opts.end) if workers >= 2 else []
+
+
 def detect_video(path: Path, opts: PipelineOptions, info: VideoInfo, report: DecodeReport,
                  progress: Callable[[float], None] | None = None) -> tuple[FrameDetections, dict[str, Any]]:
     from vp3d_engine.detectors.registry import create_detector
 
     options = {"max_people": opts.person + 1} if opts.detector == "mediapipe" and opts.person else {}
+    parts = _parallel_parts(path, opts, info)
+    if parts:
+        from vp3d_engine.parallel_detect import detect_parts
+
+        found, stamps, found_extras = detect_parts(path, parts, opts.detector, options, report, progress)
+        if not found:
+            raise InputFileError(f"{path}: no video frames could be decoded")
+        return FrameDetections(people=found, image_size=(info.width, info.height), fps=info.fps,
+                               timestamps=np.asarray(stamps), source=str(path),
+                               ranked=opts.detector == "mediapipe"), found_extras
     detector = create_detector(opts.detector, device="cpu" if opts.device == "auto" else opts.device, **options)
     people: list[np.ndarray] = []
     times: list[float] = []
