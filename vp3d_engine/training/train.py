@@ -171,8 +171,9 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
             rng.bit_generator.state = json.loads(state["numpy_rng"])
             torch.set_rng_state(state["torch_rng"])
         except Exception as exc:  # a damaged file or another architecture can fail in many ways
-            raise CheckpointError(f"cannot resume from {state_path} ({type(exc).__name__}: {str(exc)[:200]}): it was "
-                                  "written with other options or is damaged; add --restart to start over") from None
+            first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+            raise CheckpointError(f"cannot resume from {state_path} ({type(exc).__name__}: {first}): it was written "
+                                  "with other options or is damaged; add --restart to start over") from None
         log.info("resuming from epoch %d (best validation MPJPE %.1f mm)", start_epoch, best * 1000)
 
     deadline = time.time() + opts.max_minutes * 60 if opts.max_minutes else math.inf
