@@ -1,7 +1,8 @@
 """End-to-end `vp3d-convert` speed next to MediaPipe's own, side by side in one run.
 
 1. Parallel detection (target: pipeline time <= 0.6 of the bare loop, 1.7x or better): the 69 s
-   720p clip made by looping taiji_indoor_720p.mp4 four times (stream copy, no re-encoding),
+   720p clip made by looping taiji_indoor_720p.mp4 four times (forward, backward, forward,
+   backward, re-encoded: a plain loop jumps at each seam, which tracking rightly reads as a cut),
    timed as a bare single-process loop (decode a frame, detect it, next) and as `run_pipeline`
    with the default workers (one per core) and with one worker.
 2. With --per-video: each shared video, MediaPipe on frames already decoded into memory (the floor
@@ -24,35 +25,13 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 
 import tempfile
 
-import av
+from pipeline_memory import loop_clip
 
 from vp3d_engine.detectors.registry import create_detector
 from vp3d_engine.pipeline import PipelineOptions, run_pipeline
-from vp3d_engine.video import iter_frames
+from vp3d_engine.video import iter_frames, probe_video
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def looped_clip(source: Path, times: int, out: Path) -> Path:
-    """``source``'s video stream ``times`` times in a row (packets copied, timestamps shifted)."""
-    with av.open(str(source)) as src, av.open(str(out), "w") as dst:
-        stream = src.streams.video[0]
-        copy = dst.add_stream_from_template(stream)
-        length = None
-        for k in range(times):
-            src.seek(0, stream=stream)
-            last = 0
-            for packet in src.demux(stream):
-                if packet.dts is None:
-                    continue
-                shift = k * (length or 0)
-                packet.pts = None if packet.pts is None else packet.pts + shift
-                packet.dts += shift
-                last = max(last, (packet.pts or packet.dts) - shift + (packet.duration or 0))
-                packet.stream = copy
-                dst.mux(packet)
-            length = length or last
-    return out
 
 
 def bare_loop(path: Path) -> tuple[int, float]:
@@ -92,7 +71,9 @@ def main() -> None:
     args = parser.parse_args()
     run_pipeline(sorted(Path(args.videos).glob("*.mp4"))[0], PipelineOptions(end=2.0, workers=1))  # warm-up
     with tempfile.TemporaryDirectory() as tmp:
-        clip = looped_clip(Path(args.videos) / "taiji_indoor_720p.mp4", 4, Path(tmp) / "taiji_x4.mp4")
+        clip = Path(tmp) / "taiji_x4.mp4"
+        source = Path(args.videos) / "taiji_indoor_720p.mp4"
+        loop_clip(source, clip, 4 * probe_video(source).frames / probe_video(source).fps)
         bare, par, one = [], [], []
         for _ in range(args.repeats):
             n, t = bare_loop(clip)

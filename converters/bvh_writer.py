@@ -22,44 +22,55 @@ from converters.motion import Motion
 __all__ = ["motion_to_bvh_text", "write_bvh"]
 
 _UNITS = {"cm": 100.0, "m": 1.0}
+_TURN = 2.0 * np.pi
 _TIP_M = 0.08
 
 
-def _wrapped_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Sum over the three angles of ``|a - b|`` up to whole turns (each term in [0, pi])."""
-    d = np.remainder(a - b + np.pi, 2 * np.pi) - np.pi
-    return np.abs(d).sum(-1)
+def _wrap(x: np.ndarray) -> np.ndarray:
+    """Angles brought into [-pi, pi] by whole turns."""
+    return x - _TURN * np.round(x / _TURN)
 
 
-def _quaternions_to_euler(q: np.ndarray, order: str) -> np.ndarray:
-    """Intrinsic Tait-Bryan angles ``(..., 3)`` (radians) of unit quaternions ``(..., 4)`` wxyz:
-    ``R = R_i(a) @ R_j(b) @ R_k(c)`` for axes ``order = ijk``, ``b`` in [-pi/2, pi/2]. With ``R``
-    the rotation matrix, ``R[i,k] = s sin(b)``, ``tan(a) = -s R[j,k] / R[k,k]``, ``tan(c) = -s R[i,j]
-    / R[i,i]``, ``s`` the sign of the axis permutation. At gimbal lock (``cos b = 0``) only ``a + s c``
-    is defined: ``c = 0`` there, as scipy does. Only the five matrix entries needed are computed."""
+def _quaternions_to_euler(q: np.ndarray, order: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Intrinsic Tait-Bryan angles (radians) of quaternions ``(..., 4)`` wxyz, as three arrays
+    ``a, b, c`` of shape ``(...)``: ``R = R_i(a) @ R_j(b) @ R_k(c)`` for axes ``order = ijk``, ``b`` in
+    [-pi/2, pi/2]. With ``R`` the rotation matrix, ``R[i,k] = s sin(b)``, ``tan(a) = -s R[j,k] / R[k,k]``,
+    ``tan(c) = -s R[i,j] / R[i,i]``, ``s`` the sign of the axis permutation. At gimbal lock (``cos b =
+    0``) only ``a + s c`` is defined: ``c = 0`` there, as scipy does. Only the five matrix entries
+    needed are computed, on contiguous component arrays (several times faster than strided ones)."""
     i, j, k = ("XYZ".index(axis) for axis in order)
     s = 1.0 if (i, j, k) in ((0, 1, 2), (1, 2, 0), (2, 0, 1)) else -1.0
-    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    w, v = q[..., 0], (q[..., 1], q[..., 2], q[..., 3])
+    comp = np.moveaxis(q, -1, 0).copy()  # (4, ...), each component contiguous
+    w, v = comp[0], (comp[1], comp[2], comp[3])
+    # The matrix of a quaternion of any length n2 = |q|^2, times n2: every angle below is a ratio of
+    # two entries (atan2), so the scale cancels and the quaternions need no normalising.
+    n2 = w * w + v[0] * v[0] + v[1] * v[1] + v[2] * v[2]
 
     def entry(r: int, c: int) -> np.ndarray:
         if r == c:
-            return 1.0 - 2.0 * (v[(r + 1) % 3] ** 2 + v[(r + 2) % 3] ** 2)
+            return n2 - 2.0 * (v[(r + 1) % 3] ** 2 + v[(r + 2) % 3] ** 2)
         sign = 1.0 if (c - r) % 3 == 2 else -1.0  # R[r,c] = 2 (v_r v_c +- w v_other)
         return 2.0 * (v[r] * v[c] + sign * w * v[3 - r - c])
 
-    sin_b = s * entry(i, k)
     r_ii, r_ij = entry(i, i), entry(i, j)
-    cos_b = np.hypot(r_ii, r_ij)
-    out = np.empty(q.shape[:-1] + (3,))
-    out[..., 1] = np.arctan2(sin_b, cos_b)
-    out[..., 0] = np.arctan2(-s * entry(j, k), entry(k, k))
-    out[..., 2] = np.arctan2(-s * r_ij, r_ii)
-    locked = cos_b < 1e-9
+    cos_b = np.sqrt(r_ii * r_ii + r_ij * r_ij)
+    b = np.arctan2(s * entry(i, k), cos_b)
+    a = np.arctan2(-s * entry(j, k), entry(k, k))
+    c = np.arctan2(-s * r_ij, r_ii)
+    locked = cos_b < 1e-9 * n2
     if locked.any():  # R = R_i(a) R_j(+-90) with c = 0: a from the j column of the matrix
-        out[locked, 2] = 0.0
-        out[locked, 0] = np.arctan2(s * entry(k, j)[locked], entry(j, j)[locked])
-    return out
+        c[locked] = 0.0
+        a[locked] = np.arctan2(s * entry(k, j)[locked], entry(j, j)[locked])
+    return a, b, c
+
+
+def _unwrapped(x: np.ndarray) -> np.ndarray:
+    """``x (..., T)`` with each value shifted by whole turns to the one nearest its predecessor."""
+    steps = np.round(np.diff(x, axis=-1) / _TURN)
+    if steps.any():
+        x = x.copy()
+        x[..., 1:] -= _TURN * np.cumsum(steps, axis=-1)
+    return x
 
 
 def _euler_channels(motion: Motion, order: str) -> np.ndarray:
@@ -73,16 +84,27 @@ def _euler_channels(motion: Motion, order: str) -> np.ndarray:
     distance from ``first[k]`` to ``second[k-1]`` equals the one from ``second[k]`` to
     ``first[k-1]``), so whether frame ``k`` switches triple relative to frame ``k - 1`` does not
     depend on which triple frame ``k - 1`` kept; the kept triple is the running parity of the
-    switches, and the whole turns are ``np.unwrap``.
+    switches, and the whole turns are a cumulative sum of rounded steps. Computed joint-major
+    (``(J, T)`` arrays), where the running sums over time are contiguous.
     """
-    j = motion.rotations.shape[1]
-    first = _quaternions_to_euler(motion.rotations, order.upper())
-    second = first + np.array([np.pi, 0.0, np.pi])
-    second[..., 1] = np.pi - first[..., 1]
-    switch = _wrapped_distance(second[1:], first[:-1]) < _wrapped_distance(first[1:], first[:-1])
-    use_second = np.concatenate([np.zeros((1, j), dtype=bool), np.cumsum(switch, axis=0) % 2 == 1])
-    chosen = np.where(use_second[..., None], second, first)
-    return np.degrees(np.unwrap(chosen, axis=0))
+    a, b, c = _quaternions_to_euler(np.swapaxes(motion.rotations, 0, 1), order.upper())
+    # Distances (sums of whole-turn-wrapped differences) from frame k-1's first triple to frame k's
+    # first triple, d1 = |wa| + |db| + |wc|, and to its second one, d2 = (pi - |wa|) + m + (pi - |wc|)
+    # with m the wrapped pi - b_k - b_{k-1}; frame k switches triple where d2 < d1.
+    wa, wc = np.abs(_wrap(np.diff(a, axis=-1))), np.abs(_wrap(np.diff(c, axis=-1)))
+    x = np.pi - b[:, 1:] - b[:, :-1]  # in [0, 2 pi]
+    switch = _TURN + np.minimum(x, _TURN - x) < 2.0 * (wa + wc) + np.abs(np.diff(b, axis=-1))
+    if switch.any():
+        use_second = np.zeros(a.shape, dtype=bool)
+        use_second[:, 1:] = np.cumsum(switch, axis=-1) % 2 == 1
+        a = np.where(use_second, a + np.pi, a)
+        b = np.where(use_second, np.pi - b, b)
+        c = np.where(use_second, c + np.pi, c)
+    out = np.empty((a.shape[1], a.shape[0], 3))
+    for k, angle in enumerate((a, b, c)):
+        out[:, :, k] = _unwrapped(angle).T
+    out *= 180.0 / np.pi
+    return out
 
 
 def _tip(motion: Motion, k: int) -> np.ndarray:
