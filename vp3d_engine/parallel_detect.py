@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from converters.errors import ConversionError, Vp3dError
+from converters.errors import ConversionError, InputFileError, Vp3dError
 from vp3d_engine.video import DecodeReport
 
 __all__ = ["Part", "default_workers", "detect_parts", "split_parts"]
@@ -79,8 +79,13 @@ def _work(path: str, part: Part, detector: str, options: dict[str, Any], index: 
                     people.append(found)
                     times.append(frame.time)
                     messages.put(("progress", index, frame.time))
-            extras = det.extras()
+        except InputFileError:
+            # A later part of a file cut short (its header promises more than it holds) is empty,
+            # as the single-process run would find: the parts before it stand.
+            if index == 0 or people:
+                raise
         finally:
+            extras = det.extras()
             det.close()
         if "blazepose_world" in extras and first_kept is not None:
             extras["blazepose_world"] = extras["blazepose_world"][first_kept:]
