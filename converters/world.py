@@ -6,8 +6,8 @@ at y = 0, the subject facing +Z at frame 0. Steps:
 1. Absolute camera-space joints: root-relative pose plus the trajectory (or the pose alone, pinned
    at the origin, when there is no trajectory).
 2. Up: the camera may look down or be tilted, so "up" is taken from the body, not the camera: the
-   median over the clip of the ankles-to-head direction (people stand or walk far more than they
-   lie down). The clip is rotated so that direction becomes +Y.
+   prevailing ankles-to-head direction over the clip (people stand or walk far more than they lie
+   down; see :func:`_up_direction`). The clip is rotated so that direction becomes +Y.
 3. Facing: a turn about Y so that at frame 0 the hips face +Z (their left on +X).
 4. Floor: the lowest ankle, taken as the 2nd percentile over the clip (robust to a few bad frames),
    is put ``ankle_height`` above y = 0; the root starts above the origin in X and Z.
@@ -50,7 +50,7 @@ def camera_to_world(pose: Pose3D, ankle_height: float = ANKLE_HEIGHT_M) -> np.nd
     # Camera (x right, y down, z forward) to a Y-up frame: a half turn about x.
     joints = joints * np.array([1.0, -1.0, -1.0])
     feet = 0.5 * (joints[:, _I["left_ankle"]] + joints[:, _I["right_ankle"]])
-    up = _unit(np.median(_unit_rows(joints[:, _I["head_top"]] - feet), axis=0))
+    up = _up_direction(_unit_rows(joints[:, _I["head_top"]] - feet))
     joints = joints @ _rotation_between(up, np.array([0.0, 1.0, 0.0])).T
     left = joints[0, _I["left_hip"]] - joints[0, _I["right_hip"]]
     facing = np.cross(left, [0.0, 1.0, 0.0])
@@ -64,6 +64,16 @@ def camera_to_world(pose: Pose3D, ankle_height: float = ANKLE_HEIGHT_M) -> np.nd
     joints[..., 1] += ankle_height - lowest
     joints[..., [0, 2]] -= joints[0, _I["pelvis"], [0, 2]]
     return joints
+
+
+def _up_direction(directions: np.ndarray) -> np.ndarray:
+    """The prevailing direction among unit vectors ``(T,3)``: their mean, then the mean of those
+    within 30 degrees of it (a few frames lying down or mislifted do not tilt it). Unlike a
+    per-component median it turns with the input, so the result does not depend on the axes the
+    joints were given in."""
+    up = _unit(directions.mean(axis=0))
+    near = directions[directions @ up > np.cos(np.radians(30.0))]
+    return _unit(near.mean(axis=0)) if len(near) else up
 
 
 def _unit_rows(v: np.ndarray) -> np.ndarray:
