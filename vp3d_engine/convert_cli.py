@@ -70,7 +70,9 @@ class _Job:
 
     @property
     def targets(self) -> list[Path]:
-        return [self.out_dir / f"{self.name}.{f}" for f in self.formats]
+        from vp3d_engine.outputs import SUFFIXES
+
+        return [self.out_dir / f"{self.name}{SUFFIXES[f]}" for f in self.formats]
 
 
 def _keypoints_job(path: Path, video: Path | None, args: argparse.Namespace, asked: list[str]) -> _Job:
@@ -112,12 +114,13 @@ def _plan(args: argparse.Namespace, asked: list[str]) -> list[_Job]:
             if kind == "motion":
                 others = [f for f in asked if f not in MOTION_FORMATS]
                 if others:
-                    raise ConfigurationError(f"{source} is already 3D; from it only --bvh, --glb and --fbx can be "
-                                             f"written (not --{' --'.join(others)})")
+                    raise ConfigurationError(f"{source} is already 3D; from it only --motion, --bvh, --glb and --fbx "
+                                             f"can be written (not --{' --'.join(others)})")
                 if not asked:
                     raise ConfigurationError(f"{source} is already 3D: say which files to write from it "
-                                             "(--bvh, --glb, --fbx)")
-            jobs.append(_Job(source, out_dir, source.stem, asked if kind == "motion" else (asked or ["npz"]), kind))
+                                             "(--motion, --bvh, --glb, --fbx)")
+            name = source.name[: -len(".motion.npz")] if source.name.endswith(".motion.npz") else source.stem
+            jobs.append(_Job(source, out_dir, name, asked if kind == "motion" else (asked or ["npz"]), kind))
     inputs = PathSet()
     for job in jobs:
         inputs.add(job.source)
@@ -254,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: next to each video)")
     p.add_argument("--npz", action="store_true", help="write NAME.npz (the default when no format is given)")
     p.add_argument("--json", action="store_true", help="write NAME.json")
+    p.add_argument("--motion", action="store_true",
+                   help="write NAME.motion.npz: the animation as vp3d's Motion file (read by the Blender add-on and "
+                        "the web page; see docs/FORMATS.md), also from 3D inputs")
     p.add_argument("--bvh", action="store_true",
                    help="write NAME.bvh: Y up, centimetres, joint rotations on the --rig (also from a result .npz)")
     p.add_argument("--glb", action="store_true", help="write NAME.glb: a glTF 2.0 skeleton with its animation")
@@ -306,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from vp3d_engine.outputs import check_motion_formats
 
-    asked = [f for f in ("npz", "json", "bvh", "glb", "fbx") if getattr(args, f)]
+    asked = [f for f in ("npz", "json", "motion", "bvh", "glb", "fbx") if getattr(args, f)]
     opts = PipelineOptions(detector=args.detector, lifter=args.lifter, checkpoint=args.checkpoint, device=args.device,
                            start=args.start, end=args.end, stride=args.stride, person=args.person,
                            image_size=args.image_size, fps=args.fps, flip=False if args.no_flip else None,

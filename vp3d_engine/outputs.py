@@ -29,7 +29,8 @@ from vp3d_engine.pipeline import PipelineResult
 
 __all__ = ["MOTION_FORMATS", "check_motion_formats", "load_pose_file", "load_result_npz", "read_result_keypoints",
            "result_arrays",
-           "result_motion", "write_json", "write_motion_files", "write_npz", "write_result_files"]
+           "result_motion", "solve_world", "write_json", "write_motion_files", "write_npz",
+           "write_result_files"]
 
 
 def result_arrays(result: PipelineResult) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -108,6 +109,20 @@ def load_result_npz(path: Path) -> Pose3D:
                   trajectory=traj, meta={"source": str(meta.get("source", path))})
 
 
+def _motion_file_pose(path: Path) -> Pose3D:
+    """The world joints a Motion file was solved from, to write or re-solve onto any rig."""
+    from converters.motion_file import load_motion_file
+
+    loaded = load_motion_file(path)
+    if loaded.world_joints is None:
+        raise InputFileError(f"{path}: this Motion file does not hold the joints it was solved from, so it cannot "
+                             "be re-exported; convert its source again")
+    t = loaded.motion.num_frames
+    return Pose3D(joints=loaded.world_joints, frame="world", fps=loaded.motion.fps,
+                  timestamps=np.arange(t) / loaded.motion.fps, confidence=np.ones(t),
+                  meta={"source": str(loaded.motion.meta.get("source", path))})
+
+
 def load_pose_file(path: Path, fps: float | None = None) -> Pose3D:
     """3D joints to re-export: a ``vp3d-convert`` result ``.npz`` (camera space), a vp3d 3D joints
     ``.npz``, a plain ``(T,17,3)`` array (``.npy`` or one-array ``.npz``; ``fps`` is its frame
@@ -121,6 +136,8 @@ def load_pose_file(path: Path, fps: float | None = None) -> Pose3D:
         names = npz_names(path) if suffix == ".npz" else []
         if "keypoints_2d" in names:
             return load_result_npz(path)
+        if "rotations" in names and "meta" in names:
+            return _motion_file_pose(path)
         if "joints" in names and "meta" in names:
             from converters.types import load_pose3d
 
@@ -164,13 +181,21 @@ def read_result_keypoints(path: Path) -> FrameDetections:
                            timestamps=arrays["timestamps"].astype(np.float64), source=str(path))
 
 
-MOTION_FORMATS = ("bvh", "glb", "fbx")
+MOTION_FORMATS = ("motion", "bvh", "glb", "fbx")  # written from the solved animation
+#: File name endings of the formats (``NAME`` + ending).
+SUFFIXES = {"npz": ".npz", "json": ".json", "motion": ".motion.npz", "bvh": ".bvh", "glb": ".glb", "fbx": ".fbx"}
 
 
 def result_motion(pose: Pose3D, rig: str = "h36m") -> Motion:
+    """The world-space animation of a result (see :func:`solve_world`)."""
+    return solve_world(pose, rig)[0]
+
+
+def solve_world(pose: Pose3D, rig: str = "h36m") -> tuple[Motion, np.ndarray]:
     """The world-space animation of a result: joints turned into the world frame (up from the body,
     floor at y = 0, facing +Z), resampled to an even grid at the clip's frame rate (real timestamps
-    may be variable; the animation formats have one frame time), solved onto rig preset ``rig``."""
+    may be variable; the animation formats have one frame time), solved onto rig preset ``rig``.
+    Returns the Motion and the world joints ``(T,17,3)`` it was solved from."""
     from converters.solve import solve
     from converters.timeline import resample_times
     from converters.world import camera_to_world
@@ -183,10 +208,11 @@ def result_motion(pose: Pose3D, rig: str = "h36m") -> Motion:
     world = camera_to_world(pose)
     times = pose.timestamps - pose.timestamps[0]
     grid = np.arange(0.0, times[-1] + 0.5 / pose.fps, 1.0 / pose.fps)
-    motion = solve(resample_times(world, times, grid), pose.fps, rig)
+    joints = resample_times(world, times, grid)
+    motion = solve(joints, pose.fps, rig)
     motion.meta.update({"input_frame": pose.frame, "rig": rig})
     motion.meta.update({k: v for k, v in pose.meta.items() if k in ("checkpoint", "source")})
-    return motion
+    return motion, joints
 
 
 def check_motion_formats(formats: list[str]) -> None:
@@ -199,30 +225,37 @@ def check_motion_formats(formats: list[str]) -> None:
 
 def write_motion_files(pose: Pose3D, stem: Path, formats: list[str], rig: str = "h36m",
                        units: str = "cm") -> list[Path]:
-    """Write ``stem.bvh`` / ``stem.glb`` / ``stem.fbx`` (those in ``formats``) from one solve, all or none."""
+    """Write ``stem.motion.npz`` / ``.bvh`` / ``.glb`` / ``.fbx`` (those in ``formats``) from one solve, all or none."""
     return write_result_files(stem, formats, pose, rig=rig, units=units)
 
 
 def write_result_files(stem: Path, formats: list[str], pose: Pose3D, result: PipelineResult | None = None,
                        rig: str = "h36m", units: str = "cm") -> list[Path]:
-    """Write every file of one result (``stem.npz``, ``.json`` from ``result``; ``.bvh``, ``.glb``,
-    ``.fbx`` from ``pose``), those in ``formats``, as one set: each goes to a temporary name, and
+    """Write every file of one result (``stem.npz``, ``.json`` from ``result``; ``.motion.npz``,
+    ``.bvh``, ``.glb``, ``.fbx`` from ``pose``), those in ``formats``, as one set: each goes to a temporary name, and
     all are moved into place only once every one was written. On any failure (or interrupt) the
     folder keeps the files it had, and no temporary file is left."""
     table = [f for f in ("npz", "json") if f in formats]
     if table and result is None:
         raise ConfigurationError(f"--{' --'.join(table)} needs a pipeline result, not only 3D joints")
     with OutputSet() as out:
+        def staged(fmt: str) -> Path:
+            return out.stage(stem.with_name(stem.name + SUFFIXES[fmt]))
+
         if result is not None and "npz" in formats:
-            write_npz(result, out.stage(stem.with_name(f"{stem.name}.npz")))
+            write_npz(result, staged("npz"))
         if result is not None and "json" in formats:
-            write_json(result, out.stage(stem.with_name(f"{stem.name}.json")))
+            write_json(result, staged("json"))
         wanted = [f for f in MOTION_FORMATS if f in formats]
         if wanted:
-            motion = result_motion(pose, rig)
+            motion, world = solve_world(pose, rig)
             for fmt in wanted:
-                tmp = out.stage(stem.with_name(f"{stem.name}.{fmt}"))
-                if fmt == "bvh":
+                tmp = staged(fmt)
+                if fmt == "motion":
+                    from converters.motion_file import save_motion_file
+
+                    save_motion_file(motion, tmp, world_joints=world, created_by=f"vp3d {_version()}")
+                elif fmt == "bvh":
                     from converters.bvh_writer import write_bvh
 
                     write_bvh(motion, tmp, units=units)
@@ -235,6 +268,15 @@ def write_result_files(stem: Path, formats: list[str], pose: Pose3D, result: Pip
 
                     write_fbx(motion, tmp, units=units, name=stem.name)
         return _commit(out)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vp3d")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _commit(out: OutputSet) -> list[Path]:

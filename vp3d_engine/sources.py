@@ -104,8 +104,8 @@ def classify_source(path: Path) -> SourceKind:
         return _array_kind(path)
     if suffix == ".npz":
         names = set(npz_names(path))
-        if {"keypoints_2d", "meta"} <= names or {"joints", "meta"} <= names:
-            return "motion"  # a vp3d-convert result or a vp3d 3D joints file: re-export
+        if {"keypoints_2d", "meta"} <= names or {"joints", "meta"} <= names or {"rotations", "meta"} <= names:
+            return "motion"  # a vp3d-convert result, a vp3d 3D joints file or a Motion file: re-export
         if any(keys <= names for keys in _2D_NPZ_KEYS):
             return "keypoints"
         if len(names) == 1:

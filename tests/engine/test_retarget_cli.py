@@ -45,7 +45,7 @@ def test_mocap_bvh_is_retargeted_onto_the_unreal_rig(shared_data: Path, tmp_path
     assert main([str(upper), "--bvh"]) == 2  # the same file where case does not count
     assert "overwrite" in capsys.readouterr().err and not (upper.parent / "Take2.bvh").exists()
     assert main([str(copy), "--json"]) == 2
-    assert "only --bvh, --glb and --fbx" in capsys.readouterr().err
+    assert "only --motion, --bvh, --glb and --fbx" in capsys.readouterr().err
     assert main([str(copy)]) == 2
     err = capsys.readouterr().err
     assert "say which files to write" in err and str(copy) in err
