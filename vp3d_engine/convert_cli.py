@@ -27,6 +27,7 @@ from pathlib import Path
 from converters.errors import ConfigurationError, Vp3dError
 from converters.fileio import PathSet, check_input_path, check_output_folder, remove_stale_temps
 from converters.interrupts import Interrupted, check_interrupted, interrupts_raise
+from vp3d_engine.convert import ConvertOptions, Models
 from vp3d_engine.pipeline import PipelineOptions
 from vp3d_engine.sources import SourceKind, classify_source, recorded_video_name
 
@@ -156,12 +157,11 @@ def _checkpoint_path(name: str) -> Path | None:
         return None  # reported when the lifter is loaded
 
 
-def _convert(job: _Job, args: argparse.Namespace, opts: PipelineOptions) -> str:
-    """Run one job and write its files as one set; returns the line to print."""
+def _convert(job: _Job, args: argparse.Namespace, options: ConvertOptions, models: Models) -> str:
+    """Run one job through the library's :func:`~vp3d_engine.convert.convert`; the line to print."""
     from tqdm import tqdm
 
-    from vp3d_engine.outputs import load_pose_file, write_result_files
-    from vp3d_engine.pipeline import run_pipeline
+    from vp3d_engine.convert import convert
 
     if job.error is not None:
         raise job.error
@@ -170,30 +170,24 @@ def _convert(job: _Job, args: argparse.Namespace, opts: PipelineOptions) -> str:
     check_output_folder(job.out_dir)
     for stale in remove_stale_temps(job.out_dir):
         log.info("removed %s, left by an interrupted run", stale)
-    if job.kind == "motion":
-        pose = load_pose_file(job.source, fps=args.fps)
-        written = write_result_files(job.stem, job.formats, pose, rig=args.rig, units=args.bvh_units)
-        return f"{job.source}: -> {', '.join(map(str, written))}{_assumed(pose.meta)}"
-    total = None
-    if job.kind == "video":
-        from vp3d_engine.video import probe_video
+    with tqdm(desc=job.source.name, total=100, disable=args.quiet or job.kind == "motion", leave=False,
+              bar_format="{desc}: {n:.0f}% {bar} {elapsed}<{remaining}") as bar:
+        def progress(stage: str, fraction: float) -> None:
+            done = 95 * fraction if stage == "detect" else 100 if stage == "write" else 95
+            bar.update(done - bar.n)
 
-        duration = probe_video(job.source).duration_s or 0.0
-        total = round(min(args.end or duration, duration) - (args.start or 0), 1)
-    with tqdm(desc=job.source.name, total=total, unit="s", disable=args.quiet, leave=False,
-              bar_format="{desc}: {n:.1f}/{total_fmt} s {bar} {elapsed}<{remaining}") as bar:
-        def progress(t: float) -> None:
-            bar.update(t - (args.start or 0) - bar.n)
-
-        result = run_pipeline(job.source, replace(opts, keypoints=job.keypoints), progress)
-        written = write_result_files(job.stem, job.formats, result.pose, result, rig=args.rig, units=args.bvh_units)
+        conv = convert(job.source, replace(options, formats=job.formats), job.stem, kind=job.kind,
+                       keypoints=job.keypoints, models=models, progress=progress)
+    written = ", ".join(map(str, conv.files))
+    result = conv.result
+    if result is None:
+        return f"{job.source}: -> {written}{_assumed(conv.pose.meta)}"
     damage = ""
     if result.decode is not None and result.decode.damaged:
         damage = (f" (video damaged: {result.decode.damaged_packets} packets could not be decoded; "
                   "the frames after them are missing)")
     return (f"{job.source}: {result.keypoints.num_frames} frames, person in {result.track.frames_present:.0%}, "
-            f"{result.track.joints_filled:.1%} of joints filled{damage} -> {', '.join(map(str, written))}"
-            f"{_assumed(result.pose.meta)}")
+            f"{result.track.joints_filled:.1%} of joints filled{damage} -> {written}{_assumed(conv.pose.meta)}")
 
 
 def _assumed(meta: dict[str, object]) -> str:
@@ -317,6 +311,8 @@ def _run(args: argparse.Namespace) -> int:
                            start=args.start, end=args.end, stride=args.stride, person=args.person,
                            image_size=args.image_size, fps=args.fps, flip=False if args.no_flip else None,
                            resample=args.resample, workers=args.workers)
+    options = ConvertOptions(pipeline=opts, rig=args.rig, units=args.bvh_units)
+    models = Models()  # loaded by the first input that needs them, then reused
     try:
         check_motion_formats(asked)
         if args.out:
@@ -331,7 +327,7 @@ def _run(args: argparse.Namespace) -> int:
     for job in jobs:
         check_interrupted()
         try:
-            print(_convert(job, args, opts))
+            print(_convert(job, args, options, models))
         except Vp3dError as exc:
             failures += 1
             if args.verbose:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,7 +25,10 @@ from vp3d_engine.sources import DEFAULT_FPS
 from vp3d_engine.tracking import TrackResult, track_person
 from vp3d_engine.video import DecodeReport, Frame, VideoInfo, iter_frames, probe_video
 
-__all__ = ["PipelineOptions", "PipelineResult", "check_keypoints_fit_image", "run_pipeline"]
+if TYPE_CHECKING:
+    from vp3d_engine.checkpoints import LoadedLifter
+
+__all__ = ["PipelineOptions", "PipelineResult", "check_keypoints_fit_image", "load_lifter", "run_pipeline"]
 
 log = logging.getLogger(__name__)
 MIN_FRAMES = 8
@@ -204,11 +207,25 @@ def _far_outside(xy: np.ndarray, w: int, h: int, margin: float) -> np.ndarray:
             | (xy[:, 1] < -margin * h) | (xy[:, 1] > (1 + margin) * h))
 
 
-def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
-                 progress: Callable[[float], None] | None = None) -> PipelineResult:
-    """Video (or, with ``opts.keypoints``, a keypoint file) to 2D keypoints and camera-space 3D."""
-    from vp3d_engine.checkpoints import LoadedLifter, load_checkpoint
+def load_lifter(opts: PipelineOptions) -> LoadedLifter | None:
+    """The checkpoint ``opts`` asks for, loaded once (None for a lifter that takes its 3D from the
+    detector); a batch or a service worker loads it once and passes it to :func:`run_pipeline`."""
+    from vp3d_engine.checkpoints import load_checkpoint
     from vp3d_engine.lifters.registry import lifter_spec
+
+    if lifter_spec(opts.lifter).kind == "detector":
+        if opts.keypoints is not None or opts.detector != "mediapipe" or opts.person != 0:
+            raise ConfigurationError(f"--lifter {opts.lifter} takes its 3D from the mediapipe detector: use "
+                                     "--detector mediapipe, no --keypoints, no --person")
+        return None
+    return load_checkpoint(opts.checkpoint, device=_pick_device(opts.device))
+
+
+def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
+                 progress: Callable[[float], None] | None = None,
+                 lifter: LoadedLifter | None = None) -> PipelineResult:
+    """Video (or, with ``opts.keypoints``, a keypoint file) to 2D keypoints and camera-space 3D.
+    ``lifter``: a checkpoint loaded earlier with :func:`load_lifter` (else loaded here)."""
     from vp3d_engine.lifting import lift_keypoints
 
     opts = opts or PipelineOptions()
@@ -216,14 +233,8 @@ def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     device = _pick_device(opts.device)
-    spec = lifter_spec(opts.lifter)
-    lifter: LoadedLifter | None = None
-    if spec.kind == "detector":
-        if opts.keypoints is not None or opts.detector != "mediapipe" or opts.person != 0:
-            raise ConfigurationError(f"--lifter {opts.lifter} takes its 3D from the mediapipe detector: use "
-                                     "--detector mediapipe, no --keypoints, no --person")
-    else:
-        lifter = load_checkpoint(opts.checkpoint, device=device)
+    if lifter is None:
+        lifter = load_lifter(opts)
     timings["load_s"] = time.perf_counter() - t0
     extras: dict[str, Any] = {}
     info = report = None

@@ -1,0 +1,37 @@
+"""The one library function the CLI, the service and the add-on call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from converters.motion_file import load_motion_file
+from vp3d_engine.convert import STAGES, ConvertOptions, Models, convert, load_models
+from vp3d_engine.pipeline import PipelineOptions
+
+
+@pytest.mark.shared_data
+def test_a_video_becomes_a_motion_file_and_models_load_once(shared_data: Path, tmp_path: Path) -> None:
+    video = shared_data / "videos" / "dance_ball_480p.mp4"
+    options = ConvertOptions(pipeline=PipelineOptions(end=2.0, workers=1), rig="mixamo", formats=["npz", "motion"])
+    models = load_models(options)
+    seen: list[tuple[str, float]] = []
+    first = convert(video, options, tmp_path / "ball", models=models, progress=lambda s, f: seen.append((s, f)))
+    assert [p.name for p in first.files] == ["ball.npz", "ball.motion.npz"] and first.kind == "video"
+    stages = [s for s, _ in seen]
+    assert stages[0] == "detect" and stages[-1] == "write" and set(stages) <= set(STAGES)
+    fractions = [f for s, f in seen if s == "detect"]
+    assert fractions == sorted(fractions) and fractions[-1] > 0.9
+    motion = load_motion_file(tmp_path / "ball.motion.npz")
+    assert motion.motion.rig.preset == "mixamo" and motion.world_joints is not None
+    assert motion.motion.num_frames == first.pose.num_frames
+    lifter = models.lifter
+    # The same models again, and a 3D source (the Motion file) that needs no models at all.
+    again = convert(video, options, tmp_path / "again", models=models)
+    assert models.lifter is lifter
+    np.testing.assert_allclose(again.pose.joints, first.pose.joints)
+    redo = convert(tmp_path / "ball.motion.npz", ConvertOptions(rig="ue", formats=["bvh"]), tmp_path / "ue",
+                   models=Models())
+    assert redo.kind == "motion" and redo.result is None and [p.name for p in redo.files] == ["ue.bvh"]

@@ -1,0 +1,131 @@
+"""One library function from a source to a Motion and its files: what the CLI, the service and the
+Blender add-on call.
+
+    convert(source, options, models=None, progress=None) -> Conversion
+
+Stages, each a plain function over a typed value (their modules say more):
+
+============  ==========================================  =====================================
+stage         function                                    value
+============  ==========================================  =====================================
+detect        ``pipeline.detect_video`` or a 2D file      ``FrameDetections``
+track         ``tracking.track_person``                   ``Keypoints2D``
+lift          ``lifting.lift_keypoints``                  ``Pose3D`` (camera space)
+world         ``outputs.solve_world`` (``converters.world``)  world joints ``(T,17,3)``
+solve         ``converters.solve.solve``                  ``Motion``
+write         ``outputs.write_result_files``              files, all or none
+============  ==========================================  =====================================
+
+A 3D source (a result, a Motion file, a joints array, a BVH) starts at ``world``. Models are
+loaded once by :func:`load_models` and passed in, so a batch or a service worker does not reload
+them per clip. Progress is one callable ``(stage, fraction)``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from converters.types import Pose3D
+from vp3d_engine.pipeline import PipelineOptions, PipelineResult, load_lifter, run_pipeline
+from vp3d_engine.sources import SourceKind, classify_source
+
+if TYPE_CHECKING:
+    from vp3d_engine.checkpoints import LoadedLifter
+
+__all__ = ["STAGES", "Conversion", "ConvertOptions", "Models", "convert", "load_models"]
+
+STAGES = ("detect", "track", "lift", "world", "solve", "write")
+Progress = Callable[[str, float], None]
+
+
+@dataclass
+class ConvertOptions:
+    """What to make: the 2D-to-3D options, the rig preset, the units of BVH/FBX, the formats."""
+
+    pipeline: PipelineOptions = field(default_factory=PipelineOptions)
+    rig: str = "h36m"
+    units: str = "cm"
+    formats: list[str] = field(default_factory=lambda: ["npz"])
+
+
+@dataclass
+class Models:
+    """Models loaded once: the lifter (None for a lifter that takes its 3D from the detector)."""
+
+    lifter: LoadedLifter | None = None
+    loaded: bool = False
+
+
+def load_models(options: ConvertOptions) -> Models:
+    return Models(lifter=load_lifter(options.pipeline), loaded=True)
+
+
+@dataclass
+class Conversion:
+    """What :func:`convert` made: the files written, and the values of the stages that ran."""
+
+    source: Path
+    kind: SourceKind
+    pose: Pose3D
+    files: list[Path]
+    result: PipelineResult | None = None  # the 2D-to-3D stages, for video and 2D sources
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def convert(source: str | Path, options: ConvertOptions, stem: str | Path, *, kind: SourceKind | None = None,
+            keypoints: Path | None = None, models: Models | None = None, progress: Progress | None = None
+            ) -> Conversion:
+    """Convert ``source`` and write ``stem`` + each format's ending (all or none).
+
+    ``kind`` says what the source is (default: from its name and content); ``keypoints`` is a 2D
+    file lifted instead of detecting (``source`` is then the optional video). Raises
+    :class:`~converters.errors.Vp3dError` subclasses with a message that says what to do.
+    """
+    from vp3d_engine.outputs import load_pose_file, write_result_files
+
+    path = Path(source)
+    if keypoints is not None:
+        kind = "keypoints"
+    kind = kind or classify_source(path)
+    report = progress or (lambda stage, fraction: None)
+    timings: dict[str, float] = {}
+    result = None
+    t0 = time.perf_counter()
+    if kind == "motion":
+        pose = load_pose_file(path, fps=options.pipeline.fps)
+    else:
+        opts = replace(options.pipeline, keypoints=keypoints if keypoints is not None else
+                       (path if kind == "keypoints" else None))
+        models = models if models is not None else Models()
+        if not models.loaded:  # filled in place: the caller's next conversion reuses it
+            models.lifter, models.loaded = load_lifter(opts), True
+        start = opts.start or 0.0
+        duration = _duration(path) if kind == "video" else None
+        span = (min(opts.end or duration, duration) - start) if duration else None
+
+        def detect_progress(t: float) -> None:
+            if span:
+                report("detect", min(1.0, max(0.0, (t - start) / span)))
+
+        report("detect", 0.0)
+        result = run_pipeline(path, opts, detect_progress, lifter=models.lifter)
+        timings.update(result.timings)
+        report("lift", 1.0)
+        pose = result.pose
+    report("solve", 0.0)
+    t1 = time.perf_counter()
+    files = write_result_files(Path(stem), options.formats, pose, result, rig=options.rig, units=options.units)
+    timings["solve_write_s"] = time.perf_counter() - t1
+    timings["convert_s"] = time.perf_counter() - t0
+    report("write", 1.0)
+    return Conversion(source=path, kind=kind, pose=pose, files=files, result=result, timings=timings)
+
+
+def _duration(path: Path) -> float | None:
+    from vp3d_engine.video import probe_video
+
+    return probe_video(path).duration_s
