@@ -85,7 +85,8 @@ def convert(source: str | Path, options: ConvertOptions, stem: str | Path, *, ki
     file lifted instead of detecting (``source`` is then the optional video). Raises
     :class:`~converters.errors.Vp3dError` subclasses with a message that says what to do.
     """
-    from vp3d_engine.outputs import load_pose_file, write_result_files
+    from vp3d_engine.outputs import write_result_files
+    from vp3d_engine.readers import load_pose_file
 
     path = Path(source)
     if keypoints is not None:

@@ -191,7 +191,7 @@ def _convert(job: _Job, args: argparse.Namespace, options: ConvertOptions, model
 
 
 def _assumed(meta: dict[str, object]) -> str:
-    from vp3d_engine.sources import DEFAULT_FPS
+    from vp3d_engine.arrays import DEFAULT_FPS
 
     return f" ({DEFAULT_FPS:g} fps assumed: the file does not say; give --fps)" if meta.get("fps_assumed") else ""
 

@@ -20,8 +20,8 @@ import numpy as np
 
 from converters.errors import ConfigurationError, ConversionError, InputFileError
 from converters.types import Keypoints2D, Pose3D
+from vp3d_engine.arrays import DEFAULT_FPS
 from vp3d_engine.detectors.types import FrameDetections
-from vp3d_engine.sources import DEFAULT_FPS
 from vp3d_engine.tracking import TrackResult, track_person
 from vp3d_engine.video import DecodeReport, Frame, VideoInfo, iter_frames, probe_video
 

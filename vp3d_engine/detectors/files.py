@@ -58,6 +58,7 @@ from converters.errors import InputFileError
 from converters.fileio import check_input_path, check_npz_arrays
 from converters.types import load_keypoints
 from vp3d_engine.detectors.types import FrameDetections
+from vp3d_engine.readers import read_result_keypoints
 
 __all__ = ["read_coco_json", "read_detectron_npz", "read_keypoints_file", "read_openpose_folder",
            "read_videopose3d_custom", "read_vp3d_keypoints"]
@@ -412,8 +413,6 @@ def read_keypoints_file(path: str | Path, video: str | None = None) -> FrameDete
         if "xy" in keys and "meta" in keys:
             return read_vp3d_keypoints(p)
         if "keypoints_2d" in keys and "meta" in keys:
-            from vp3d_engine.outputs import read_result_keypoints
-
             return read_result_keypoints(p)
         if len(keys) == 1:
             return _read_plain_array(p)
@@ -426,9 +425,9 @@ def read_keypoints_file(path: str | Path, video: str | None = None) -> FrameDete
 
 def _read_plain_array(path: Path) -> FrameDetections:
     """Format 6: a plain array of 2D keypoints (see :mod:`vp3d_engine.sources`)."""
-    from vp3d_engine.sources import ARRAY_SHAPES, classify_source, detections_from_array, load_plain_array
+    from vp3d_engine.arrays import ARRAY_SHAPES, array_kind, detections_from_array, load_plain_array
 
-    if classify_source(path) != "keypoints":
+    if array_kind(path) != "keypoints":
         raise InputFileError(f"{path}: holds 3D joints, not 2D keypoints; convert it as an input of its own "
                              f"(vp3d-convert {path.name} --bvh), or give 2D keypoints: {ARRAY_SHAPES}")
     return detections_from_array(load_plain_array(path), path)
