@@ -40,6 +40,7 @@ def result_arrays(result: PipelineResult) -> tuple[dict[str, np.ndarray], dict[s
         "joints_3d_root_relative": pose.joints.astype(np.float32),
         "trajectory": traj.astype(np.float32),
         "timestamps": kp.timestamps.astype(np.float64),
+        "foot_contacts": _contacts(pose),
     }
     meta = {
         "format_name": "vp3d-result", "version": 1, "source": result.source, "fps": kp.fps,
@@ -52,6 +53,14 @@ def result_arrays(result: PipelineResult) -> tuple[dict[str, np.ndarray], dict[s
             "frames": result.decode.yielded, "damaged_packets": result.decode.damaged_packets},
     }
     return arrays, meta
+
+
+def _contacts(pose: Pose3D) -> np.ndarray:
+    """``(T,2)`` left and right foot on the floor, from the world-space joints of ``pose``."""
+    from converters.contacts import foot_contacts
+    from converters.world import camera_to_world
+
+    return foot_contacts(camera_to_world(pose), pose.fps)
 
 
 def write_npz(result: PipelineResult, path: Path) -> Path:
@@ -137,9 +146,11 @@ def write_result_files(stem: Path, formats: list[str], pose: Pose3D, result: Pip
             for fmt in wanted:
                 tmp = staged(fmt)
                 if fmt == "motion":
+                    from converters.contacts import foot_contacts
                     from converters.motion_file import save_motion_file
 
-                    save_motion_file(motion, tmp, world_joints=world, created_by=f"vp3d {_version()}")
+                    save_motion_file(motion, tmp, world_joints=world, foot_contacts=foot_contacts(world, motion.fps),
+                                     created_by=f"vp3d {_version()}")
                 elif fmt == "bvh":
                     from converters.bvh_writer import write_bvh
 

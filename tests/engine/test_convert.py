@@ -27,6 +27,9 @@ def test_a_video_becomes_a_motion_file_and_models_load_once(shared_data: Path, t
     motion = load_motion_file(tmp_path / "ball.motion.npz")
     assert motion.motion.rig.preset == "mixamo" and motion.world_joints is not None
     assert motion.motion.num_frames == first.pose.num_frames
+    assert motion.foot_contacts is not None and motion.foot_contacts.any()  # the dancer stands on the floor
+    with np.load(tmp_path / "ball.npz") as npz:
+        assert npz["foot_contacts"].shape == (first.pose.num_frames, 2)
     lifter = models.lifter
     # The same models again, and a 3D source (the Motion file) that needs no models at all.
     again = convert(video, options, tmp_path / "again", models=models)
