@@ -181,6 +181,12 @@ PRESETS: dict[str, tuple[JointSpec, ...]] = {
 }
 
 
+def ankle_joints(name: str) -> tuple[str, str]:
+    """The rig joints of preset ``name`` placed on the left and right ankle."""
+    by_place = {spec.at: spec.name for spec in preset(name)}
+    return by_place[_w(left_ankle=1)], by_place[_w(right_ankle=1)]
+
+
 def preset(name: str) -> tuple[JointSpec, ...]:
     """The joint specs of rig preset ``name`` (``h36m``, ``mixamo`` or ``ue``)."""
     try:

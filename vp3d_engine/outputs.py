@@ -104,9 +104,34 @@ def solve_world(pose: Pose3D, rig: str = "h36m") -> tuple[Motion, np.ndarray]:
     grid = np.arange(0.0, times[-1] + 0.5 / pose.fps, 1.0 / pose.fps)
     joints = resample_times(world, times, grid)
     motion = solve(joints, pose.fps, rig)
+    if pose.frame == "camera":  # vp3d placed the floor (a world-space source keeps its own)
+        motion = _floor_after_solving(motion, joints)
+        joints = joints + [0.0, motion.meta["floor_shift_m"], 0.0]  # the joints stand on the same floor
     motion.meta.update({"input_frame": pose.frame, "rig": rig})
     motion.meta.update({k: v for k, v in pose.meta.items() if k in ("checkpoint", "source")})
     return motion, joints
+
+
+def _floor_after_solving(motion: Motion, joints: np.ndarray) -> Motion:
+    """Put the floor under the solved rig, not under the raw joints: solving gives every bone its
+    clip-median length, which moves the feet (up to 14 cm on a real walk). The root is shifted
+    so that, over the frames where a foot is on the floor, that ankle is at ``ANKLE_HEIGHT_M``."""
+    from dataclasses import replace
+
+    from converters.contacts import foot_contacts
+    from converters.motion import forward_kinematics
+    from converters.rigs import ankle_joints
+    from converters.world import ANKLE_HEIGHT_M
+
+    contacts = foot_contacts(joints, motion.fps)
+    ankles = [motion.rig.index(name) for name in ankle_joints(motion.rig.preset)]
+    heights = forward_kinematics(motion)[0][:, ankles, 1]
+    down = heights[contacts] if contacts.any() else np.min(heights, axis=1)
+    shift = ANKLE_HEIGHT_M - float(np.median(down))
+    root = motion.root_translation.copy()
+    root[:, 1] += shift
+    motion.meta["floor_shift_m"] = round(shift, 4)
+    return replace(motion, root_translation=root)
 
 
 def check_motion_formats(formats: list[str]) -> None:

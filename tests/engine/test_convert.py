@@ -30,6 +30,15 @@ def test_a_video_becomes_a_motion_file_and_models_load_once(shared_data: Path, t
     assert motion.foot_contacts is not None and motion.foot_contacts.any()  # the dancer stands on the floor
     with np.load(tmp_path / "ball.npz") as npz:
         assert npz["foot_contacts"].shape == (first.pose.num_frames, 2)
+    # The floor is set under the solved rig (bone lengths normalised), on the frames a foot is down.
+    from converters.motion import forward_kinematics
+    from converters.rigs import ankle_joints
+    from converters.world import ANKLE_HEIGHT_M
+
+    ankles = [motion.motion.rig.index(n) for n in ankle_joints("mixamo")]
+    heights = forward_kinematics(motion.motion)[0][:, ankles, 1]
+    assert np.median(heights[motion.foot_contacts]) == pytest.approx(ANKLE_HEIGHT_M, abs=1e-6)
+    assert abs(motion.motion.meta["floor_shift_m"]) > 0.005  # solving had moved the feet
     lifter = models.lifter
     # The same models again, and a 3D source (the Motion file) that needs no models at all.
     again = convert(video, options, tmp_path / "again", models=models)
