@@ -13,7 +13,8 @@ track         ``tracking.track_person``                   ``Keypoints2D``
 lift          ``lifting.lift_keypoints``                  ``Pose3D`` (camera space)
 world         ``outputs.solve_world`` (``converters.world``)  world joints ``(T,17,3)``
 solve         ``converters.solve.solve``                  ``Motion``
-write         ``outputs.write_result_files``              files, all or none
+write         ``outputs.write_result_files``              files, all or none (``render``: the
+                                                          preview video)
 ============  ==========================================  =====================================
 
 A 3D source (a result, a Motion file, a joints array, a BVH) starts at ``world``. Models are
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from converters.types import Pose3D
 from vp3d_engine.pipeline import PipelineOptions, PipelineResult, load_lifter, run_pipeline
+from vp3d_engine.render import RenderOptions
 from vp3d_engine.sources import SourceKind, classify_source
 
 if TYPE_CHECKING:
@@ -50,6 +52,7 @@ class ConvertOptions:
     rig: str = "h36m"
     units: str = "cm"
     formats: list[str] = field(default_factory=lambda: ["npz"])
+    render: RenderOptions = field(default_factory=RenderOptions)
 
 
 @dataclass
@@ -119,7 +122,11 @@ def convert(source: str | Path, options: ConvertOptions, stem: str | Path, *, ki
         pose = result.pose
     report("solve", 0.0)
     t1 = time.perf_counter()
-    files = write_result_files(Path(stem), options.formats, pose, result, rig=options.rig, units=options.units)
+    video = path if kind == "video" or (kind == "keypoints" and keypoints is not None and path.is_file()
+                                        and path.resolve() != keypoints.resolve()) else None
+    files = write_result_files(Path(stem), options.formats, pose, result, rig=options.rig, units=options.units,
+                               video=video, render=options.render,
+                               span=(options.pipeline.start, options.pipeline.end))
     timings["solve_write_s"] = time.perf_counter() - t1
     timings["convert_s"] = time.perf_counter() - t0
     report("write", 1.0)

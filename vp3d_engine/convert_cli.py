@@ -29,6 +29,7 @@ from converters.fileio import PathSet, check_input_path, check_output_folder, re
 from converters.interrupts import Interrupted, check_interrupted, interrupts_raise
 from vp3d_engine.convert import ConvertOptions, Models
 from vp3d_engine.pipeline import PipelineOptions
+from vp3d_engine.render import RenderOptions
 from vp3d_engine.sources import SourceKind, classify_source, recorded_video_name
 
 __all__ = ["main"]
@@ -259,6 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--glb", action="store_true", help="write NAME.glb: a glTF 2.0 skeleton with its animation")
     p.add_argument("--fbx", action="store_true",
                    help="write NAME.fbx with Blender's exporter (needs the blender extra: pip install 'vp3d[blender]')")
+    p.add_argument("--render", action="store_true",
+                   help="write NAME_preview.mp4: the video with its 2D keypoints beside the 3D skeleton on a ground "
+                        "grid (needs the video)")
+    p.add_argument("--render-azimuth", type=float, default=30.0, help="3D view: degrees around the subject")
+    p.add_argument("--render-elevation", type=float, default=15.0, help="3D view: degrees above the floor")
+    p.add_argument("--render-trail", action="store_true", help="3D view: draw the root's path on the floor")
     p.add_argument("--rig", default="h36m", choices=list(PRESETS),
                    help="skeleton of the animation files: h36m (17 joints), mixamo (mixamorig: names) or ue "
                         "(Unreal mannequin names); default h36m")
@@ -306,12 +313,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from vp3d_engine.outputs import check_motion_formats
 
-    asked = [f for f in ("npz", "json", "motion", "bvh", "glb", "fbx") if getattr(args, f)]
+    asked = [f for f in ("npz", "json", "motion", "bvh", "glb", "fbx", "render") if getattr(args, f)]
     opts = PipelineOptions(detector=args.detector, lifter=args.lifter, checkpoint=args.checkpoint, device=args.device,
                            start=args.start, end=args.end, stride=args.stride, person=args.person,
                            image_size=args.image_size, fps=args.fps, flip=False if args.no_flip else None,
                            resample=args.resample, workers=args.workers)
-    options = ConvertOptions(pipeline=opts, rig=args.rig, units=args.bvh_units)
+    options = ConvertOptions(pipeline=opts, rig=args.rig, units=args.bvh_units,
+                             render=RenderOptions(azimuth=args.render_azimuth, elevation=args.render_elevation,
+                                                  trail=args.render_trail))
     models = Models()  # loaded by the first input that needs them, then reused
     try:
         check_motion_formats(asked)

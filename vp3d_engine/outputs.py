@@ -23,6 +23,7 @@ from converters.joints import H36M17, joint_set
 from converters.motion import Motion
 from converters.types import Pose3D, atomic_save_npz
 from vp3d_engine.pipeline import PipelineResult
+from vp3d_engine.render import RenderOptions
 
 __all__ = ["MOTION_FORMATS", "SUFFIXES", "check_motion_formats", "result_arrays",
            "result_motion", "solve_world", "write_json", "write_motion_files", "write_npz",
@@ -77,7 +78,8 @@ def write_json(result: PipelineResult, path: Path) -> Path:
 
 MOTION_FORMATS = ("motion", "bvh", "glb", "fbx")  # written from the solved animation
 #: File name endings of the formats (``NAME`` + ending).
-SUFFIXES = {"npz": ".npz", "json": ".json", "motion": ".motion.npz", "bvh": ".bvh", "glb": ".glb", "fbx": ".fbx"}
+SUFFIXES = {"npz": ".npz", "json": ".json", "motion": ".motion.npz", "bvh": ".bvh", "glb": ".glb", "fbx": ".fbx",
+            "render": "_preview.mp4"}
 
 
 def result_motion(pose: Pose3D, rig: str = "h36m") -> Motion:
@@ -149,7 +151,9 @@ def write_motion_files(pose: Pose3D, stem: Path, formats: list[str], rig: str = 
 
 
 def write_result_files(stem: Path, formats: list[str], pose: Pose3D, result: PipelineResult | None = None,
-                       rig: str = "h36m", units: str = "cm") -> list[Path]:
+                       rig: str = "h36m", units: str = "cm", video: Path | None = None,
+                       render: RenderOptions | None = None, span: tuple[float | None, float | None] = (None, None),
+                       ) -> list[Path]:
     """Write every file of one result (``stem.npz``, ``.json`` from ``result``; ``.motion.npz``,
     ``.bvh``, ``.glb``, ``.fbx`` from ``pose``), those in ``formats``, as one set: each goes to a temporary name, and
     all are moved into place only once every one was written. On any failure (or interrupt) the
@@ -157,6 +161,9 @@ def write_result_files(stem: Path, formats: list[str], pose: Pose3D, result: Pip
     table = [f for f in ("npz", "json") if f in formats]
     if table and result is None:
         raise ConfigurationError(f"--{' --'.join(table)} needs a pipeline result, not only 3D joints")
+    if "render" in formats and (result is None or video is None):
+        raise ConfigurationError("--render draws the preview over the video: give the video (a 2D or 3D file "
+                                 "alone has no frames to draw on)")
     with OutputSet() as out:
         def staged(fmt: str) -> Path:
             return out.stage(stem.with_name(stem.name + SUFFIXES[fmt]))
@@ -165,6 +172,13 @@ def write_result_files(stem: Path, formats: list[str], pose: Pose3D, result: Pip
             write_npz(result, staged("npz"))
         if result is not None and "json" in formats:
             write_json(result, staged("json"))
+        if result is not None and video is not None and "render" in formats:
+            from converters.world import camera_to_world
+            from vp3d_engine.render import render_preview
+
+            kp = result.keypoints
+            render_preview(video, staged("render"), kp.xy, kp.valid, kp.timestamps, camera_to_world(pose), kp.fps,
+                           render, start=span[0], end=span[1])
         wanted = [f for f in MOTION_FORMATS if f in formats]
         if wanted:
             motion, world = solve_world(pose, rig)
