@@ -53,6 +53,7 @@ class ConvertOptions:
     units: str = "cm"
     formats: list[str] = field(default_factory=lambda: ["npz"])
     render: RenderOptions = field(default_factory=RenderOptions)
+    root_motion: str = "on"  # "in-place": no travel over the floor; "off": the root stays put
 
 
 @dataclass
@@ -125,7 +126,7 @@ def convert(source: str | Path, options: ConvertOptions, stem: str | Path, *, ki
     video = path if kind == "video" or (kind == "keypoints" and keypoints is not None and path.is_file()
                                         and path.resolve() != keypoints.resolve()) else None
     files = write_result_files(Path(stem), options.formats, pose, result, rig=options.rig, units=options.units,
-                               video=video, render=options.render,
+                               video=video, render=options.render, root_motion=options.root_motion,
                                span=(options.pipeline.start, options.pipeline.end))
     timings["solve_write_s"] = time.perf_counter() - t1
     timings["convert_s"] = time.perf_counter() - t0

@@ -270,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skeleton of the animation files: h36m (17 joints), mixamo (mixamorig: names) or ue "
                         "(Unreal mannequin names); default h36m")
     p.add_argument("--bvh-units", default="cm", choices=["cm", "m"], help="units of BVH and FBX files")
+    p.add_argument("--root-motion", default="on", choices=["on", "in-place", "off"],
+                   help="on (default): the root travels as in the video; in-place: it keeps its height (jumps, "
+                        "crouches) but not its travel over the floor; off: it stays where it starts")
     p.add_argument("--detector", default="mediapipe", choices=detector_names())
     p.add_argument("--keypoints", help="2D keypoints from another tool (file or OpenPose folder): skip detection; "
                                        "the video is optional (it gives the image size and frame rate if the file "
@@ -318,7 +321,7 @@ def _run(args: argparse.Namespace) -> int:
                            start=args.start, end=args.end, stride=args.stride, person=args.person,
                            image_size=args.image_size, fps=args.fps, flip=False if args.no_flip else None,
                            resample=args.resample, workers=args.workers)
-    options = ConvertOptions(pipeline=opts, rig=args.rig, units=args.bvh_units,
+    options = ConvertOptions(pipeline=opts, rig=args.rig, units=args.bvh_units, root_motion=args.root_motion,
                              render=RenderOptions(azimuth=args.render_azimuth, elevation=args.render_elevation,
                                                   trail=args.render_trail))
     models = Models()  # loaded by the first input that needs them, then reused

@@ -87,7 +87,10 @@ def result_motion(pose: Pose3D, rig: str = "h36m") -> Motion:
     return solve_world(pose, rig)[0]
 
 
-def solve_world(pose: Pose3D, rig: str = "h36m") -> tuple[Motion, np.ndarray]:
+ROOT_MOTION = ("on", "in-place", "off")
+
+
+def solve_world(pose: Pose3D, rig: str = "h36m", root_motion: str = "on") -> tuple[Motion, np.ndarray]:
     """The world-space animation of a result: joints turned into the world frame (up from the body,
     floor at y = 0, facing +Z), resampled to an even grid at the clip's frame rate (real timestamps
     may be variable; the animation formats have one frame time), solved onto rig preset ``rig``.
@@ -111,7 +114,24 @@ def solve_world(pose: Pose3D, rig: str = "h36m") -> tuple[Motion, np.ndarray]:
         joints = joints + [0.0, motion.meta["floor_shift_m"], 0.0]  # the joints stand on the same floor
     motion.meta.update({"input_frame": pose.frame, "rig": rig})
     motion.meta.update({k: v for k, v in pose.meta.items() if k in ("checkpoint", "source")})
+    if root_motion != "on":
+        motion, joints = _hold_root(motion, joints, root_motion)
     return motion, joints
+
+
+def _hold_root(motion: Motion, joints: np.ndarray, mode: str) -> tuple[Motion, np.ndarray]:
+    """``in-place``: the root keeps its height (jumps, crouches) but not its travel over the floor;
+    ``off``: the root stays where it is at the first frame."""
+    from dataclasses import replace
+
+    if mode not in ROOT_MOTION:
+        raise ConfigurationError(f"root motion must be one of {', '.join(ROOT_MOTION)}, not {mode!r}")
+    root = motion.root_translation.copy()
+    held = [0, 1, 2] if mode == "off" else [0, 2]
+    delta = np.zeros_like(root)
+    delta[:, held] = root[:1, held] - root[:, held]
+    motion.meta["root_motion"] = mode
+    return replace(motion, root_translation=root + delta), joints + delta[:, None]
 
 
 def _floor_after_solving(motion: Motion, joints: np.ndarray) -> Motion:
@@ -151,7 +171,7 @@ def write_motion_files(pose: Pose3D, stem: Path, formats: list[str], rig: str = 
 
 
 def write_result_files(stem: Path, formats: list[str], pose: Pose3D, result: PipelineResult | None = None,
-                       rig: str = "h36m", units: str = "cm", video: Path | None = None,
+                       rig: str = "h36m", units: str = "cm", video: Path | None = None, root_motion: str = "on",
                        render: RenderOptions | None = None, span: tuple[float | None, float | None] = (None, None),
                        ) -> list[Path]:
     """Write every file of one result (``stem.npz``, ``.json`` from ``result``; ``.motion.npz``,
@@ -181,7 +201,7 @@ def write_result_files(stem: Path, formats: list[str], pose: Pose3D, result: Pip
                            render, start=span[0], end=span[1])
         wanted = [f for f in MOTION_FORMATS if f in formats]
         if wanted:
-            motion, world = solve_world(pose, rig)
+            motion, world = solve_world(pose, rig, root_motion)
             for fmt in wanted:
                 tmp = staged(fmt)
                 if fmt == "motion":

@@ -107,3 +107,24 @@ def test_the_cli_writes_it_and_reexports_from_it(shared_data: Path, tmp_path: Pa
     direct, _ = bvh_fk(read_bvh(tmp_path / "a" / "02_01.bvh"), scale=0.01)
     again, _ = bvh_fk(read_bvh(tmp_path / "b" / "02_01.bvh"), scale=0.01)
     assert np.abs(direct - again).max() < 1e-6  # the same animation (text may differ in the sign of a zero)
+
+
+@pytest.mark.parametrize("mode", ["in-place", "off"])
+def test_root_motion_can_stay_in_place(shared_data: Path, tmp_path: Path, mode: str) -> None:
+    """A walk (CMU 02_01) travels metres; in place it keeps only its height, off not even that."""
+    from vp3d_engine.convert_cli import main
+
+    source = shared_data / "mocap" / "cmu" / "02_01.bvh"
+    for name, flags in (("on", []), (mode, ["--root-motion", mode])):
+        assert main([str(source), "--out", str(tmp_path / name), "--motion", "--quiet", *flags]) == 0
+    on = load_motion_file(tmp_path / "on" / "02_01.motion.npz").motion.root_translation
+    held = load_motion_file(tmp_path / mode / "02_01.motion.npz")
+    root = held.motion.root_translation
+    assert np.ptp(on[:, [0, 2]], axis=0).max() > 1.0  # the walk covers metres
+    assert np.ptp(root[:, [0, 2]], axis=0).max() < 1e-9
+    if mode == "in-place":
+        np.testing.assert_allclose(root[:, 1], on[:, 1])  # the bob of the walk stays
+    else:
+        assert np.ptp(root[:, 1]) < 1e-9
+    np.testing.assert_allclose(held.world_joints[:, 0], root, atol=0.05)  # the joints are held with it
+    assert held.motion.meta["root_motion"] == mode
