@@ -207,6 +207,18 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _degrees(low: float, high: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of degrees") from None
+        if not low <= value <= high:  # NaN fails too
+            raise argparse.ArgumentTypeError(f"must be from {low:g} to {high:g} degrees, not {text}")
+        return value
+    return parse
+
+
 def _image_size(text: str) -> tuple[int, int]:
     w, sep, h = text.lower().partition("x")
     if not (sep and w.isdigit() and h.isdigit() and 0 < int(w) <= 100_000 and 0 < int(h) <= 100_000):
@@ -263,8 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--render", action="store_true",
                    help="write NAME_preview.mp4: the video with its 2D keypoints beside the 3D skeleton on a ground "
                         "grid (needs the video)")
-    p.add_argument("--render-azimuth", type=float, default=30.0, help="3D view: degrees around the subject")
-    p.add_argument("--render-elevation", type=float, default=15.0, help="3D view: degrees above the floor")
+    p.add_argument("--render-azimuth", type=_degrees(-360, 360), default=30.0,
+                   help="3D view: degrees around the subject")
+    p.add_argument("--render-elevation", type=_degrees(-80, 80), default=15.0, help="3D view: degrees above the floor")
     p.add_argument("--render-trail", action="store_true", help="3D view: draw the root's path on the floor")
     p.add_argument("--rig", default="h36m", choices=list(PRESETS),
                    help="skeleton of the animation files: h36m (17 joints), mixamo (mixamorig: names) or ue "
