@@ -54,6 +54,7 @@ class ConvertOptions:
     formats: list[str] = field(default_factory=lambda: ["npz"])
     render: RenderOptions = field(default_factory=RenderOptions)
     root_motion: str = "on"  # "in-place": no travel over the floor; "off": the root stays put
+    smoothing: str = "none"  # converters.smoothing spec for the world joints, e.g. "oneeuro:beta=0.02"
 
 
 @dataclass
@@ -127,6 +128,7 @@ def convert(source: str | Path, options: ConvertOptions, stem: str | Path, *, ki
                                         and path.resolve() != keypoints.resolve()) else None
     files = write_result_files(Path(stem), options.formats, pose, result, rig=options.rig, units=options.units,
                                video=video, render=options.render, root_motion=options.root_motion,
+                               smoothing=options.smoothing,
                                span=(options.pipeline.start, options.pipeline.end))
     timings["solve_write_s"] = time.perf_counter() - t1
     timings["convert_s"] = time.perf_counter() - t0

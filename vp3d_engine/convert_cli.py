@@ -219,6 +219,15 @@ def _degrees(low: float, high: float) -> Callable[[str], float]:
     return parse
 
 
+def _smoothing(text: str) -> str:
+    from converters.smoothing import parse_smooth
+
+    try:
+        return str(parse_smooth(text))
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _image_size(text: str) -> tuple[int, int]:
     w, sep, h = text.lower().partition("x")
     if not (sep and w.isdigit() and h.isdigit() and 0 < int(w) <= 100_000 and 0 < int(h) <= 100_000):
@@ -283,6 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skeleton of the animation files: h36m (17 joints), mixamo (mixamorig: names) or ue "
                         "(Unreal mannequin names); default h36m")
     p.add_argument("--bvh-units", default="cm", choices=["cm", "m"], help="units of BVH and FBX files")
+    p.add_argument("--smooth", type=_smoothing, default="none", metavar="FILTER[:K=V,...]",
+                   help="smooth the 3D joints before solving the animation: none (default), oneeuro (mincutoff, "
+                        "beta, dcutoff), savgol (window seconds, order), butter (cutoff Hz, order); e.g. "
+                        "oneeuro:mincutoff=3,beta=1 (defaults are for metres)")
     p.add_argument("--root-motion", default="on", choices=["on", "in-place", "off"],
                    help="on (default): the root travels as in the video; in-place: it keeps its height (jumps, "
                         "crouches) but not its travel over the floor; off: it stays where it starts")
@@ -335,6 +348,7 @@ def _run(args: argparse.Namespace) -> int:
                            image_size=args.image_size, fps=args.fps, flip=False if args.no_flip else None,
                            resample=args.resample, workers=args.workers)
     options = ConvertOptions(pipeline=opts, rig=args.rig, units=args.bvh_units, root_motion=args.root_motion,
+                             smoothing=str(args.smooth),
                              render=RenderOptions(azimuth=args.render_azimuth, elevation=args.render_elevation,
                                                   trail=args.render_trail))
     models = Models()  # loaded by the first input that needs them, then reused

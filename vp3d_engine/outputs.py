@@ -90,11 +90,13 @@ def result_motion(pose: Pose3D, rig: str = "h36m") -> Motion:
 ROOT_MOTION = ("on", "in-place", "off")
 
 
-def solve_world(pose: Pose3D, rig: str = "h36m", root_motion: str = "on") -> tuple[Motion, np.ndarray]:
+def solve_world(pose: Pose3D, rig: str = "h36m", root_motion: str = "on",
+                smoothing: str = "none") -> tuple[Motion, np.ndarray]:
     """The world-space animation of a result: joints turned into the world frame (up from the body,
     floor at y = 0, facing +Z), resampled to an even grid at the clip's frame rate (real timestamps
     may be variable; the animation formats have one frame time), solved onto rig preset ``rig``.
-    Returns the Motion and the world joints ``(T,17,3)`` it was solved from."""
+    ``smoothing`` (:mod:`converters.smoothing`) filters the world joints before solving. Returns
+    the Motion and the world joints ``(T,17,3)`` it was solved from."""
     from converters.solve import solve
     from converters.timeline import resample_times
     from converters.world import camera_to_world
@@ -108,7 +110,12 @@ def solve_world(pose: Pose3D, rig: str = "h36m", root_motion: str = "on") -> tup
     times = pose.timestamps - pose.timestamps[0]
     grid = np.arange(0.0, times[-1] + 0.5 / pose.fps, 1.0 / pose.fps)
     joints = resample_times(world, times, grid)
+    if smoothing != "none":
+        from converters.smoothing import smooth
+
+        joints = smooth(joints, pose.fps, smoothing)
     motion = solve(joints, pose.fps, rig)
+    motion.meta["smoothing"] = smoothing
     if pose.frame == "camera":  # vp3d placed the floor (a world-space source keeps its own)
         motion = _floor_after_solving(motion, joints)
         joints = joints + [0.0, motion.meta["floor_shift_m"], 0.0]  # the joints stand on the same floor
@@ -172,6 +179,7 @@ def write_motion_files(pose: Pose3D, stem: Path, formats: list[str], rig: str = 
 
 def write_result_files(stem: Path, formats: list[str], pose: Pose3D, result: PipelineResult | None = None,
                        rig: str = "h36m", units: str = "cm", video: Path | None = None, root_motion: str = "on",
+                       smoothing: str = "none",
                        render: RenderOptions | None = None, span: tuple[float | None, float | None] = (None, None),
                        ) -> list[Path]:
     """Write every file of one result (``stem.npz``, ``.json`` from ``result``; ``.motion.npz``,
@@ -201,7 +209,7 @@ def write_result_files(stem: Path, formats: list[str], pose: Pose3D, result: Pip
                            render, start=span[0], end=span[1])
         wanted = [f for f in MOTION_FORMATS if f in formats]
         if wanted:
-            motion, world = solve_world(pose, rig, root_motion)
+            motion, world = solve_world(pose, rig, root_motion, smoothing)
             for fmt in wanted:
                 tmp = staged(fmt)
                 if fmt == "motion":
