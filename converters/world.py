@@ -20,7 +20,7 @@ import numpy as np
 from converters.joints import H36M17
 from converters.types import Pose3D
 
-__all__ = ["ANKLE_HEIGHT_M", "camera_to_world"]
+__all__ = ["ANKLE_HEIGHT_M", "camera_in_world", "camera_to_world", "world_transform"]
 
 ANKLE_HEIGHT_M = 0.08
 _I = {n: i for i, n in enumerate(H36M17.names)}
@@ -41,17 +41,16 @@ def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.eye(3) + vx + vx @ vx / (1 + c)
 
 
-def camera_to_world(pose: Pose3D, ankle_height: float = ANKLE_HEIGHT_M) -> np.ndarray:
-    """World-space joints ``(T,17,3)`` (Y up, floor at 0, facing +Z at frame 0) from a camera-space
-    :class:`Pose3D`."""
-    if pose.frame == "world":
-        return pose.joints.copy()
+def world_transform(pose: Pose3D, ankle_height: float = ANKLE_HEIGHT_M) -> tuple[np.ndarray, np.ndarray]:
+    """The rigid transform from camera space to the world frame for ``pose``: ``world = camera @
+    R.T + t``, as :func:`camera_to_world` applies it."""
     joints = pose.joints + (pose.trajectory[:, None] if pose.trajectory is not None else 0.0)
-    # Camera (x right, y down, z forward) to a Y-up frame: a half turn about x.
-    joints = joints * np.array([1.0, -1.0, -1.0])
+    rotation = np.diag([1.0, -1.0, -1.0])  # camera (x right, y down, z forward) to Y up: a half turn about x
+    joints = joints @ rotation.T
     feet = 0.5 * (joints[:, _I["left_ankle"]] + joints[:, _I["right_ankle"]])
     up = _up_direction(_unit_rows(joints[:, _I["head_top"]] - feet))
-    joints = joints @ _rotation_between(up, np.array([0.0, 1.0, 0.0])).T
+    tilt = _rotation_between(up, np.array([0.0, 1.0, 0.0]))
+    joints, rotation = joints @ tilt.T, tilt @ rotation
     left = joints[0, _I["left_hip"]] - joints[0, _I["right_hip"]]
     facing = np.cross(left, [0.0, 1.0, 0.0])
     facing[1] = 0.0
@@ -59,11 +58,33 @@ def camera_to_world(pose: Pose3D, ankle_height: float = ANKLE_HEIGHT_M) -> np.nd
         facing = _unit(facing)
         yaw = np.arctan2(facing[0], facing[2])  # angle from +Z towards +X
         c, s = np.cos(-yaw), np.sin(-yaw)
-        joints = joints @ np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]]).T
+        turn = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+        joints, rotation = joints @ turn.T, turn @ rotation
     lowest = np.percentile(np.minimum(joints[:, _I["left_ankle"], 1], joints[:, _I["right_ankle"], 1]), 2)
-    joints[..., 1] += ankle_height - lowest
-    joints[..., [0, 2]] -= joints[0, _I["pelvis"], [0, 2]]
-    return joints
+    offset = np.array([-joints[0, _I["pelvis"], 0], ankle_height - lowest, -joints[0, _I["pelvis"], 2]])
+    return rotation, offset
+
+
+def camera_to_world(pose: Pose3D, ankle_height: float = ANKLE_HEIGHT_M) -> np.ndarray:
+    """World-space joints ``(T,17,3)`` (Y up, floor at 0, facing +Z at frame 0) from a camera-space
+    :class:`Pose3D`."""
+    if pose.frame == "world":
+        return pose.joints.copy()
+    rotation, offset = world_transform(pose, ankle_height)
+    joints = pose.joints + (pose.trajectory[:, None] if pose.trajectory is not None else 0.0)
+    return joints @ rotation.T + offset
+
+
+def camera_in_world(pose: Pose3D, ankle_height: float = ANKLE_HEIGHT_M) -> dict[str, float] | None:
+    """Where the camera was, as the world frame sees it: height above the floor (metres) and pitch
+    (degrees, positive looking up). None when the pose has no trajectory (the camera's distance is
+    then unknown) or is already in world space."""
+    if pose.frame == "world" or pose.trajectory is None:
+        return None
+    rotation, offset = world_transform(pose, ankle_height)
+    forward = rotation @ np.array([0.0, 0.0, 1.0])
+    return {"camera_height_m": round(float(offset[1]), 3),
+            "camera_pitch_deg": round(float(np.degrees(np.arcsin(np.clip(forward[1], -1.0, 1.0)))), 2)}
 
 
 def _up_direction(directions: np.ndarray) -> np.ndarray:

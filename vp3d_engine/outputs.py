@@ -49,11 +49,17 @@ def result_arrays(result: PipelineResult) -> tuple[dict[str, np.ndarray], dict[s
         "has_trajectory": pose.trajectory is not None,
         "joint_names_2d": list(joint_set(kp.format).names), "joint_names_3d": list(H36M17.names),
         "frames_with_person": result.track.frames_present, "joints_filled": result.track.joints_filled,
-        "tracks_found": result.track.tracks_found, **pose.meta,
+        "tracks_found": result.track.tracks_found, **pose.meta, **(_camera(pose) or {}),
         "decode": None if result.decode is None else {
             "frames": result.decode.yielded, "damaged_packets": result.decode.damaged_packets},
     }
     return arrays, meta
+
+
+def _camera(pose: Pose3D) -> dict[str, float] | None:
+    from converters.world import camera_in_world
+
+    return camera_in_world(pose)
 
 
 def _contacts(pose: Pose3D) -> np.ndarray:
@@ -99,7 +105,7 @@ def solve_world(pose: Pose3D, rig: str = "h36m", root_motion: str = "on",
     the Motion and the world joints ``(T,17,3)`` it was solved from."""
     from converters.solve import solve
     from converters.timeline import resample_times
-    from converters.world import camera_to_world
+    from converters.world import camera_in_world, camera_to_world
 
     index = {n: i for i, n in enumerate(H36M17.names)}
     thigh = np.linalg.norm(pose.joints[:, index["left_hip"]] - pose.joints[:, index["left_knee"]], axis=-1)
@@ -116,6 +122,7 @@ def solve_world(pose: Pose3D, rig: str = "h36m", root_motion: str = "on",
         joints = smooth(joints, pose.fps, smoothing)
     motion = solve(joints, pose.fps, rig)
     motion.meta["smoothing"] = smoothing
+    motion.meta.update(camera_in_world(pose) or {})
     if pose.frame == "camera":  # vp3d placed the floor (a world-space source keeps its own)
         motion = _floor_after_solving(motion, joints)
         joints = joints + [0.0, motion.meta["floor_shift_m"], 0.0]  # the joints stand on the same floor

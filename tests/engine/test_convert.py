@@ -39,6 +39,9 @@ def test_a_video_becomes_a_motion_file_and_models_load_once(shared_data: Path, t
     heights = forward_kinematics(motion.motion)[0][:, ankles, 1]
     assert np.median(heights[motion.foot_contacts]) == pytest.approx(ANKLE_HEIGHT_M, abs=1e-6)
     assert abs(motion.motion.meta["floor_shift_m"]) > 0.005  # solving had moved the feet
+    # The camera as the world sees it: a handheld or tripod camera, roughly level.
+    assert 0.3 < motion.motion.meta["camera_height_m"] < 3.0
+    assert -45 < motion.motion.meta["camera_pitch_deg"] < 30
     lifter = models.lifter
     # The same models again, and a 3D source (the Motion file) that needs no models at all.
     again = convert(video, options, tmp_path / "again", models=models)
