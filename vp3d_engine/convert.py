@@ -109,16 +109,8 @@ def convert(source: str | Path, options: ConvertOptions, stem: str | Path, *, ki
         models = models if models is not None else Models()
         if not models.loaded:  # filled in place: the caller's next conversion reuses it
             models.lifter, models.loaded = load_lifter(opts), True
-        start = opts.start or 0.0
-        duration = _duration(path) if kind == "video" else None
-        span = (min(opts.end or duration, duration) - start) if duration else None
-
-        def detect_progress(t: float) -> None:
-            if span:
-                report("detect", min(1.0, max(0.0, (t - start) / span)))
-
         report("detect", 0.0)
-        result = run_pipeline(path, opts, detect_progress, lifter=models.lifter)
+        result = run_pipeline(path, opts, lambda fraction: report("detect", fraction), lifter=models.lifter)
         timings.update(result.timings)
         report("lift", 1.0)
         pose = result.pose
@@ -135,8 +127,3 @@ def convert(source: str | Path, options: ConvertOptions, stem: str | Path, *, ki
     report("write", 1.0)
     return Conversion(source=path, kind=kind, pose=pose, files=files, result=result, timings=timings)
 
-
-def _duration(path: Path) -> float | None:
-    from vp3d_engine.video import probe_video
-
-    return probe_video(path).duration_s

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -25,9 +25,17 @@ from converters.types import Pose3D, atomic_save_npz
 from vp3d_engine.pipeline import PipelineResult
 from vp3d_engine.render import RenderOptions
 
-__all__ = ["MOTION_FORMATS", "SUFFIXES", "check_motion_formats", "result_arrays",
-           "result_motion", "solve_world", "write_json", "write_motion_files", "write_npz",
-           "write_result_files"]
+__all__ = [
+    "MOTION_FORMATS",
+    "SUFFIXES",
+    "WorldMotion",
+    "check_motion_formats",
+    "result_arrays",
+    "solve_world",
+    "write_json",
+    "write_npz",
+    "write_result_files",
+]
 
 
 def result_arrays(result: PipelineResult) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -88,21 +96,24 @@ SUFFIXES = {"npz": ".npz", "json": ".json", "motion": ".motion.npz", "bvh": ".bv
             "render": "_preview.mp4"}
 
 
-def result_motion(pose: Pose3D, rig: str = "h36m") -> Motion:
-    """The world-space animation of a result (see :func:`solve_world`)."""
-    return solve_world(pose, rig)[0]
-
-
 ROOT_MOTION = ("on", "in-place", "off")
 
 
-def solve_world(pose: Pose3D, rig: str = "h36m", root_motion: str = "on",
-                smoothing: str = "none") -> tuple[Motion, np.ndarray]:
+class WorldMotion(NamedTuple):
+    """The animation, the world joints ``(T,17,3)`` it was solved from, and foot contacts ``(T,2)``."""
+
+    motion: Motion
+    joints: np.ndarray
+    contacts: np.ndarray
+
+
+def solve_world(pose: Pose3D, rig: str = "h36m", root_motion: str = "on", smoothing: str = "none") -> WorldMotion:
     """The world-space animation of a result: joints turned into the world frame (up from the body,
     floor at y = 0, facing +Z), resampled to an even grid at the clip's frame rate (real timestamps
     may be variable; the animation formats have one frame time), solved onto rig preset ``rig``.
-    ``smoothing`` (:mod:`converters.smoothing`) filters the world joints before solving. Returns
-    the Motion and the world joints ``(T,17,3)`` it was solved from."""
+    ``smoothing`` (:mod:`converters.smoothing`) filters the world joints before solving; foot
+    contacts come from those joints (the performance, before any root hold)."""
+    from converters.contacts import foot_contacts
     from converters.solve import solve
     from converters.timeline import resample_times
     from converters.world import camera_in_world, camera_to_world
@@ -120,17 +131,18 @@ def solve_world(pose: Pose3D, rig: str = "h36m", root_motion: str = "on",
         from converters.smoothing import smooth
 
         joints = smooth(joints, pose.fps, smoothing)
+    contacts = foot_contacts(joints, pose.fps)
     motion = solve(joints, pose.fps, rig)
     motion.meta["smoothing"] = smoothing
     motion.meta.update(camera_in_world(pose) or {})
     if pose.frame == "camera":  # vp3d placed the floor (a world-space source keeps its own)
-        motion = _floor_after_solving(motion, joints)
+        motion = _floor_after_solving(motion, contacts)
         joints = joints + [0.0, motion.meta["floor_shift_m"], 0.0]  # the joints stand on the same floor
     motion.meta.update({"input_frame": pose.frame, "rig": rig})
     motion.meta.update({k: v for k, v in pose.meta.items() if k in ("checkpoint", "source")})
     if root_motion != "on":
         motion, joints = _hold_root(motion, joints, root_motion)
-    return motion, joints
+    return WorldMotion(motion, joints, contacts)
 
 
 def _hold_root(motion: Motion, joints: np.ndarray, mode: str) -> tuple[Motion, np.ndarray]:
@@ -148,18 +160,16 @@ def _hold_root(motion: Motion, joints: np.ndarray, mode: str) -> tuple[Motion, n
     return replace(motion, root_translation=root + delta), joints + delta[:, None]
 
 
-def _floor_after_solving(motion: Motion, joints: np.ndarray) -> Motion:
+def _floor_after_solving(motion: Motion, contacts: np.ndarray) -> Motion:
     """Put the floor under the solved rig, not under the raw joints: solving gives every bone its
     clip-median length, which moves the feet (up to 14 cm on a real walk). The root is shifted
     so that, over the frames where a foot is on the floor, that ankle is at ``ANKLE_HEIGHT_M``."""
     from dataclasses import replace
 
-    from converters.contacts import foot_contacts
     from converters.motion import forward_kinematics
     from converters.rigs import ankle_joints
     from converters.world import ANKLE_HEIGHT_M
 
-    contacts = foot_contacts(joints, motion.fps)
     ankles = [motion.rig.index(name) for name in ankle_joints(motion.rig.preset)]
     heights = forward_kinematics(motion)[0][:, ankles, 1]
     down = heights[contacts] if contacts.any() else np.min(heights, axis=1)
@@ -176,12 +186,6 @@ def check_motion_formats(formats: list[str]) -> None:
         from converters.blender_adapter import require_bpy
 
         require_bpy()
-
-
-def write_motion_files(pose: Pose3D, stem: Path, formats: list[str], rig: str = "h36m",
-                       units: str = "cm") -> list[Path]:
-    """Write ``stem.motion.npz`` / ``.bvh`` / ``.glb`` / ``.fbx`` (those in ``formats``) from one solve, all or none."""
-    return write_result_files(stem, formats, pose, rig=rig, units=units)
 
 
 def write_result_files(stem: Path, formats: list[str], pose: Pose3D, result: PipelineResult | None = None,
@@ -216,14 +220,13 @@ def write_result_files(stem: Path, formats: list[str], pose: Pose3D, result: Pip
                            render, start=span[0], end=span[1])
         wanted = [f for f in MOTION_FORMATS if f in formats]
         if wanted:
-            motion, world = solve_world(pose, rig, root_motion, smoothing)
+            motion, world, contacts = solve_world(pose, rig, root_motion, smoothing)
             for fmt in wanted:
                 tmp = staged(fmt)
                 if fmt == "motion":
-                    from converters.contacts import foot_contacts
                     from converters.motion_file import save_motion_file
 
-                    save_motion_file(motion, tmp, world_joints=world, foot_contacts=foot_contacts(world, motion.fps),
+                    save_motion_file(motion, tmp, world_joints=world, foot_contacts=contacts,
                                      created_by=f"vp3d {_version()}")
                 elif fmt == "bvh":
                     from converters.bvh_writer import write_bvh

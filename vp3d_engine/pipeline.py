@@ -122,6 +122,14 @@ MIN_PART_S = 5.0
 WARM_UP_S = 1.0
 
 
+def _span(opts: PipelineOptions, info: VideoInfo) -> tuple[float, float | None]:
+    """Seconds of video to detect: ``--start`` to ``--end`` or the end (None where unknown)."""
+    start = opts.start or 0.0
+    if not info.duration_s:
+        return start, opts.end
+    return start, min(opts.end, info.duration_s) if opts.end is not None else info.duration_s
+
+
 def _parallel_parts(path: Path, opts: PipelineOptions, info: VideoInfo) -> list[Any]:
     """The parts to detect in worker processes, or [] to detect in this one: only MediaPipe (CPU,
     one core each), every frame (no --stride), and a long enough clip of known length."""
@@ -130,8 +138,9 @@ def _parallel_parts(path: Path, opts: PipelineOptions, info: VideoInfo) -> list[
     workers = opts.workers if opts.workers is not None else default_workers()
     if workers < 2 or opts.detector != "mediapipe" or opts.stride != 1 or not info.duration_s:
         return []
-    start = opts.start or 0.0
-    end = min(opts.end, info.duration_s) if opts.end is not None else info.duration_s
+    start, end = _span(opts, info)
+    if end is None:
+        return []
     workers = min(workers, int((end - start) // MIN_PART_S))
     return split_parts(start, end, workers, WARM_UP_S, last_end=opts.end) if workers >= 2 else []
 
@@ -225,7 +234,8 @@ def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
                  progress: Callable[[float], None] | None = None,
                  lifter: LoadedLifter | None = None) -> PipelineResult:
     """Video (or, with ``opts.keypoints``, a keypoint file) to 2D keypoints and camera-space 3D.
-    ``lifter``: a checkpoint loaded earlier with :func:`load_lifter` (else loaded here)."""
+    ``progress(fraction)``: share of the video's frames detected so far (0 to 1). ``lifter``: a
+    checkpoint loaded earlier with :func:`load_lifter` (else loaded here)."""
     from vp3d_engine.lifting import lift_keypoints
 
     opts = opts or PipelineOptions()
@@ -262,7 +272,14 @@ def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
         info = probe_video(path)
         report = DecodeReport()
         t1 = time.perf_counter()
-        dets, extras = detect_video(path, opts, info, report, progress)
+        start, end = _span(opts, info)
+        span = (end - start) if end is not None else None
+
+        def detected(t: float) -> None:
+            if progress is not None and span:
+                progress(min(1.0, max(0.0, (t - start) / span)))
+
+        dets, extras = detect_video(path, opts, info, report, detected)
         timings["decode_detect_s"] = time.perf_counter() - t1
         size, fps = (info.width, info.height), info.fps / opts.stride
     if dets.num_frames < MIN_FRAMES:

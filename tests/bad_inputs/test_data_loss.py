@@ -136,3 +136,17 @@ def test_the_next_run_removes_what_a_killed_run_left_and_nothing_else(case: Path
     assert temporaries(case) == sorted(str(p.relative_to(case)) for p in keep if "vp3d-tmp" in p.name)
     assert sorted(p.name for p in out.iterdir()) == sorted([live, ".clip.bvh.swp", "clip.bvh", "notes.txt"])
     shutil.rmtree(tmp)
+
+
+@pytest.mark.parametrize(("inputs", "flags", "victim"), [
+    (["clip.mp4", "clip_preview.mp4"], ["--render"], "clip_preview.mp4"),
+    (["clip.mp4", "clip.motion.npz"], ["--motion"], "clip.motion.npz"),
+])
+def test_new_formats_never_replace_an_input_either(case: Path, inputs: list[str], flags: list[str],
+                                                   victim: str) -> None:
+    for name in inputs:
+        (case / name).write_bytes(b"never read: the run is refused first")
+    before = snapshot(case)
+    result = run("vp3d-convert", *inputs, *flags, "--quiet", cwd=case)
+    assert_refused(result, "would overwrite the input", victim)
+    assert snapshot(case) == before
