@@ -7,7 +7,10 @@ at y = 0, the subject facing +Z at frame 0. Steps:
    at the origin, when there is no trajectory).
 2. Up: the camera may look down or be tilted, so "up" is taken from the body, not the camera: the
    prevailing ankles-to-head direction over the clip (people stand or walk far more than they lie
-   down; see :func:`_up_direction`). The clip is rotated so that direction becomes +Y.
+   down; see :func:`_up_direction`). The clip is rotated so that direction becomes +Y. Then the
+   floor refines it: the plane through the ankles in the frames where a foot is on the floor,
+   weighted against the body's up by how far those points spread (:func:`_floor_normal`): a
+   walk across the room fixes the tilt better than any posture, a dance on one spot cannot.
 3. Facing: a turn about Y so that at frame 0 the hips face +Z (their left on +X).
 4. Floor: the lowest ankle, taken as the 2nd percentile over the clip (robust to a few bad frames),
    is put ``ankle_height`` above y = 0; the root starts above the origin in X and Z.
@@ -23,6 +26,8 @@ from converters.types import Pose3D
 __all__ = ["ANKLE_HEIGHT_M", "camera_in_world", "camera_to_world", "world_transform"]
 
 ANKLE_HEIGHT_M = 0.08
+FLOOR_PRIOR_M = 0.15
+MAX_FLOOR_TILT_DEG = 20.0
 _I = {n: i for i, n in enumerate(H36M17.names)}
 
 
@@ -51,6 +56,10 @@ def world_transform(pose: Pose3D, ankle_height: float = ANKLE_HEIGHT_M) -> tuple
     up = _up_direction(_unit_rows(joints[:, _I["head_top"]] - feet))
     tilt = _rotation_between(up, np.array([0.0, 1.0, 0.0]))
     joints, rotation = joints @ tilt.T, tilt @ rotation
+    floor = _floor_normal(joints, pose.fps)
+    if floor is not None:
+        tilt = _rotation_between(floor, np.array([0.0, 1.0, 0.0]))
+        joints, rotation = joints @ tilt.T, tilt @ rotation
     left = joints[0, _I["left_hip"]] - joints[0, _I["right_hip"]]
     facing = np.cross(left, [0.0, 1.0, 0.0])
     facing[1] = 0.0
@@ -95,6 +104,35 @@ def _up_direction(directions: np.ndarray) -> np.ndarray:
     up = _unit(directions.mean(axis=0))
     near = directions[directions @ up > np.cos(np.radians(30.0))]
     return _unit(near.mean(axis=0)) if len(near) else up
+
+
+def _floor_normal(joints: np.ndarray, fps: float, prior_m: float | None = None) -> np.ndarray | None:
+    """Up as the floor shows it: the normal of the plane through the ankles where a foot stands
+    still (a planted foot is still whatever the slope the world is seen at; a height test would
+    only find the low end of a tilted walk), drawn towards the body's up (+Y here) with the weight
+    of contact points spread ``prior_m`` apart: points spread over metres of a walk decide the
+    tilt, a dancer's feet on one spot leave the body's up. Points well above the plane (a raised
+    foot held still) are dropped and the plane fitted again. None without still feet."""
+    from converters.contacts import ContactThresholds, foot_contacts
+
+    prior_m = FLOOR_PRIOR_M if prior_m is None else prior_m
+    still = foot_contacts(joints, fps, ContactThresholds(height_on=np.inf, height_off=np.inf))
+    ankles = joints[:, [_I["left_ankle"], _I["right_ankle"]]]
+    still &= ankles[..., 1] < ankles[..., 1].min(axis=1, keepdims=True) + 0.05  # not a raised foot held still
+    points = ankles[still]
+    normal = np.array([0.0, 1.0, 0.0])
+    prior = prior_m**2 * np.diag([1.0, 0.0, 1.0])  # costs tilting the normal away from +Y
+    for _ in range(3):
+        if len(points) < 3:
+            return None
+        centre = points.mean(axis=0)
+        _, vectors = np.linalg.eigh(np.cov(points.T, bias=True) + prior)
+        normal = vectors[:, 0] if vectors[1, 0] > 0 else -vectors[:, 0]
+        height = (points - centre) @ normal
+        points = points[height < np.median(height) + 0.05]
+    if normal[1] < np.cos(np.radians(MAX_FLOOR_TILT_DEG)):  # no floor is that far off the body's up
+        return None
+    return normal
 
 
 def _unit_rows(v: np.ndarray) -> np.ndarray:

@@ -55,6 +55,7 @@ class ConvertOptions:
     render: RenderOptions = field(default_factory=RenderOptions)
     root_motion: str = "on"  # "in-place": no travel over the floor; "off": the root stays put
     smoothing: str = "none"  # converters.smoothing spec for the world joints, e.g. "oneeuro:beta=0.02"
+    feet: str = "lock"  # "off": no foot locking (converters.feet)
 
 
 @dataclass
@@ -120,7 +121,7 @@ def convert(source: str | Path, options: ConvertOptions, stem: str | Path, *, ki
                                         and path.resolve() != keypoints.resolve()) else None
     files = write_result_files(Path(stem), options.formats, pose, result, rig=options.rig, units=options.units,
                                video=video, render=options.render, root_motion=options.root_motion,
-                               smoothing=options.smoothing,
+                               smoothing=options.smoothing, feet=options.feet,
                                span=(options.pipeline.start, options.pipeline.end))
     timings["solve_write_s"] = time.perf_counter() - t1
     timings["convert_s"] = time.perf_counter() - t0

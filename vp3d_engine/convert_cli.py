@@ -299,6 +299,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root-motion", default="on", choices=["on", "in-place", "off"],
                    help="on (default): the root travels as in the video; in-place: it keeps its height (jumps, "
                         "crouches) but not its travel over the floor; off: it stays where it starts")
+    p.add_argument("--feet", default="lock", choices=["lock", "off"],
+                   help="lock (default): a foot on the floor stays where it was put down, and no foot goes through "
+                        "the floor (leg IK and the root, blended in and out); off: the feet as lifted")
+    p.add_argument("--trajectory", default="image", choices=["image", "model"],
+                   help="image (default): the root's depth steadied and its travel matched to the 2D of the pelvis; "
+                        "model: the trajectory model's output as it is")
     p.add_argument("--detector", default="mediapipe", choices=detector_names())
     p.add_argument("--keypoints", help="2D keypoints from another tool (file or OpenPose folder): skip detection; "
                                        "the video is optional (it gives the image size and frame rate if the file "
@@ -346,9 +352,9 @@ def _run(args: argparse.Namespace) -> int:
     opts = PipelineOptions(detector=args.detector, lifter=args.lifter, checkpoint=args.checkpoint, device=args.device,
                            start=args.start, end=args.end, stride=args.stride, person=args.person,
                            image_size=args.image_size, fps=args.fps, flip=False if args.no_flip else None,
-                           resample=args.resample, workers=args.workers)
+                           resample=args.resample, workers=args.workers, trajectory=args.trajectory)
     options = ConvertOptions(pipeline=opts, rig=args.rig, units=args.bvh_units, root_motion=args.root_motion,
-                             smoothing=str(args.smooth),
+                             smoothing=str(args.smooth), feet=args.feet,
                              render=RenderOptions(azimuth=args.render_azimuth, elevation=args.render_elevation,
                                                   trail=args.render_trail))
     models = Models()  # loaded by the first input that needs them, then reused

@@ -21,17 +21,22 @@ from vp3d_engine.checkpoints import LoadedLifter
 from vp3d_engine.lifters.inference import predict_sequence
 from vp3d_engine.normalization import normalize_keypoints
 
-__all__ = ["RESAMPLE_MODES", "lift_keypoints"]
+__all__ = ["RESAMPLE_MODES", "TRAJECTORY_MODES", "lift_keypoints"]
 
 
 RESAMPLE_MODES = ("checkpoint", "none")
+#: "image": the root's depth steadied and its travel matched to the 2D (converters.trajectory);
+#: "model": the trajectory model's output as it is.
+TRAJECTORY_MODES = ("image", "model")
 
 
 def lift_keypoints(kp: Keypoints2D, lifter: LoadedLifter, device: str = "cpu", flip: bool | None = None,
-                   resample: str = "checkpoint") -> Pose3D:
+                   resample: str = "checkpoint", trajectory: str = "image") -> Pose3D:
     """3D joints in camera space (metres, root-relative) plus the root trajectory."""
     if resample not in RESAMPLE_MODES:
         raise ConfigurationError(f"resample must be one of {', '.join(RESAMPLE_MODES)}, not {resample!r}")
+    if trajectory not in TRAJECTORY_MODES:
+        raise ConfigurationError(f"trajectory must be one of {', '.join(TRAJECTORY_MODES)}, not {trajectory!r}")
     cfg = lifter.config
     if kp.format != cfg["input"]["joints"]:
         raise ConfigurationError(f"checkpoint {lifter.path} expects {cfg['input']['joints']} keypoints, "
@@ -64,7 +69,15 @@ def lift_keypoints(kp: Keypoints2D, lifter: LoadedLifter, device: str = "cpu", f
         traj = resample_times(traj, grid, times)
     joints = resample_times(pose, grid, times)
     confidence = (kp.score * kp.valid).mean(axis=1)
+    meta: dict[str, object] = {"trajectory": "none" if traj is None else "model"}
+    if traj is not None and trajectory == "image":
+        from converters.trajectory import clean_trajectory
+
+        cleaned = clean_trajectory(joints, traj, kp.xy, kp.score * kp.valid, kp.image_size, kp.fps)
+        if cleaned is not None:
+            traj = cleaned[0]
+            meta = {"trajectory": "image", "trajectory_figures": cleaned[1]}
     return Pose3D(joints=joints, frame="camera", fps=kp.fps, timestamps=kp.timestamps.copy(),
                   confidence=confidence, trajectory=traj,
                   meta={"checkpoint": str(lifter.path), "lifter": cfg.get("lifter"), "flip": use_flip,
-                        "root_relative": True, "resample": resample})
+                        "root_relative": True, "resample": resample, **meta})

@@ -107,17 +107,26 @@ class WorldMotion(NamedTuple):
     contacts: np.ndarray
 
 
-def solve_world(pose: Pose3D, rig: str = "h36m", root_motion: str = "on", smoothing: str = "none") -> WorldMotion:
-    """The world-space animation of a result: joints turned into the world frame (up from the body,
-    floor at y = 0, facing +Z), resampled to an even grid at the clip's frame rate (real timestamps
+def solve_world(pose: Pose3D, rig: str = "h36m", root_motion: str = "on", smoothing: str = "none",
+                feet: str = "lock") -> WorldMotion:
+    """The world-space animation of a result: joints turned into the world frame (up from the body
+    and the floor, facing +Z), resampled to an even grid at the clip's frame rate (real timestamps
     may be variable; the animation formats have one frame time), solved onto rig preset ``rig``.
-    ``smoothing`` (:mod:`converters.smoothing`) filters the world joints before solving; foot
-    contacts come from those joints (the performance, before any root hold)."""
+
+    Stages: ``smoothing`` (:mod:`converters.smoothing`) filters the world joints; the bones get one
+    length each (:func:`converters.feet.rigid_joints`); foot contacts come from those joints (the
+    performance, before any root hold); for camera-space sources the floor goes under the feet in
+    contact (``ANKLE_HEIGHT_M`` below the ankles) and ``feet="lock"`` plants them
+    (:func:`converters.feet.lock_feet`); a world-space source (motion capture) keeps its floor and
+    feet."""
     from converters.contacts import foot_contacts
+    from converters.feet import FEET_MODES, lock_feet, rigid_joints
     from converters.solve import solve
     from converters.timeline import resample_times
-    from converters.world import camera_in_world, camera_to_world
+    from converters.world import ANKLE_HEIGHT_M, camera_in_world, camera_to_world
 
+    if feet not in FEET_MODES:
+        raise ConfigurationError(f"feet must be one of {', '.join(FEET_MODES)}, not {feet!r}")
     index = {n: i for i, n in enumerate(H36M17.names)}
     thigh = np.linalg.norm(pose.joints[:, index["left_hip"]] - pose.joints[:, index["left_knee"]], axis=-1)
     if float(np.median(thigh)) < 0.01:
@@ -131,15 +140,25 @@ def solve_world(pose: Pose3D, rig: str = "h36m", root_motion: str = "on", smooth
         from converters.smoothing import smooth
 
         joints = smooth(joints, pose.fps, smoothing)
+    joints = rigid_joints(joints, pose.fps)
     contacts = foot_contacts(joints, pose.fps)
-    motion = solve(joints, pose.fps, rig)
-    motion.meta["smoothing"] = smoothing
-    motion.meta.update(camera_in_world(pose) or {})
+    meta: dict[str, Any] = {"smoothing": smoothing, "input_frame": pose.frame, "rig": rig,
+                            **(camera_in_world(pose) or {})}
     if pose.frame == "camera":  # vp3d placed the floor (a world-space source keeps its own)
-        motion = _floor_after_solving(motion, contacts)
-        joints = joints + [0.0, motion.meta["floor_shift_m"], 0.0]  # the joints stand on the same floor
-    motion.meta.update({"input_frame": pose.frame, "rig": rig})
-    motion.meta.update({k: v for k, v in pose.meta.items() if k in ("checkpoint", "source")})
+        ankles = joints[:, [index["left_ankle"], index["right_ankle"]], 1]
+        down = ankles[contacts] if contacts.any() else np.min(ankles, axis=1)
+        shift = ANKLE_HEIGHT_M - float(np.median(down))
+        joints = joints + [0.0, shift, 0.0]
+        meta["floor_shift_m"] = round(shift, 4)
+        meta["feet"] = feet
+        if feet == "lock":
+            joints, figures = lock_feet(joints, contacts, pose.fps)
+            meta.update({f"feet_{k}": v for k, v in figures.items()})
+    else:
+        meta["feet"] = "as recorded"
+    motion = solve(joints, pose.fps, rig)
+    motion.meta.update(meta)
+    motion.meta.update({k: v for k, v in pose.meta.items() if k in ("checkpoint", "source", "trajectory")})
     if root_motion != "on":
         motion, joints = _hold_root(motion, joints, root_motion)
     return WorldMotion(motion, joints, contacts)
@@ -160,26 +179,6 @@ def _hold_root(motion: Motion, joints: np.ndarray, mode: str) -> tuple[Motion, n
     return replace(motion, root_translation=root + delta), joints + delta[:, None]
 
 
-def _floor_after_solving(motion: Motion, contacts: np.ndarray) -> Motion:
-    """Put the floor under the solved rig, not under the raw joints: solving gives every bone its
-    clip-median length, which moves the feet (up to 14 cm on a real walk). The root is shifted
-    so that, over the frames where a foot is on the floor, that ankle is at ``ANKLE_HEIGHT_M``."""
-    from dataclasses import replace
-
-    from converters.motion import forward_kinematics
-    from converters.rigs import ankle_joints
-    from converters.world import ANKLE_HEIGHT_M
-
-    ankles = [motion.rig.index(name) for name in ankle_joints(motion.rig.preset)]
-    heights = forward_kinematics(motion)[0][:, ankles, 1]
-    down = heights[contacts] if contacts.any() else np.min(heights, axis=1)
-    shift = ANKLE_HEIGHT_M - float(np.median(down))
-    root = motion.root_translation.copy()
-    root[:, 1] += shift
-    motion.meta["floor_shift_m"] = round(shift, 4)
-    return replace(motion, root_translation=root)
-
-
 def check_motion_formats(formats: list[str]) -> None:
     """Fail before any work when a requested format needs an extra that is missing."""
     if "fbx" in formats:
@@ -190,7 +189,7 @@ def check_motion_formats(formats: list[str]) -> None:
 
 def write_result_files(stem: Path, formats: list[str], pose: Pose3D, result: PipelineResult | None = None,
                        rig: str = "h36m", units: str = "cm", video: Path | None = None, root_motion: str = "on",
-                       smoothing: str = "none",
+                       smoothing: str = "none", feet: str = "lock",
                        render: RenderOptions | None = None, span: tuple[float | None, float | None] = (None, None),
                        ) -> list[Path]:
     """Write every file of one result (``stem.npz``, ``.json`` from ``result``; ``.motion.npz``,
@@ -220,7 +219,7 @@ def write_result_files(stem: Path, formats: list[str], pose: Pose3D, result: Pip
                            render, start=span[0], end=span[1])
         wanted = [f for f in MOTION_FORMATS if f in formats]
         if wanted:
-            motion, world, contacts = solve_world(pose, rig, root_motion, smoothing)
+            motion, world, contacts = solve_world(pose, rig, root_motion, smoothing, feet)
             for fmt in wanted:
                 tmp = staged(fmt)
                 if fmt == "motion":

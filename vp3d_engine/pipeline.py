@@ -50,6 +50,7 @@ class PipelineOptions:
     flip: bool | None = None  # None: as the checkpoint says
     resample: str = "checkpoint"  # "none": lift frames as they come (the original VideoPose3D procedure)
     workers: int | None = None  # detection processes for long videos; None: one per core
+    trajectory: str = "image"  # "model": the trajectory model's root as it is (see converters.trajectory)
 
 
 @dataclass
@@ -295,7 +296,8 @@ def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
 
         pose = blazepose_world_pose(extras["blazepose_world"], track.keypoints.timestamps, track.keypoints.fps)
     else:
-        pose = lift_keypoints(track.keypoints, lifter, device=device, flip=opts.flip, resample=opts.resample)
+        pose = lift_keypoints(track.keypoints, lifter, device=device, flip=opts.flip, resample=opts.resample,
+                              trajectory=opts.trajectory)
     timings["track_lift_s"] = time.perf_counter() - t2
     timings["total_s"] = time.perf_counter() - t0
     if fps_assumed:

@@ -40,3 +40,38 @@ def test_world_frame_is_upright_on_the_floor_and_facing_z(shared_data: Path, pit
     # The walk itself is kept: distance covered and bone lengths unchanged.
     assert np.linalg.norm(out[-1, 0] - out[0, 0]) == pytest.approx(np.linalg.norm(world[-1, 0] - world[0, 0]),
                                                                    rel=1e-6)
+
+
+@pytest.mark.shared_data
+def test_a_walker_leaning_forward_still_walks_on_a_level_floor(shared_data: Path) -> None:
+    """The body's up leans with a forward-leaning walker; the floor under the planted feet does not.
+    Up from the body alone would tilt the world and the walk would climb a slope."""
+    from converters.world import FLOOR_PRIOR_M
+
+    world = mocap_joints(read_bvh(shared_data / "mocap" / "cmu" / "02_01.bvh")).h36m
+    upper = [I[n] for n in ("spine", "thorax", "neck_nose", "head_top", "left_shoulder", "left_elbow",
+                            "left_wrist", "right_shoulder", "right_elbow", "right_wrist")]
+    heading = world[-1, 0] - world[0, 0]
+    heading[1] = 0.0
+    side = np.cross([0.0, 1.0, 0.0], heading / np.linalg.norm(heading))
+    lean = Rotation.from_rotvec(np.radians(20.0) * side).as_matrix()  # bowing along the walk
+    leaning = world.copy()
+    leaning[:, upper] = (world[:, upper] - world[:, :1]) @ lean.T + world[:, :1]
+    to_cam = Rotation.from_euler("xy", [15.0, 70.0], degrees=True).as_matrix() @ np.diag([1.0, -1.0, -1.0])
+    cam = (leaning - leaning[0, 0] + [0.0, 0.0, -5.0]) @ to_cam.T
+    pose = Pose3D(joints=cam - cam[:, :1], frame="camera", fps=120.0, timestamps=np.arange(len(cam)) / 120,
+                  confidence=np.ones(len(cam)), trajectory=cam[:, 0])
+
+    def climb(joints: np.ndarray) -> float:
+        """Height gained by the lower ankle from the first to the last second, metres."""
+        low = joints[:, [I["left_ankle"], I["right_ankle"]], 1].min(axis=1)
+        return abs(float(np.median(low[-120:]) - np.median(low[:120])))
+
+    assert climb(world) < 0.05  # the real floor is level (the gait phase differs a little)
+    assert climb(camera_to_world(pose)) < 0.03
+    with pytest.MonkeyPatch.context() as mp:  # the body's up alone: a weight no floor can beat
+        mp.setattr("converters.world.FLOOR_PRIOR_M", 100.0)
+        from converters import world as world_module
+
+        assert world_module.FLOOR_PRIOR_M != FLOOR_PRIOR_M
+        assert climb(camera_to_world(pose)) > 0.15
