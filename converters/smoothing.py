@@ -11,6 +11,10 @@ optional parameters, as the CLI takes it:
 - ``butter`` (``cutoff`` Hz, ``order``): a Butterworth low-pass run forward and backward, no lag.
 
 E.g. ``oneeuro:mincutoff=3,beta=1``. The defaults are for joints in metres.
+
+``auto`` is what vp3d does unless told: :data:`DEFAULT_SMOOTHING` on lifted joints (chosen by
+measurement: ``vp3d evaluate --world`` on the validation takes with detector noise; see
+``benchmarks/world_cleanup.py``), nothing on motion capture, which is clean already.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import numpy as np
 
 from converters.errors import ConfigurationError
 
-__all__ = ["FILTERS", "SmoothSpec", "parse_smooth", "smooth"]
+__all__ = ["DEFAULT_SMOOTHING", "FILTERS", "SmoothSpec", "parse_smooth", "resolve_smoothing", "smooth"]
 
 
 @dataclass(frozen=True)
@@ -91,12 +95,23 @@ FILTERS: dict[str, tuple[Callable[..., np.ndarray] | None, dict[str, float], dic
 }
 
 
+DEFAULT_SMOOTHING = "oneeuro"
+
+
+def resolve_smoothing(text: str, lifted: bool) -> str:
+    """The filter ``text`` names, written out in full; ``auto``: :data:`DEFAULT_SMOOTHING` for
+    ``lifted`` joints (from video), ``none`` for joints recorded in world space."""
+    if text.strip() == "auto":
+        text = DEFAULT_SMOOTHING if lifted else "none"
+    return str(parse_smooth(text))
+
+
 def parse_smooth(text: str) -> SmoothSpec:
     """``name`` or ``name:key=value,...`` to a :class:`SmoothSpec` with every parameter filled and
     checked; a :class:`ConfigurationError` that names the choices otherwise."""
     name, _, rest = text.strip().partition(":")
     if name not in FILTERS:
-        raise ConfigurationError(f"unknown smoothing {name!r}; choose one of {', '.join(FILTERS)}")
+        raise ConfigurationError(f"unknown smoothing {name!r}; choose one of auto, {', '.join(FILTERS)}")
     _, defaults, ranges = FILTERS[name]
     params = dict(defaults)
     for item in filter(None, (p.strip() for p in rest.split(","))):

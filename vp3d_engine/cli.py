@@ -20,6 +20,7 @@ from typing import Any
 from converters.errors import CheckpointError, ConfigurationError, Vp3dError
 from converters.fileio import PathSet, atomic_write, check_output_folder
 from converters.interrupts import Interrupted, interrupts_raise
+from vp3d_engine.convert_cli import smoothing_spec
 
 __all__ = ["main"]
 
@@ -115,13 +116,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from vp3d_engine.checkpoints import resolve_checkpoint
-    from vp3d_engine.evaluation import METRICS, evaluate
+    from vp3d_engine.evaluation import METRICS, WorldSettings, evaluate
+    from vp3d_engine.metrics import WORLD_METRICS
 
     _check_json_out(args.json, [*map(Path, args.data), resolve_checkpoint(args.checkpoint)])
+    world = WorldSettings(args.trajectory, str(args.smooth), args.feet) if args.world else None
     result = evaluate(args.data, args.checkpoint, noise=args.noise, seed=args.seed, views=args.views,
-                      split=args.split, device=args.device)
-    cols = [m for m in METRICS if m in result]
-    names = [c.replace("_mm", "") for c in cols]
+                      split=args.split, device=args.device, world=world)
+    if world is not None:  # the world figures only: the camera-space ones are the same without --world
+        result_cols = [m for m in WORLD_METRICS if m in result]
+        print(f"world stage: trajectory {world.trajectory}, smoothing {world.smoothing}, feet {world.feet}")
+    cols = [m for m in METRICS if m in result] if world is None else result_cols
+    names = [c.replace("_mm", "").replace("foot_skating", "skate").replace("penetration", "pen") for c in cols]
     widths = [max(10, len(n) + 2) for n in names]
     header = f"{'':24s}" + "".join(f"{n:>{w}s}" for n, w in zip(names, widths, strict=True)) + f"{'frames':>9s}"
     print(f"{result['checkpoint']} on {result['takes']} {args.split} takes, noise={args.noise}, "
@@ -179,6 +185,13 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--views", type=_bounded(int, 1, 64), default=2, help="cameras per take")
     p.add_argument("--split", default="validation", choices=["validation", "train", "all"])
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--world", action="store_true",
+                   help="also run the world stage of vp3d-convert and score the motion in world space: "
+                        "world_mpjpe, root_drift, foot_skating (mm per frame while the truth's foot is planted), "
+                        "penetration, jitter_ratio")
+    p.add_argument("--trajectory", default="image", choices=["image", "model"], help="with --world: as vp3d-convert")
+    p.add_argument("--smooth", type=smoothing_spec, default="auto", help="with --world: as vp3d-convert")
+    p.add_argument("--feet", default="lock", choices=["lock", "off"], help="with --world: as vp3d-convert")
     p.add_argument("--json", help="write the figures (overall, per take, per action) here")
     p.set_defaults(func=_cmd_evaluate)
 

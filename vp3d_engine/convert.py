@@ -54,7 +54,7 @@ class ConvertOptions:
     formats: list[str] = field(default_factory=lambda: ["npz"])
     render: RenderOptions = field(default_factory=RenderOptions)
     root_motion: str = "on"  # "in-place": no travel over the floor; "off": the root stays put
-    smoothing: str = "none"  # converters.smoothing spec for the world joints, e.g. "oneeuro:beta=0.02"
+    smoothing: str = "auto"  # converters.smoothing spec for the world joints, e.g. "oneeuro:beta=0.02"
     feet: str = "lock"  # "off": no foot locking (converters.feet)
 
 

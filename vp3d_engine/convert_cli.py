@@ -219,9 +219,12 @@ def _degrees(low: float, high: float) -> Callable[[str], float]:
     return parse
 
 
-def _smoothing(text: str) -> str:
+def smoothing_spec(text: str) -> str:
+    """argparse type of ``--smooth``: the spec, checked and written out in full."""
     from converters.smoothing import parse_smooth
 
+    if text.strip() == "auto":
+        return "auto"
     try:
         return str(parse_smooth(text))
     except ConfigurationError as exc:
@@ -292,8 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skeleton of the animation files: h36m (17 joints), mixamo (mixamorig: names) or ue "
                         "(Unreal mannequin names); default h36m")
     p.add_argument("--bvh-units", default="cm", choices=["cm", "m"], help="units of BVH and FBX files")
-    p.add_argument("--smooth", type=_smoothing, default="none", metavar="FILTER[:K=V,...]",
-                   help="smooth the 3D joints before solving the animation: none (default), oneeuro (mincutoff, "
+    p.add_argument("--smooth", type=smoothing_spec, default="auto", metavar="FILTER[:K=V,...]",
+                   help="smooth the 3D joints before solving the animation: auto (default: oneeuro on joints lifted "
+                        "from video, chosen by measurement; none on motion capture), none, oneeuro (mincutoff, "
                         "beta, dcutoff), savgol (window seconds, order), butter (cutoff Hz, order); e.g. "
                         "oneeuro:mincutoff=3,beta=1 (defaults are for metres)")
     p.add_argument("--root-motion", default="on", choices=["on", "in-place", "off"],

@@ -38,8 +38,12 @@ __all__ = [
 ]
 
 
-def result_arrays(result: PipelineResult) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def result_arrays(result: PipelineResult, world: WorldMotion | None = None,
+                  ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The arrays and meta of a result file; foot contacts and the world-stage figures from
+    ``world`` (the animation solved from ``result``; solved here when not given)."""
     kp, pose = result.keypoints, result.pose
+    world = world or solve_world(pose)
     traj = pose.trajectory if pose.trajectory is not None else np.zeros((pose.num_frames, 3))
     arrays = {
         "keypoints_2d": kp.xy.astype(np.float32),
@@ -49,7 +53,7 @@ def result_arrays(result: PipelineResult) -> tuple[dict[str, np.ndarray], dict[s
         "joints_3d_root_relative": pose.joints.astype(np.float32),
         "trajectory": traj.astype(np.float32),
         "timestamps": kp.timestamps.astype(np.float64),
-        "foot_contacts": _contacts(pose),
+        "foot_contacts": _on_frames(world.contacts, pose.timestamps - pose.timestamps[0], pose.fps),
     }
     meta = {
         "format_name": "vp3d-result", "version": 1, "source": result.source, "fps": kp.fps,
@@ -57,34 +61,33 @@ def result_arrays(result: PipelineResult) -> tuple[dict[str, np.ndarray], dict[s
         "has_trajectory": pose.trajectory is not None,
         "joint_names_2d": list(joint_set(kp.format).names), "joint_names_3d": list(H36M17.names),
         "frames_with_person": result.track.frames_present, "joints_filled": result.track.joints_filled,
-        "tracks_found": result.track.tracks_found, **pose.meta, **(_camera(pose) or {}),
+        "tracks_found": result.track.tracks_found, **pose.meta,
+        **{k: v for k, v in world.motion.meta.items() if k in _WORLD_META},
         "decode": None if result.decode is None else {
             "frames": result.decode.yielded, "damaged_packets": result.decode.damaged_packets},
     }
     return arrays, meta
 
 
-def _camera(pose: Pose3D) -> dict[str, float] | None:
-    from converters.world import camera_in_world
-
-    return camera_in_world(pose)
-
-
-def _contacts(pose: Pose3D) -> np.ndarray:
-    """``(T,2)`` left and right foot on the floor, from the world-space joints of ``pose``."""
-    from converters.contacts import foot_contacts
-    from converters.world import camera_to_world
-
-    return foot_contacts(camera_to_world(pose), pose.fps)
+#: world-stage settings and figures copied from the animation's meta into the result's
+_WORLD_META = ("smoothing", "feet", "floor_shift_m", "camera_height_m", "camera_pitch_deg", "feet_root_shift_m",
+               "feet_ankle_shift_m")
 
 
-def write_npz(result: PipelineResult, path: Path) -> Path:
-    arrays, meta = result_arrays(result)
+def _on_frames(values: np.ndarray, times: np.ndarray, fps: float) -> np.ndarray:
+    """Per-frame ``values`` of the even animation grid (frame k at k / fps) at the clip's own frame
+    ``times`` (which may be uneven): the nearest grid frame."""
+    index = np.clip(np.round(times * fps).astype(np.int64), 0, len(values) - 1)
+    return values[index]
+
+
+def write_npz(result: PipelineResult, path: Path, world: WorldMotion | None = None) -> Path:
+    arrays, meta = result_arrays(result, world)
     return atomic_save_npz(path, **arrays, meta=np.array(json.dumps(meta)))
 
 
-def write_json(result: PipelineResult, path: Path) -> Path:
-    arrays, meta = result_arrays(result)
+def write_json(result: PipelineResult, path: Path, world: WorldMotion | None = None) -> Path:
+    arrays, meta = result_arrays(result, world)
     data = {"meta": meta, **{k: np.round(v, 5).tolist() if v.dtype.kind == "f" else v.tolist()
                              for k, v in arrays.items()}}
     return atomic_write(path, lambda f: json.dump(data, f, separators=(",", ":")), binary=False)
@@ -107,13 +110,14 @@ class WorldMotion(NamedTuple):
     contacts: np.ndarray
 
 
-def solve_world(pose: Pose3D, rig: str = "h36m", root_motion: str = "on", smoothing: str = "none",
+def solve_world(pose: Pose3D, rig: str = "h36m", root_motion: str = "on", smoothing: str = "auto",
                 feet: str = "lock") -> WorldMotion:
     """The world-space animation of a result: joints turned into the world frame (up from the body
     and the floor, facing +Z), resampled to an even grid at the clip's frame rate (real timestamps
     may be variable; the animation formats have one frame time), solved onto rig preset ``rig``.
 
-    Stages: ``smoothing`` (:mod:`converters.smoothing`) filters the world joints; the bones get one
+    Stages: ``smoothing`` (:mod:`converters.smoothing`; ``auto``: the measured default on lifted
+    joints, none on motion capture) filters the world joints; the bones get one
     length each (:func:`converters.feet.rigid_joints`); foot contacts come from those joints (the
     performance, before any root hold); for camera-space sources the floor goes under the feet in
     contact (``ANKLE_HEIGHT_M`` below the ankles) and ``feet="lock"`` plants them
@@ -136,9 +140,10 @@ def solve_world(pose: Pose3D, rig: str = "h36m", root_motion: str = "on", smooth
     times = pose.timestamps - pose.timestamps[0]
     grid = np.arange(0.0, times[-1] + 0.5 / pose.fps, 1.0 / pose.fps)
     joints = resample_times(world, times, grid)
-    if smoothing != "none":
-        from converters.smoothing import smooth
+    from converters.smoothing import resolve_smoothing, smooth
 
+    smoothing = resolve_smoothing(smoothing, lifted=pose.frame == "camera")
+    if smoothing != "none":
         joints = smooth(joints, pose.fps, smoothing)
     joints = rigid_joints(joints, pose.fps)
     contacts = foot_contacts(joints, pose.fps)
@@ -189,7 +194,7 @@ def check_motion_formats(formats: list[str]) -> None:
 
 def write_result_files(stem: Path, formats: list[str], pose: Pose3D, result: PipelineResult | None = None,
                        rig: str = "h36m", units: str = "cm", video: Path | None = None, root_motion: str = "on",
-                       smoothing: str = "none", feet: str = "lock",
+                       smoothing: str = "auto", feet: str = "lock",
                        render: RenderOptions | None = None, span: tuple[float | None, float | None] = (None, None),
                        ) -> list[Path]:
     """Write every file of one result (``stem.npz``, ``.json`` from ``result``; ``.motion.npz``,
@@ -206,20 +211,23 @@ def write_result_files(stem: Path, formats: list[str], pose: Pose3D, result: Pip
         def staged(fmt: str) -> Path:
             return out.stage(stem.with_name(stem.name + SUFFIXES[fmt]))
 
+        solved: WorldMotion | None = None
+        if any(f in formats for f in ("npz", "json", "render", *MOTION_FORMATS)):
+            solved = solve_world(pose, rig, root_motion, smoothing, feet)
         if result is not None and "npz" in formats:
-            write_npz(result, staged("npz"))
+            write_npz(result, staged("npz"), solved)
         if result is not None and "json" in formats:
-            write_json(result, staged("json"))
-        if result is not None and video is not None and "render" in formats:
-            from converters.world import camera_to_world
+            write_json(result, staged("json"), solved)
+        if result is not None and video is not None and "render" in formats and solved is not None:
             from vp3d_engine.render import render_preview
 
-            kp = result.keypoints
-            render_preview(video, staged("render"), kp.xy, kp.valid, kp.timestamps, camera_to_world(pose), kp.fps,
-                           render, start=span[0], end=span[1])
+            kp = result.keypoints  # the skeleton drawn is the animation's (floor, locked feet, smoothing)
+            joints = _on_frames(solved.joints, kp.timestamps - kp.timestamps[0], kp.fps)
+            render_preview(video, staged("render"), kp.xy, kp.valid, kp.timestamps, joints, kp.fps, render,
+                           start=span[0], end=span[1])
         wanted = [f for f in MOTION_FORMATS if f in formats]
-        if wanted:
-            motion, world, contacts = solve_world(pose, rig, root_motion, smoothing, feet)
+        if wanted and solved is not None:
+            motion, world, contacts = solved
             for fmt in wanted:
                 tmp = staged(fmt)
                 if fmt == "motion":

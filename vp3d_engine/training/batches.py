@@ -128,6 +128,8 @@ class View:
     size: tuple[int, int]
     focal: float
     centre: tuple[float, float]
+    world: np.ndarray | None = None  # (F,17,3) the take's H36M joints, world metres, Y up
+    scores: np.ndarray | None = None  # (F,17) the detector-like confidence of ``pixels``
 
 
 def render_view(take: Take, rng: np.random.Generator, cameras: CameraRanges,
@@ -137,8 +139,10 @@ def render_view(take: Take, rng: np.random.Generator, cameras: CameraRanges,
     cams = sample_cameras(rng, take.h36m[None, :, 0].astype(np.float64), cameras,
                           keep_in_frame=take.coco[None].reshape(1, -1, 3))
     xy = project(world_to_camera(take.coco[None].astype(np.float64), cams), cams)
+    scores = np.ones(xy.shape[:-1], dtype=np.float32)
     if noise is not None:
-        xy, _, _ = noise.apply(rng, xy, level=np.array([level]))
+        xy, scores, valid = noise.apply(rng, xy, level=np.array([level]))
+        scores = scores * valid
     w, h = cams.size[0]
     inputs = normalize_keypoints(xy[0], w, h, normalization).astype(np.float32)
     cam3d = world_to_camera(take.h36m[None].astype(np.float64), cams)[0]
@@ -147,4 +151,5 @@ def render_view(take: Take, rng: np.random.Generator, cameras: CameraRanges,
         pose=(cam3d - cam3d[:, :1]).astype(np.float32), trajectory=cam3d[:, 0].astype(np.float32),
         pixels=xy[0].astype(np.float32), size=(int(w), int(h)),
         focal=float(cams.f[0]), centre=(float(cams.c[0, 0]), float(cams.c[0, 1])),
+        world=take.h36m.astype(np.float32), scores=scores[0].astype(np.float32),
     )
