@@ -15,8 +15,9 @@ from pathlib import Path
 from vp3d_engine.evaluation import WorldSettings, evaluate
 
 VARIANTS = [
-    ("raw lifter output", WorldSettings("model", "none", "off")),
-    ("+ trajectory from 2D", WorldSettings("image", "none", "off")),
+    ("raw lifter output", WorldSettings("model", "none", "off", settle=False)),
+    ("+ trajectory from 2D", WorldSettings("image", "none", "off", settle=False)),
+    ("+ settled on the floor", WorldSettings("image", "none", "off")),
     ("+ feet locked", WorldSettings("image", "none", "lock")),
     ("+ oneeuro (default)", WorldSettings("image", "oneeuro", "lock")),
     ("  oneeuro:mincutoff=1,beta=0.5", WorldSettings("image", "oneeuro:mincutoff=1,beta=0.5", "lock")),

@@ -137,3 +137,25 @@ def _floor_normal(joints: np.ndarray, fps: float, prior_m: float | None = None) 
 
 def _unit_rows(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+
+
+def settle_on_floor(joints: np.ndarray, fps: float, window_s: float = 2.0, percentile: float = 10.0,
+                    ankle_height: float = ANKLE_HEIGHT_M) -> tuple[np.ndarray, np.ndarray]:
+    """World joints ``(T,17,3)`` moved up or down, slowly, so that the lower ankle stands
+    ``ankle_height`` above y = 0 over every stretch of ``window_s`` seconds (its ``percentile``
+    there: a jump or a kick in the window does not count), and the offsets ``(T,)`` applied.
+
+    A monocular reconstruction drifts in height when its depth is off (a camera zoom reads as the
+    person walking closer, which on a camera looking down lifts them off the floor) or its up is a
+    few degrees off (a walk towards the camera climbs a slope). People stand on a floor; what stays
+    of the lower foot's height after the slow part is removed is their own motion: steps, jumps,
+    crouches."""
+    from scipy.ndimage import gaussian_filter1d, percentile_filter
+
+    lower = np.minimum(joints[:, _I["left_ankle"], 1], joints[:, _I["right_ankle"], 1])
+    size = int(min(len(lower), max(1, round(window_s * fps))))
+    offset = np.zeros_like(lower)
+    for _ in range(3):  # a percentile of a slope lags it: again on what is left, a smaller slope each time
+        level = percentile_filter(lower + offset, percentile, size=size, mode="nearest")
+        offset += ankle_height - gaussian_filter1d(level, sigma=max(size / 4, 1e-3), mode="nearest")
+    return joints + offset[:, None, None] * np.array([0.0, 1.0, 0.0]), offset

@@ -49,6 +49,7 @@ class WorldSettings:
     trajectory: str = "image"
     smoothing: str = "auto"
     feet: str = "lock"
+    settle: bool = True  # the slow drift in height removed (converters.world.settle_on_floor)
 
 
 def world_figures(view: View, pose: np.ndarray, trajectory: np.ndarray, fps: float,
@@ -72,7 +73,7 @@ def world_figures(view: View, pose: np.ndarray, trajectory: np.ndarray, fps: flo
     frames = len(pose)
     camera = Pose3D(joints=pose.astype(np.float64), frame="camera", fps=fps, timestamps=np.arange(frames) / fps,
                     confidence=np.ones(frames), trajectory=traj)
-    world = solve_world(camera, "h36m", "on", settings.smoothing, settings.feet).joints
+    world = solve_world(camera, "h36m", "on", settings.smoothing, settings.feet, settings.settle).joints
     truth = view.world.astype(np.float64)
     ankles = (H36M17.index("left_ankle"), H36M17.index("right_ankle"))
     return metrics.world_motion_metrics(world, truth, foot_contacts(truth, fps), ankles, ANKLE_HEIGHT_M)

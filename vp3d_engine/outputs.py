@@ -70,8 +70,8 @@ def result_arrays(result: PipelineResult, world: WorldMotion | None = None,
 
 
 #: world-stage settings and figures copied from the animation's meta into the result's
-_WORLD_META = ("smoothing", "feet", "floor_shift_m", "camera_height_m", "camera_pitch_deg", "feet_root_shift_m",
-               "feet_ankle_shift_m")
+_WORLD_META = ("smoothing", "feet", "floor_shift_m", "floor_settle_range_m", "camera_height_m", "camera_pitch_deg",
+               "feet_root_shift_m", "feet_ankle_shift_m")
 
 
 def _on_frames(values: np.ndarray, times: np.ndarray, fps: float) -> np.ndarray:
@@ -111,23 +111,24 @@ class WorldMotion(NamedTuple):
 
 
 def solve_world(pose: Pose3D, rig: str = "h36m", root_motion: str = "on", smoothing: str = "auto",
-                feet: str = "lock") -> WorldMotion:
+                feet: str = "lock", settle: bool = True) -> WorldMotion:
     """The world-space animation of a result: joints turned into the world frame (up from the body
     and the floor, facing +Z), resampled to an even grid at the clip's frame rate (real timestamps
     may be variable; the animation formats have one frame time), solved onto rig preset ``rig``.
 
     Stages: ``smoothing`` (:mod:`converters.smoothing`; ``auto``: the measured default on lifted
     joints, none on motion capture) filters the world joints; the bones get one
-    length each (:func:`converters.feet.rigid_joints`); foot contacts come from those joints (the
-    performance, before any root hold); for camera-space sources the floor goes under the feet in
-    contact (``ANKLE_HEIGHT_M`` below the ankles) and ``feet="lock"`` plants them
-    (:func:`converters.feet.lock_feet`); a world-space source (motion capture) keeps its floor and
-    feet."""
+    length each (:func:`converters.feet.rigid_joints`); for camera-space sources, ``settle``
+    removes the slow drift in height (:func:`converters.world.settle_on_floor`); foot contacts come
+    from those joints (the performance, before any root hold); for camera-space sources the floor
+    goes under the feet in contact (``ANKLE_HEIGHT_M`` below the ankles) and ``feet="lock"`` plants
+    them (:func:`converters.feet.lock_feet`); a world-space source (motion capture) keeps its floor
+    and feet."""
     from converters.contacts import foot_contacts
     from converters.feet import FEET_MODES, lock_feet, rigid_joints
     from converters.solve import solve
     from converters.timeline import resample_times
-    from converters.world import ANKLE_HEIGHT_M, camera_in_world, camera_to_world
+    from converters.world import ANKLE_HEIGHT_M, camera_in_world, camera_to_world, settle_on_floor
 
     if feet not in FEET_MODES:
         raise ConfigurationError(f"feet must be one of {', '.join(FEET_MODES)}, not {feet!r}")
@@ -146,6 +147,9 @@ def solve_world(pose: Pose3D, rig: str = "h36m", root_motion: str = "on", smooth
     if smoothing != "none":
         joints = smooth(joints, pose.fps, smoothing)
     joints = rigid_joints(joints, pose.fps)
+    settled = None
+    if pose.frame == "camera" and settle:  # a lifted clip's slow drift in height goes (world.settle_on_floor)
+        joints, settled = settle_on_floor(joints, pose.fps)
     contacts = foot_contacts(joints, pose.fps)
     meta: dict[str, Any] = {"smoothing": smoothing, "input_frame": pose.frame, "rig": rig,
                             **(camera_in_world(pose) or {})}
@@ -155,6 +159,8 @@ def solve_world(pose: Pose3D, rig: str = "h36m", root_motion: str = "on", smooth
         shift = ANKLE_HEIGHT_M - float(np.median(down))
         joints = joints + [0.0, shift, 0.0]
         meta["floor_shift_m"] = round(shift, 4)
+        if settled is not None:
+            meta["floor_settle_range_m"] = round(float(np.ptp(settled)), 4)
         meta["feet"] = feet
         if feet == "lock":
             joints, figures = lock_feet(joints, contacts, pose.fps)

@@ -75,3 +75,28 @@ def test_a_walker_leaning_forward_still_walks_on_a_level_floor(shared_data: Path
 
         assert world_module.FLOOR_PRIOR_M != FLOOR_PRIOR_M
         assert climb(camera_to_world(pose)) > 0.15
+
+
+@pytest.mark.shared_data
+def test_settling_removes_a_slow_climb_and_keeps_a_jump(shared_data: Path) -> None:
+    """A reconstruction that drifts 40 cm up over a walk (a zoom read as walking closer) is put
+    back on the floor; a 0.3 s hop of 25 cm in the middle stays a hop."""
+    from converters.world import ANKLE_HEIGHT_M, settle_on_floor
+
+    bvh = read_bvh(shared_data / "mocap" / "bandai-namco-1" / "dataset-1_walk_normal_001.bvh")
+    world = mocap_joints(bvh).h36m
+    lower = lambda j: np.minimum(j[:, I["left_ankle"], 1], j[:, I["right_ankle"], 1])  # noqa: E731
+    world = world + [0.0, ANKLE_HEIGHT_M - float(np.percentile(lower(world), 10)), 0.0]
+    frames = len(world)
+    hop = np.zeros(frames)
+    middle = frames // 2
+    hop[middle:middle + 9] = 0.25 * np.sin(np.linspace(0, np.pi, 9))
+    drifted = world + (np.linspace(0.0, 0.4, frames) + hop)[:, None, None] * [0.0, 1.0, 0.0]
+    settled, offset = settle_on_floor(drifted, bvh.fps)
+    assert np.ptp(offset) > 0.3
+    # On the floor from start to end (the walk's own ankle motion left as it was) ...
+    error = settled[..., 1] - (world[..., 1] + hop[:, None])
+    assert np.abs(np.median(error[: frames // 4])) < 0.03 and np.abs(np.median(error[-frames // 4:])) < 0.03
+    # ... and the hop still leaves the floor by about its height.
+    peak = lower(settled)[middle + 4] - np.median(lower(settled)[middle - 15: middle - 5])
+    assert peak > 0.18
