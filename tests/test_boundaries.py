@@ -88,3 +88,11 @@ def test_imports_form_no_cycle() -> None:
     for node in graph:
         if node not in state:
             visit(node, [])
+
+
+def test_blender_addon_imports_only_blender_numpy_and_its_own_modules() -> None:
+    """The add-on runs in Blender's Python: no torch, scipy, vp3d_engine, nor converters (it gets
+    the numpy-only ones vendored by build_addon.py, imported relatively)."""
+    allowed = set(sys.stdlib_module_names) | {"bpy", "bpy_extras", "mathutils", "numpy"}
+    bad = {f: n - allowed for f, n in _imports("blender_addon").items()}
+    assert not {f: n for f, n in bad.items() if n}

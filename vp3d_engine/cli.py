@@ -245,6 +245,23 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from vp3d_engine.detectors.registry import detector_names, detector_spec
     from vp3d_engine.lifters.registry import lifter_names, lifter_spec
 
+    if args.json:  # what a front door offers in its menus (the Blender add-on, the service)
+        from converters.rigs import PRESETS
+
+        entries = []
+        for root in checkpoint_search_path():
+            if root.is_dir():
+                for folder in sorted(q for q in root.iterdir() if (q / CONFIG_NAME).is_file()):
+                    try:
+                        entries.append({"name": folder.name, "lifter": read_config(folder)["lifter"],
+                                        "path": str(folder)})
+                    except CheckpointError:
+                        continue
+        print(json.dumps({"detectors": [{"name": n, "description": detector_spec(n).description}
+                                        for n in detector_names()],
+                          "lifters": [{"name": n, "description": lifter_spec(n).description} for n in lifter_names()],
+                          "checkpoints": entries, "rigs": list(PRESETS)}, indent=1))
+        return 0
     print("detectors:")
     for name in detector_names():
         print(f"  {name:14s} {detector_spec(name).description}")
@@ -297,6 +314,7 @@ def _add_weights(sub: argparse._SubParsersAction) -> None:
 
 def _add_list(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="list detectors, lifters and installed checkpoints")
+    p.add_argument("--json", action="store_true", help="as JSON, with the rig presets (for programs)")
     p.set_defaults(func=_cmd_list)
 
 

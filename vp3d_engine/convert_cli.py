@@ -176,6 +176,8 @@ def _convert(job: _Job, args: argparse.Namespace, options: ConvertOptions, model
         def progress(stage: str, fraction: float) -> None:
             done = 95 * fraction if stage == "detect" else 100 if stage == "write" else 95
             bar.update(done - bar.n)
+            if args.progress_lines:  # for programs that run vp3d-convert (the Blender add-on)
+                print(f"vp3d-progress {stage} {fraction:.4f} {done / 100:.4f}", file=sys.stderr, flush=True)
 
         conv = convert(job.source, replace(options, formats=job.formats), job.stem, kind=job.kind,
                        keypoints=job.keypoints, models=models, progress=progress)
@@ -333,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="checkpoint (default): lift at the frame rate the checkpoint was trained at, resampling "
                         "the clip; none: lift the frames as they come, as the original VideoPose3D code does")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--progress-lines", action="store_true",
+                   help="print progress for programs on stderr: lines 'vp3d-progress STAGE STAGE_FRACTION "
+                        "OVERALL_FRACTION'")
     p.add_argument("--verbose", "-v", action="store_true")
     return p
 

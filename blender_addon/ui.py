@@ -1,0 +1,449 @@
+"""Operators, panel, menus and preferences of the "Import pose from video" add-on.
+
+(No ``from __future__ import annotations`` here: Blender reads the property annotations of these
+classes as objects.)"""
+
+from pathlib import Path
+from typing import Any
+
+import bpy
+from bpy.props import (
+    BoolProperty,
+    CollectionProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
+
+from .engine import (
+    VIDEO_SUFFIXES,
+    EngineError,
+    EngineOptions,
+    Job,
+    LocalJob,
+    RemoteJob,
+    find_convert,
+    list_backends_local,
+    list_backends_remote,
+)
+
+ADDON = __package__ or "vp3d_blender"
+RIGS = [("mixamo", "Mixamo", "mixamorig: bone names and hierarchy"), ("ue", "Unreal mannequin", "UE5 names"),
+        ("h36m", "Human3.6M (17 joints)", "vp3d's native skeleton")]
+ENGINES = [("LOCAL", "Local", "run vp3d-convert on this computer"),
+           ("REMOTE", "Remote", "send the video to vp3d serve")]
+TARGETS = [("NEW", "New armature", "a new armature in the rig's rest pose"),
+           ("SELECTED", "Selected armature", "retarget onto the selected armature through its bone map")]
+FPS_MODES = [("SET_SCENE", "Set scene frame rate", "the scene takes the video's frame rate, one key per frame"),
+             ("RETIME", "Retime to scene", "keep the scene's frame rate and space the keys to it")]
+ROOT_MOTION = [("on", "On", "the root travels as in the video"),
+               ("in-place", "In place", "keep the root's height, not its travel"), ("off", "Off", "the root stays put")]
+FEET = [("lock", "Lock", "planted feet stay put, no foot through the floor"), ("off", "Off", "feet as lifted")]
+
+# Menus filled from what the engine reports; Blender needs the item lists kept alive.
+_BACKENDS: dict[str, list[tuple[str, str, str]]] = {
+    "detectors": [("mediapipe", "mediapipe", "MediaPipe BlazePose")],
+    "checkpoints": [("default", "default", "the shipped lifter")],
+}
+_JOBS: dict[int, Job] = {}  # the running job, by operator instance (one at a time)
+
+
+def _detector_items(self: Any, context: Any) -> list[tuple[str, str, str]]:
+    return _BACKENDS["detectors"]
+
+
+def _checkpoint_items(self: Any, context: Any) -> list[tuple[str, str, str]]:
+    return _BACKENDS["checkpoints"]
+
+
+def preferences(context: Any) -> Any:
+    return context.preferences.addons[ADDON].preferences
+
+
+class VP3D_AddonPreferences(bpy.types.AddonPreferences):
+    bl_idname = ADDON
+
+    convert_path: StringProperty(  # type: ignore[valid-type]
+        name="vp3d-convert", subtype="FILE_PATH",
+        description="the vp3d-convert program (empty: $VP3D_CONVERT, else found on PATH)")
+    server_url: StringProperty(name="Service URL", default="http://127.0.0.1:8000",  # type: ignore[valid-type]
+                               description="where `vp3d serve` listens")
+    token: StringProperty(name="Token", subtype="PASSWORD",  # type: ignore[valid-type]
+                          description="the service's bearer token, if it asks for one")
+
+    def draw(self, context: Any) -> None:
+        self.layout.prop(self, "convert_path")
+        self.layout.prop(self, "server_url")
+        self.layout.prop(self, "token")
+
+
+class VP3D_BoneMapItem(bpy.types.PropertyGroup):
+    role: StringProperty(name="Body part")  # type: ignore[valid-type]
+    target: StringProperty(name="Bone")  # type: ignore[valid-type]
+
+
+def _options_props() -> dict[str, Any]:
+    return {
+        "engine": EnumProperty(name="Engine", items=ENGINES, default="LOCAL"),
+        "rig": EnumProperty(name="Rig", items=RIGS, default="mixamo"),
+        "detector": EnumProperty(name="Detector", items=_detector_items),
+        "checkpoint": EnumProperty(name="Lifter", items=_checkpoint_items),
+        "root_motion": EnumProperty(name="Root motion", items=ROOT_MOTION, default="on"),
+        "feet": EnumProperty(name="Foot locking", items=FEET, default="lock"),
+        "smooth": StringProperty(name="Smoothing", default="auto",
+                                 description="auto, none, oneeuro, savgol, butter, with parameters (as vp3d-convert)"),
+        "start_time": FloatProperty(name="From (s)", min=0.0, default=0.0, description="seconds into the video"),
+        "end_time": FloatProperty(name="To (s)", min=0.0, default=0.0, description="0: to the end of the video"),
+        "person": IntProperty(name="Person", min=0, default=0, description="0: the main subject; 1, 2: others"),
+        "frame_start": IntProperty(name="Start frame", default=1),
+        "target": EnumProperty(name="Target", items=TARGETS, default="NEW"),
+        "fps_mode": EnumProperty(name="Frame rate", items=FPS_MODES, default="SET_SCENE"),
+    }
+
+
+VP3D_Settings = type("VP3D_Settings", (bpy.types.PropertyGroup,), {
+    "__annotations__": {"filepath": StringProperty(name="Video", subtype="FILE_PATH"), **_options_props()}})
+
+
+def _finish(context: Any, op: Any, motion_path: Path, name: str) -> set[str]:
+    """Put the Motion into the scene; the report says what was made."""
+    from .scene import build_armature, retarget_onto
+    from .vendor.errors import Vp3dError
+    from .vendor.motion_file import load_motion_file
+
+    try:
+        found = load_motion_file(motion_path)
+    except Vp3dError as exc:
+        op.report({"ERROR"}, str(exc))
+        return {"CANCELLED"}
+    if op.target == "SELECTED":
+        obj = context.active_object
+        try:
+            retarget_onto(context, obj, found.motion, found.foot_contacts, op.frame_start, op.fps_mode, name)
+        except ValueError as exc:
+            op.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        op.report({"INFO"}, f"vp3d: {found.motion.num_frames} frames baked onto {obj.name}")
+    else:
+        obj = build_armature(context, found.motion, name, found.foot_contacts, op.frame_start, op.fps_mode)
+        op.report({"INFO"}, f"vp3d: {obj.name}, {found.motion.num_frames} frames at {found.motion.fps:g} fps")
+    return {"FINISHED"}
+
+
+def _check_target(op: Any, context: Any) -> bool:
+    if op.target == "SELECTED" and (context.active_object is None or context.active_object.type != "ARMATURE"):
+        op.report({"ERROR"}, "select the armature to drive (target: selected armature), or choose a new armature")
+        return False
+    return True
+
+
+class VP3D_OT_import_video(bpy.types.Operator):
+    """Turn a video of a person into an animated armature (or drive the selected one)"""
+
+    bl_idname = "vp3d.import_video"
+    bl_label = "Pose from video (.mp4, .mov, ...)"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: StringProperty(subtype="FILE_PATH")  # type: ignore[valid-type]
+    filter_glob: StringProperty(default=";".join("*" + s for s in VIDEO_SUFFIXES),  # type: ignore[valid-type]
+                                options={"HIDDEN"})
+    __annotations__.update(_options_props())
+
+    _timer: Any = None
+
+    def invoke(self, context: Any, event: Any) -> set[str]:
+        if not self.filepath:
+            context.window_manager.fileselect_add(self)
+            return {"RUNNING_MODAL"}
+        return self.execute(context)
+
+    def _start(self, context: Any) -> Job | None:
+        video = Path(bpy.path.abspath(self.filepath))
+        if not video.is_file():
+            self.report({"ERROR"}, f"no video at {video}: choose a video file")
+            return None
+        if not _check_target(self, context):
+            return None
+        options = EngineOptions(rig="mixamo" if self.target == "SELECTED" else self.rig, detector=self.detector,
+                                checkpoint=self.checkpoint, root_motion=self.root_motion, feet=self.feet,
+                                smooth=self.smooth, start=self.start_time, end=self.end_time, person=self.person)
+        prefs = preferences(context)
+        try:
+            if self.engine == "REMOTE":
+                return RemoteJob(prefs.server_url, prefs.token, video, options)
+            executable = find_convert(bpy.path.abspath(prefs.convert_path) if prefs.convert_path else "")
+            if executable is None:
+                raise EngineError("vp3d-convert was not found: install vp3d (pip install vp3d) or set its path in the "
+                                  "add-on's preferences")
+            return LocalJob(executable, video, options)
+        except EngineError as exc:
+            self.report({"ERROR"}, str(exc))
+            return None
+
+    def execute(self, context: Any) -> set[str]:
+        if _JOBS:
+            self.report({"ERROR"}, "vp3d is already converting a video; wait or cancel it")
+            return {"CANCELLED"}
+        job = self._start(context)
+        if job is None:
+            return {"CANCELLED"}
+        if bpy.app.background:  # no event loop: run to the end before returning
+            try:
+                status = job.wait()
+                return self._end(context, job, status)
+            finally:
+                job.close()
+        _JOBS[id(self)] = job
+        wm = context.window_manager
+        wm.vp3d_running, wm.vp3d_progress, wm.vp3d_status = True, 0.0, "starting"
+        self._timer = wm.event_timer_add(0.2, window=context.window)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def _end(self, context: Any, job: Job, status: Any) -> set[str]:
+        if status.state == "done":
+            return _finish(context, self, status.motion, Path(self.filepath).stem)
+        if status.state == "cancelled":
+            self.report({"WARNING"}, "vp3d: cancelled; nothing was added")
+            return {"CANCELLED"}
+        self.report({"ERROR"}, f"vp3d: {status.message}")
+        return {"CANCELLED"}
+
+    def _cleanup(self, context: Any) -> None:
+        job = _JOBS.pop(id(self), None)
+        if job is not None:
+            job.close()
+        wm = context.window_manager
+        if self._timer is not None:
+            wm.event_timer_remove(self._timer)
+            self._timer = None
+        wm.vp3d_running, wm.vp3d_cancel = False, False
+        if context.workspace is not None:
+            context.workspace.status_text_set(None)
+        _redraw(context)
+
+    def modal(self, context: Any, event: Any) -> set[str]:
+        job = _JOBS.get(id(self))
+        if job is None:
+            self._cleanup(context)
+            return {"CANCELLED"}
+        wm = context.window_manager
+        if event.type == "ESC" or wm.vp3d_cancel:
+            job.cancel()
+            self._cleanup(context)
+            self.report({"WARNING"}, "vp3d: cancelled; nothing was added")
+            return {"CANCELLED"}
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        status = job.poll()
+        if status.state == "running":
+            wm.vp3d_progress, wm.vp3d_status = status.fraction, status.stage
+            if context.workspace is not None:
+                context.workspace.status_text_set(f"vp3d: {status.stage} {status.fraction:.0%} (Esc to cancel)")
+            _redraw(context)
+            return {"PASS_THROUGH"}
+        try:
+            return self._end(context, job, status)
+        finally:
+            self._cleanup(context)
+
+    def cancel(self, context: Any) -> None:  # Blender closing the operator (file closed, add-on disabled)
+        job = _JOBS.get(id(self))
+        if job is not None:
+            job.cancel()
+        self._cleanup(context)
+
+
+def _redraw(context: Any) -> None:
+    for window in context.window_manager.windows:
+        for area in window.screen.areas:
+            if area.type == "VIEW_3D":
+                area.tag_redraw()
+
+
+class VP3D_OT_import_motion(bpy.types.Operator):
+    """Import a vp3d Motion file (.motion.npz) computed elsewhere"""
+
+    bl_idname = "vp3d.import_motion"
+    bl_label = "vp3d motion (.motion.npz)"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: StringProperty(subtype="FILE_PATH")  # type: ignore[valid-type]
+    filter_glob: StringProperty(default="*.motion.npz;*.npz", options={"HIDDEN"})  # type: ignore[valid-type]
+    target: EnumProperty(name="Target", items=TARGETS, default="NEW")  # type: ignore[valid-type]
+    frame_start: IntProperty(name="Start frame", default=1)  # type: ignore[valid-type]
+    fps_mode: EnumProperty(name="Frame rate", items=FPS_MODES, default="SET_SCENE")  # type: ignore[valid-type]
+
+    def invoke(self, context: Any, event: Any) -> set[str]:
+        if not self.filepath:
+            context.window_manager.fileselect_add(self)
+            return {"RUNNING_MODAL"}
+        return self.execute(context)
+
+    def execute(self, context: Any) -> set[str]:
+        path = Path(bpy.path.abspath(self.filepath))
+        if not _check_target(self, context):
+            return {"CANCELLED"}
+        name = path.name.removesuffix(".motion.npz").removesuffix(".npz")
+        return _finish(context, self, path, name)
+
+
+class VP3D_OT_cancel(bpy.types.Operator):
+    """Stop the running conversion (nothing is added)"""
+
+    bl_idname = "vp3d.cancel"
+    bl_label = "Cancel"
+
+    def execute(self, context: Any) -> set[str]:
+        context.window_manager.vp3d_cancel = True
+        return {"FINISHED"}
+
+
+class VP3D_OT_refresh_backends(bpy.types.Operator):
+    """Ask the engine which detectors and lifters it has"""
+
+    bl_idname = "vp3d.refresh_backends"
+    bl_label = "Refresh engine menus"
+
+    def execute(self, context: Any) -> set[str]:
+        settings, prefs = context.scene.vp3d, preferences(context)
+        try:
+            if settings.engine == "REMOTE":
+                found = list_backends_remote(prefs.server_url, prefs.token)
+            else:
+                executable = find_convert(bpy.path.abspath(prefs.convert_path) if prefs.convert_path else "")
+                if executable is None:
+                    raise EngineError("vp3d-convert was not found: set its path in the add-on's preferences")
+                found = list_backends_local(executable)
+        except EngineError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        detectors = [(d["name"], d["name"], d.get("description", "")) for d in found.get("detectors", [])]  # type: ignore[union-attr]
+        checkpoints = [(c["name"], c["name"], c.get("lifter", "")) for c in found.get("checkpoints", [])]  # type: ignore[union-attr]
+        _BACKENDS["detectors"] = [d for d in detectors if d[0] != "precomputed"] or _BACKENDS["detectors"]
+        _BACKENDS["checkpoints"] = checkpoints or _BACKENDS["checkpoints"]
+        self.report({"INFO"}, f"vp3d: {len(_BACKENDS['detectors'])} detectors, {len(checkpoints)} lifters")
+        return {"FINISHED"}
+
+
+class VP3D_OT_detect_bone_map(bpy.types.Operator):
+    """Match the selected armature's bones to body parts by their names (Mixamo, Rigify, Unreal, ...)"""
+
+    bl_idname = "vp3d.detect_bone_map"
+    bl_label = "Detect bone map"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context: Any) -> set[str]:
+        from .scene import ensure_bone_map
+
+        obj = context.active_object
+        if obj is None or obj.type != "ARMATURE":
+            self.report({"ERROR"}, "select an armature")
+            return {"CANCELLED"}
+        obj.vp3d_bone_map.clear()
+        convention, mapped = ensure_bone_map(obj)
+        self.report({"INFO"}, f"vp3d: {mapped} body parts matched ({convention} names)")
+        return {"FINISHED"}
+
+
+class VP3D_UL_bone_map(bpy.types.UIList):
+    def draw_item(self, context: Any, layout: Any, data: Any, item: Any, icon: Any, active_data: Any,
+                  active_property: Any, index: int = 0, flt_flag: int = 0) -> None:
+        row = layout.row(align=True)
+        row.label(text=item.role)
+        row.prop_search(item, "target", data.data, "bones", text="")
+
+
+class VP3D_PT_import(bpy.types.Panel):
+    bl_label = "Import pose from video"
+    bl_idname = "VP3D_PT_import"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "vp3d"
+
+    def draw(self, context: Any) -> None:
+        layout, settings, wm = self.layout, context.scene.vp3d, context.window_manager
+        layout.prop(settings, "filepath")
+        row = layout.row(align=True)
+        row.prop(settings, "engine", expand=True)
+        row.operator("vp3d.refresh_backends", text="", icon="FILE_REFRESH")
+        for name in ("detector", "checkpoint", "rig", "root_motion", "feet", "smooth", "start_time", "end_time",
+                     "person", "frame_start", "fps_mode", "target"):
+            layout.prop(settings, name)
+        if wm.vp3d_running:
+            layout.progress(factor=wm.vp3d_progress, text=f"{wm.vp3d_status} {wm.vp3d_progress:.0%}")
+            layout.operator("vp3d.cancel", icon="CANCEL")
+            return
+        op = layout.operator("vp3d.import_video", text="Import", icon="IMPORT")
+        op.filepath = settings.filepath
+        for name in ("engine", "rig", "root_motion", "feet", "smooth", "start_time", "end_time", "person",
+                     "frame_start", "target", "fps_mode"):
+            setattr(op, name, getattr(settings, name))
+        if settings.detector:
+            op.detector = settings.detector
+        if settings.checkpoint:
+            op.checkpoint = settings.checkpoint
+
+
+class VP3D_PT_bone_map(bpy.types.Panel):
+    bl_label = "Bone map"
+    bl_idname = "VP3D_PT_bone_map"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "vp3d"
+    bl_parent_id = "VP3D_PT_import"
+
+    def draw(self, context: Any) -> None:
+        obj = context.active_object
+        if obj is None or obj.type != "ARMATURE":
+            self.layout.label(text="Select the armature to drive")
+            return
+        self.layout.operator("vp3d.detect_bone_map", icon="BONE_DATA")
+        self.layout.template_list("VP3D_UL_bone_map", "", obj, "vp3d_bone_map", obj, "vp3d_bone_map_index", rows=8)
+
+
+def _menu_video(self: Any, context: Any) -> None:
+    self.layout.operator(VP3D_OT_import_video.bl_idname, text="Pose from video (.mp4, .mov, ...)")
+
+
+def _menu_motion(self: Any, context: Any) -> None:
+    self.layout.operator(VP3D_OT_import_motion.bl_idname, text="vp3d motion (.motion.npz)")
+
+
+CLASSES = (VP3D_AddonPreferences, VP3D_BoneMapItem, VP3D_Settings, VP3D_OT_import_video, VP3D_OT_import_motion,
+           VP3D_OT_cancel, VP3D_OT_refresh_backends, VP3D_OT_detect_bone_map, VP3D_UL_bone_map, VP3D_PT_import,
+           VP3D_PT_bone_map)
+_PROPERTIES = ((bpy.types.Scene, "vp3d"), (bpy.types.Object, "vp3d_bone_map"),
+               (bpy.types.Object, "vp3d_bone_map_index"),
+               (bpy.types.WindowManager, "vp3d_running"), (bpy.types.WindowManager, "vp3d_progress"),
+               (bpy.types.WindowManager, "vp3d_status"), (bpy.types.WindowManager, "vp3d_cancel"))
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.vp3d = PointerProperty(type=VP3D_Settings)
+    bpy.types.Object.vp3d_bone_map = CollectionProperty(type=VP3D_BoneMapItem)
+    bpy.types.Object.vp3d_bone_map_index = IntProperty()
+    bpy.types.WindowManager.vp3d_running = BoolProperty(default=False)
+    bpy.types.WindowManager.vp3d_progress = FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")
+    bpy.types.WindowManager.vp3d_status = StringProperty()
+    bpy.types.WindowManager.vp3d_cancel = BoolProperty(default=False)
+    bpy.types.TOPBAR_MT_file_import.append(_menu_video)
+    bpy.types.TOPBAR_MT_file_import.append(_menu_motion)
+
+
+def unregister() -> None:
+    for job in list(_JOBS.values()):  # a conversion still running: stop it, remove its files
+        job.cancel()
+    _JOBS.clear()
+    bpy.types.TOPBAR_MT_file_import.remove(_menu_motion)
+    bpy.types.TOPBAR_MT_file_import.remove(_menu_video)
+    for owner, name in _PROPERTIES:
+        if hasattr(owner, name):
+            delattr(owner, name)
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)
+
