@@ -81,18 +81,24 @@ def test_the_zip_is_reproducible_and_imports_nothing_but_blender_and_numpy(addon
 
 
 @pytest.mark.blender
-def test_enabled_addon_loads_no_torch_scipy_or_engine(addon_zip: Path, tmp_path: Path) -> None:
-    """In a fresh Blender process: install, enable, import a Motion file; then look at sys.modules."""
+@pytest.mark.shared_data
+def test_installed_as_an_extension_it_imports_a_motion_and_loads_no_torch_scipy_or_engine(
+        addon_zip: Path, walk_motion: Path, tmp_path: Path) -> None:
+    """In a fresh Blender process: install the zip as a Blender 4.2+ extension, import a Motion
+    file; then look at what Python loaded."""
     script = f"""
 import sys, bpy
-bpy.ops.preferences.addon_install(filepath={str(addon_zip)!r})
-bpy.ops.preferences.addon_enable(module="vp3d_blender")
+bpy.ops.extensions.package_install_files(filepath={str(addon_zip)!r}, repo="user_default", enable_on_install=True)
+print("ENABLED", [a.module for a in bpy.context.preferences.addons if "vp3d" in a.module])
+print("RESULT", bpy.ops.vp3d.import_motion(filepath={str(walk_motion)!r}), len(bpy.context.active_object.data.bones))
 bad = [m for m in sys.modules if m.split(".")[0] in ("torch", "scipy", "vp3d_engine", "converters")]
 print("LOADED", bad)
 """
     env = {**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path / "user")}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env,
                           cwd=tmp_path)
+    assert "ENABLED ['bl_ext.user_default.vp3d_blender']" in done.stdout, done.stdout + done.stderr
+    assert "RESULT {'FINISHED'} 22" in done.stdout, done.stdout + done.stderr
     assert "LOADED []" in done.stdout, done.stdout + done.stderr
 
 
