@@ -318,7 +318,53 @@ def _add_list(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_list)
 
 
-_ADDERS: list[Callable[[argparse._SubParsersAction], None]] = [_add_train, _add_evaluate, _add_weights, _add_list]
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import ipaddress
+    import os
+
+    token = args.token or os.environ.get("VP3D_TOKEN", "")
+    try:
+        loopback = args.host == "localhost" or ipaddress.ip_address(args.host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not token:
+        print(f"vp3d serve: error: binding to {args.host} makes the service reachable from other machines; give "
+              "--token (or VP3D_TOKEN) so that only those who have it can use it", file=sys.stderr)
+        return 2
+    try:
+        import uvicorn
+
+        from vp3d_engine.service.app import ServiceSettings, create_app
+    except ImportError as exc:
+        print(f"vp3d serve: error: {exc.name} is not installed: pip install 'vp3d[serve]'", file=sys.stderr)
+        return 2
+    data = Path(args.data).expanduser()
+    check_output_folder(data) if data.exists() else data.mkdir(parents=True)
+    settings = ServiceSettings(data=data, workers=args.workers, token=token, max_upload_mb=args.max_upload_mb,
+                               max_duration_s=args.max_duration, max_queue=args.max_queue,
+                               expire_hours=args.expire_hours, runner=args.runner)
+    print(f"vp3d serve: http://{args.host}:{args.port}/ ({args.workers} worker(s), data in {data})", flush=True)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="the job service and its web page (FastAPI)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    p.add_argument("--port", type=_bounded(int, 1, 65535), default=8000)
+    p.add_argument("--data", default="vp3d-data", help="folder for the job database, uploads and results")
+    p.add_argument("--workers", type=_bounded(int, 1, 64), default=1, help="conversions at once (processes)")
+    p.add_argument("--token", default="", help="require Authorization: Bearer TOKEN (or set VP3D_TOKEN)")
+    p.add_argument("--max-upload-mb", type=_bounded(float, 0.001), default=500.0)
+    p.add_argument("--max-duration", type=_bounded(float, 0.1), default=600.0, help="seconds of video, at most")
+    p.add_argument("--max-queue", type=_bounded(int, 1), default=50, help="queued jobs before 503 Retry-After")
+    p.add_argument("--expire-hours", type=_bounded(float, 0.0), default=168.0, help="results are deleted after")
+    p.add_argument("--runner", default="vp3d_engine.service.runner:make_runner", help=argparse.SUPPRESS)
+    p.set_defaults(func=_cmd_serve)
+
+
+_ADDERS: list[Callable[[argparse._SubParsersAction], None]] = [_add_train, _add_evaluate, _add_weights, _add_list,
+                                                               _add_serve]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -286,7 +286,7 @@ class _FakeService(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def service(walk_motion: Path) -> Iterator[str]:
+def fake_service(walk_motion: Path) -> Iterator[str]:
     _FakeService.motion = walk_motion.read_bytes()
     _FakeService.jobs, _FakeService.uploads, _FakeService.deleted, _FakeService.hold = {}, [], [], False
     server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeService)
@@ -299,22 +299,39 @@ def service(walk_motion: Path) -> Iterator[str]:
 
 @pytest.mark.blender
 @pytest.mark.shared_data
-def test_remote_mode_uploads_the_video_and_imports_the_result(bpy: ModuleType, service: str,
-                                                              shared_data: Path, walk_motion: Path) -> None:
+def test_remote_mode_against_vp3d_serve(bpy: ModuleType, shared_data: Path, tmp_path: Path) -> None:
+    """The real service on loopback, the real pipeline: the armature matches the service's Motion file."""
+    from tests.service.conftest import start_server, stop_server
+
     _clear(bpy)
-    prefs = bpy.context.preferences.addons["vp3d_blender"].preferences
-    prefs.server_url = service
-    video = shared_data / "videos" / "taiji_green_336p.mp4"
-    assert bpy.ops.vp3d.import_video(filepath=str(video), engine="REMOTE", rig="ue", feet="off") == {"FINISHED"}
-    upload = _FakeService.uploads[0]
-    assert video.read_bytes() in upload and b'name="rig"\r\n\r\nue' in upload and b'name="feet"\r\n\r\noff' in upload
-    obj = bpy.context.active_object
-    assert obj.name == "taiji_green_336p" and len(obj.data.bones) == len(load_motion_file(walk_motion).motion.rig.names)
+    server = start_server(tmp_path / "service", token="s3cret")
+    try:
+        prefs = bpy.context.preferences.addons["vp3d_blender"].preferences
+        prefs.server_url, prefs.token = server.url, "s3cret"
+        video = shared_data / "videos" / "taiji_green_336p.mp4"
+        assert bpy.ops.vp3d.import_video(filepath=str(video), engine="REMOTE", rig="ue", end_time=2.0) == {"FINISHED"}
+        obj = bpy.context.active_object
+        assert obj.name == "taiji_green_336p" and "thigh_l" in obj.data.bones
+        job_id = next(p.name for p in (tmp_path / "service" / "jobs").iterdir())
+        job = server.request(f"/api/jobs/{job_id}")[1]
+        assert job["options"]["rig"] == "ue" and job["options"]["end"] == 2.0 and job["files"] == [
+            "taiji_green_336p.motion.npz"]
+        (tmp_path / "m.motion.npz").write_bytes(server.request(f"/api/jobs/{job_id}/files/{job['files'][0]}")[1])
+        motion = load_motion_file(tmp_path / "m.motion.npz").motion
+        positions = forward_kinematics(motion)[0] @ C.T
+        for t in range(0, motion.num_frames, 10):
+            assert np.abs(_heads(bpy, obj, list(motion.rig.names), 1 + t) - positions[t]).max() < 1e-3
+        prefs.token = "wrong"
+        with pytest.raises(RuntimeError, match="401"):
+            bpy.ops.vp3d.import_video(filepath=str(video), engine="REMOTE", end_time=1.0)
+    finally:
+        stop_server(server)
 
 
 @pytest.mark.blender
 @pytest.mark.shared_data
-def test_cancel_mid_run_stops_the_engine_and_leaves_nothing(bpy: ModuleType, service: str, shared_data: Path) -> None:
+def test_cancel_mid_run_stops_the_engine_and_leaves_nothing(bpy: ModuleType, fake_service: str,
+                                                           shared_data: Path) -> None:
     from vp3d_blender.engine import EngineOptions, LocalJob, RemoteJob  # the installed add-on's engine module
 
     video = shared_data / "videos" / "taiji_indoor_720p.mp4"
@@ -327,7 +344,7 @@ def test_cancel_mid_run_stops_the_engine_and_leaves_nothing(bpy: ModuleType, ser
     assert local.poll().state == "cancelled" and local.process.returncode in (143, -15)
     assert not local.folder.exists()
     _FakeService.hold = True
-    remote = RemoteJob(service, "", video, EngineOptions())
+    remote = RemoteJob(fake_service, "", video, EngineOptions())
     while not _FakeService.jobs and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.5)
