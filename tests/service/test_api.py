@@ -87,7 +87,8 @@ def test_a_failing_job_says_why(serve: Callable[..., Server], clip: Path) -> Non
 @pytest.mark.parametrize(("case", "expected", "words"), [
     ("not a video", 415, "not a video"), ("empty", 400, "empty"), ("too big", 413, "larger than the limit"),
     ("bad option", 422, "rig must be one of"), ("no file", 400, "no file"), ("wrong token", 401, "token"),
-    ("path checkpoint", 422, "checkpoint must be the name"),
+    ("path checkpoint", 422, "checkpoint must be the name"), ("path name", 400, "is a path"),
+    ("hidden name", 400, "not a plain name"),
 ])
 def test_bad_uploads_get_a_readable_4xx_and_leave_nothing(serve: Callable[..., Server], clip: Path, tmp_path: Path,
                                                            case: str, expected: int, words: str) -> None:
@@ -105,15 +106,18 @@ def test_bad_uploads_get_a_readable_4xx_and_leave_nothing(serve: Callable[..., S
     else:
         path = {"not a video": text, "empty": empty, "too big": big}.get(case, clip)
         fields = {"bad option": {"rig": "robot"}, "path checkpoint": {"checkpoint": "../../etc"}}.get(case, {})
-        status, body = server.upload(path, token="wrong" if case == "wrong token" else None, **fields)
+        filename = {"path name": "../../../tmp/evil.mp4", "hidden name": ".bashrc"}.get(case)
+        status, body = server.upload(path, filename=filename, token="wrong" if case == "wrong token" else None,
+                                     **fields)
     assert status == expected and words in body["detail"], body
     assert _leftovers(server) == []
 
 
-def test_a_path_like_file_name_is_only_a_label(serve: Callable[..., Server], clip: Path) -> None:
+def test_a_file_name_is_only_a_label(serve: Callable[..., Server], clip: Path) -> None:
+    """Path-like names are refused (see the bad uploads); others name the results, made safe."""
     server = serve("--runner", FAKE)
-    job = server.wait(server.upload(clip, filename="../../../tmp/evil name.mp4")[1]["id"])
-    assert job["state"] == "done" and job["files"] == ["evil_name.json"]
+    job = server.wait(server.upload(clip, filename="my clip (final).mp4")[1]["id"])
+    assert job["state"] == "done" and job["name"] == "my clip (final).mp4" and job["files"] == ["my_clip__final.json"]
     folder = server.data / "jobs" / job["id"]
     assert sorted(p.name for p in folder.iterdir()) == ["out", "upload.mp4"]
 
@@ -153,3 +157,22 @@ def test_binding_beyond_loopback_needs_a_token(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "vp3d_engine.cli", "serve", "--host", "0.0.0.0", "--data",
                            str(tmp_path / "d")], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "--token" in done.stderr
+
+
+def test_finished_jobs_expire_with_their_files(tmp_path: Path, clip: Path) -> None:
+    from vp3d_engine.service.store import JobStore
+
+    store = JobStore(tmp_path)
+    try:
+        old, new = store.new_id(), store.new_id()
+        for job_id in (old, new):
+            store.folder(job_id).mkdir(parents=True)
+            (store.folder(job_id) / "upload.mp4").write_bytes(b"x")
+            store.add(job_id, "clip.mp4", "upload.mp4", {})
+        store.update(old, state="done", finished=time.time() - 3600)
+        store.update(new, state="done", finished=time.time())
+        assert store.expired(time.time() - 1800) == [old]
+        store.delete(old)
+        assert store.get(old) is None and not store.folder(old).exists() and store.get(new) is not None
+    finally:
+        store.close()

@@ -23,9 +23,10 @@ def test_a_real_clip_through_the_real_pipeline(serve: Callable[..., Server], sha
                                                tmp_path: Path) -> None:
     server = serve()
     clip = shared_data / "videos" / "taiji_green_336p.mp4"
-    job = server.wait(server.upload(clip, end="2", formats="motion,bvh,glb", rig="mixamo")[1]["id"])
+    job = server.wait(server.upload(clip, end="2", formats="motion,bvh,glb,fbx", rig="mixamo")[1]["id"])
     assert job["state"] == "done", job
-    assert sorted(job["files"]) == ["taiji_green_336p.bvh", "taiji_green_336p.glb", "taiji_green_336p.motion.npz"]
+    assert sorted(job["files"]) == ["taiji_green_336p.bvh", "taiji_green_336p.fbx", "taiji_green_336p.glb",
+                                    "taiji_green_336p.motion.npz"]  # FBX: Blender's module in the worker process
     for name in job["files"]:
         status, data = server.request(f"/api/jobs/{job['id']}/files/{name}")
         assert status == 200

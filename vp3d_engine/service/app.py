@@ -106,6 +106,9 @@ async def _receive_upload(request: Request, folder: Path, limit: int) -> tuple[d
     upload = uploads[0]
     upload.close()
     name = (upload.file_name or b"video").decode("utf-8", "replace")
+    if any(c in name for c in "/\\\0") or name.startswith(".") or any(ord(c) < 32 for c in name) or len(name) > 255:
+        raise _Problem(400, f"the file name {name[:80]!r} is a path or not a plain name; send the file under its "
+                            "own name, e.g. clip.mp4")
     suffix = Path(name.replace("\\", "/")).suffix.lower()
     stored = "upload" + (suffix if suffix in VIDEO_SUFFIXES else ".video")
     if upload.size == 0 or not upload.actual_file_name:
