@@ -237,11 +237,8 @@ class VP3D_OT_import_video(bpy.types.Operator):
             return {"CANCELLED"}
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
-        status = job.poll()
+        status = tick(job, wm, context.workspace)
         if status.state == "running":
-            wm.vp3d_progress, wm.vp3d_status = status.fraction, status.stage
-            if context.workspace is not None:
-                context.workspace.status_text_set(f"vp3d: {status.stage} {status.fraction:.0%} (Esc to cancel)")
             _redraw(context)
             return {"PASS_THROUGH"}
         try:
@@ -254,6 +251,17 @@ class VP3D_OT_import_video(bpy.types.Operator):
         if job is not None:
             job.cancel()
         self._cleanup(context)
+
+
+def tick(job: Job, wm: Any, workspace: Any) -> Any:
+    """One timer tick of the running import: the job's status, shown in the panel (the window
+    manager's progress properties) and in the status bar while it runs."""
+    status = job.poll()
+    if status.state == "running":
+        wm.vp3d_progress, wm.vp3d_status = status.fraction, status.stage
+        if workspace is not None:
+            workspace.status_text_set(f"vp3d: {status.stage} {status.fraction:.0%} (Esc to cancel)")
+    return status
 
 
 def _redraw(context: Any) -> None:

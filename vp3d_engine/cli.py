@@ -339,7 +339,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(f"vp3d serve: error: {exc.name} is not installed: pip install 'vp3d[serve]'", file=sys.stderr)
         return 2
     data = Path(args.data).expanduser()
-    check_output_folder(data) if data.exists() else data.mkdir(parents=True)
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+        probe = data / ".vp3d-write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        print(f"vp3d serve: error: --data {data}: {exc.strerror or exc}; choose a folder this user can write",
+              file=sys.stderr)
+        return 2
     settings = ServiceSettings(data=data, workers=args.workers, token=token, max_upload_mb=args.max_upload_mb,
                                max_duration_s=args.max_duration, max_queue=args.max_queue,
                                expire_hours=args.expire_hours, runner=args.runner)

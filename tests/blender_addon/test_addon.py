@@ -234,6 +234,42 @@ def test_a_bad_video_reports_the_engines_error_and_changes_nothing(bpy: ModuleTy
     assert len(bpy.data.objects) == 0 and len(bpy.data.actions) == 0
 
 
+@pytest.mark.blender
+@pytest.mark.shared_data
+def test_the_timer_tick_shows_progress_while_the_engine_runs(bpy: ModuleType, shared_data: Path) -> None:
+    """What the modal operator does on each timer event (headless Blender has no event loop to
+    run the modal operator itself): the panel's progress rises while the engine works."""
+    from vp3d_blender.engine import EngineOptions, LocalJob
+    from vp3d_blender.ui import tick
+
+    wm = bpy.context.window_manager
+    job = LocalJob(CONVERT, shared_data / "videos" / "dance_ball_480p.mp4", EngineOptions(end=4.0))
+    seen = []
+    try:
+        while (status := tick(job, wm, None)).state == "running":
+            seen.append((wm.vp3d_status, round(wm.vp3d_progress, 3)))
+            time.sleep(0.05)
+    finally:
+        job.close()
+    assert status.state == "done" and status.motion is not None
+    fractions = [f for _, f in seen]
+    assert fractions == sorted(fractions) and len({f for f in fractions if 0 < f < 1}) > 10  # it moves
+    assert fractions[-1] <= 1.0
+    assert "detect" in {stage for stage, _ in seen}
+
+
+@pytest.mark.blender
+def test_a_file_that_is_not_a_motion_file_is_refused_with_its_reason(bpy: ModuleType, tmp_path: Path) -> None:
+    _clear(bpy)
+    other = tmp_path / "numbers.npz"
+    np.savez(other, a=np.zeros(3))
+    with pytest.raises(RuntimeError, match="not a Motion file"):
+        bpy.ops.vp3d.import_motion(filepath=str(other))
+    with pytest.raises(RuntimeError, match="no such"):
+        bpy.ops.vp3d.import_motion(filepath=str(tmp_path / "missing.motion.npz"))
+    assert len(bpy.data.objects) == 0 and len(bpy.data.actions) == 0
+
+
 class _FakeService(BaseHTTPRequestHandler):
     """Speaks vp3d serve's documented API: upload, status with progress, files, delete."""
 

@@ -157,6 +157,11 @@ def test_binding_beyond_loopback_needs_a_token(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "vp3d_engine.cli", "serve", "--host", "0.0.0.0", "--data",
                            str(tmp_path / "d")], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "--token" in done.stderr
+    (tmp_path / "afile").write_text("x")
+    done = subprocess.run([sys.executable, "-m", "vp3d_engine.cli", "serve", "--data", str(tmp_path / "afile")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.startswith("vp3d serve: error: --data")
+    assert "Traceback" not in done.stderr
 
 
 def test_finished_jobs_expire_with_their_files(tmp_path: Path, clip: Path) -> None:
