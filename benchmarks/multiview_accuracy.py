@@ -1,0 +1,134 @@
+"""The lifter on real video against a 4-camera reference (pose2sim-multiperson, 100 frames at 60 fps).
+
+Reference: MediaPipe 2D from every camera, left/right labels checked across views, undistorted and
+triangulated per joint, dropping views that reproject more than 30 px away (``vp3d_engine.multiview``).
+Each single camera is then converted with ``vp3d-convert`` (the shipped lifter, and ``--lifter
+blazepose-world``, MediaPipe's own 3D, as the anchor) and scored on the 12 limb joints (shoulders,
+elbows, wrists, hips, knees, ankles) on the frames the reference has them:
+
+- P-MPJPE (mm): after the per-frame similarity transform that best aligns the prediction;
+- limb direction error (degrees): the 8 limbs (upper arms, forearms, thighs, shins) after the
+  per-frame rotation that best aligns the prediction, mean angle.
+
+The reference's own uncertainty: each camera left out in turn, the 3-camera reference against the
+4-camera one (same figures). The reference is built from MediaPipe keypoints, so it favours
+MediaPipe's joint placement (where its hips sit, for one); limb directions are the fairer figure:
+a constant offset of a joint along its limb does not change them.
+
+People: the man (``--person 1``) and the woman (``--person 0``). cam03 cannot tell them apart
+(one person per BlazePose pass, and she stands behind him): its detections join the reference only
+where they agree with the other views, and cam03 is scored for the woman only, where it keeps her.
+
+    python benchmarks/multiview_accuracy.py
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from converters.joints import COCO17, H36M17  # noqa: E402
+from vp3d_engine.convert import ConvertOptions, Models, convert  # noqa: E402
+from vp3d_engine.metrics import p_mpjpe  # noqa: E402
+from vp3d_engine.multiview import fix_swaps, pick_convention, triangulate  # noqa: E402
+from vp3d_engine.pipeline import PipelineOptions  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "multiview" / "pose2sim-multiperson"
+CAMERAS = ("cam01", "cam02", "cam03", "cam04")
+LIMB_JOINTS = ("left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+               "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle")
+LIMBS = [(f"{s}_{a}", f"{s}_{b}") for s in ("left", "right")
+         for a, b in (("shoulder", "elbow"), ("elbow", "wrist"), ("hip", "knee"), ("knee", "ankle"))]
+PEOPLE = {"man": 1, "woman": 0}
+SCORED = {"man": ("cam01", "cam02", "cam04"), "woman": CAMERAS}
+
+
+def _kabsch(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Per frame, ``pred (T,J,3)`` centred and turned onto ``truth`` (no scale)."""
+    p = pred - pred.mean(axis=1, keepdims=True)
+    t = truth - truth.mean(axis=1, keepdims=True)
+    u, _, vt = np.linalg.svd(np.swapaxes(p, 1, 2) @ t)
+    d = np.sign(np.linalg.det(u @ vt))
+    u[:, :, -1] *= d[:, None]
+    return p @ (u @ vt)
+
+
+def figures(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """P-MPJPE (mm) and mean limb direction error (degrees) of 12-joint sequences (same order)."""
+    ok = np.isfinite(truth).all(axis=(1, 2)) & np.isfinite(pred).all(axis=(1, 2))
+    pred, truth = pred[ok], truth[ok]
+    aligned = _kabsch(pred, truth)
+    angles = []
+    for a, b in LIMBS:
+        i, j = LIMB_JOINTS.index(a), LIMB_JOINTS.index(b)
+        u, v = aligned[:, j] - aligned[:, i], truth[:, j] - truth[:, i]
+        cos = (u * v).sum(-1) / np.linalg.norm(u, axis=-1) / np.linalg.norm(v, axis=-1)
+        angles.append(np.degrees(np.arccos(np.clip(cos, -1, 1))))
+    return p_mpjpe(pred, truth) * 1000, float(np.mean(angles))
+
+
+def main() -> None:
+    models: dict[str, Models] = {"videopose3d": Models(), "blazepose-world": Models()}
+    coco = [COCO17.index(n) for n in LIMB_JOINTS]
+    h36m = [H36M17.index(n) for n in LIMB_JOINTS]
+    with tempfile.TemporaryDirectory() as tmp:
+        results: dict[tuple[str, str, str], np.ndarray] = {}
+        detections: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        for person, index in PEOPLE.items():
+            for cam in CAMERAS:
+                for lifter in models:
+                    options = ConvertOptions(pipeline=PipelineOptions(lifter=lifter, person=index, workers=1),
+                                             formats=["npz"])
+                    try:
+                        done = convert(DATA / f"{cam}.mp4", options, Path(tmp) / f"{person}-{cam}-{lifter}",
+                                       models=models[lifter])
+                    except Exception as exc:  # cam03 loses the man: say so, go on
+                        print(f"{person} {cam} {lifter}: {exc}")
+                        continue
+                    with np.load(done.files[0]) as npz:
+                        results[(person, cam, lifter)] = npz["joints_3d"][:, h36m].astype(np.float64)
+                        if lifter == "videopose3d":
+                            detections[(person, cam)] = (npz["keypoints_2d"].astype(np.float64),
+                                                         (npz["scores"] * npz["valid"]).astype(np.float64))
+        print(f"{'person':7s}{'camera':8s}{'vp3d P-MPJPE':>14s}{'limb deg':>10s}{'blazepose P-MPJPE':>19s}"
+              f"{'limb deg':>10s}{'frames':>8s}")
+        for person in PEOPLE:
+            views = [c for c in CAMERAS if (person, c) in detections]
+            xy = {c: detections[(person, c)][0] for c in views}
+            scores = {c: detections[(person, c)][1] for c in views}
+            cameras, error = pick_convention(DATA / "Calib.qca.txt", xy, scores)
+            xy, scores, swaps = fix_swaps(xy, scores, cameras)
+            reference, errors, used = triangulate(xy, scores, cameras)
+            truth = reference[:, coco]
+            for cam in SCORED[person]:
+                row = []
+                for lifter in models:
+                    pred = results.get((person, cam, lifter))
+                    row += list(figures(pred, truth)) if pred is not None else [float("nan")] * 2
+                frames = int(np.isfinite(truth).all(axis=(1, 2)).sum())
+                print(f"{person:7s}{cam:8s}{row[0]:14.1f}{row[1]:10.1f}{row[2]:19.1f}{row[3]:10.1f}{frames:8d}")
+            # The reference's own uncertainty: leave one camera out.
+            spread = []
+            for cam in views:
+                rest = [c for c in views if c != cam]
+                loo, _, _ = triangulate({c: xy[c] for c in rest}, {c: scores[c] for c in rest}, cameras)
+                both = np.isfinite(loo[:, coco]).all(axis=(1, 2)) & np.isfinite(truth).all(axis=(1, 2))
+                mpjpe = float(np.linalg.norm(loo[both][:, coco] - truth[both], axis=-1).mean() * 1000)
+                spread.append((cam, mpjpe, *figures(loo[:, coco], truth)))
+            print(f"  {person}: reference from {', '.join(views)}; median reprojection error "
+                  f"{np.nanmedian(errors):.1f} px (convention check: {error:.1f} px), views per joint "
+                  f"{np.nanmean(np.where(used > 0, used, np.nan)):.2f}, left/right swaps fixed {swaps}")
+            for cam, mpjpe, pm, deg in spread:
+                print(f"  leave out {cam}: MPJPE {mpjpe:.1f} mm, P-MPJPE {pm:.1f} mm, limb {deg:.1f} deg")
+
+
+if __name__ == "__main__":
+    main()
