@@ -87,8 +87,8 @@ def _work(path: str, part: Part, detector: str, options: dict[str, Any], index: 
         finally:
             extras = det.extras()
             det.close()
-        if "blazepose_world" in extras and first_kept is not None:
-            extras["blazepose_world"] = extras["blazepose_world"][first_kept:]
+        if first_kept is not None:  # per-frame extras: the warm-up frames before the part's start go
+            extras = {k: v[first_kept:] if isinstance(v, list) else v for k, v in extras.items()}
         messages.put(("done", index, (people, times, extras, report.damaged_packets, report.first_error,
                                       report.decoded, report.yielded)))
     except BaseException as exc:  # handed to the parent, which raises it

@@ -217,6 +217,23 @@ def _far_outside(xy: np.ndarray, w: int, h: int, margin: float) -> np.ndarray:
             | (xy[:, 1] < -margin * h) | (xy[:, 1] > (1 + margin) * h))
 
 
+def _followed_world(dets: FrameDetections, extras: dict[str, Any], kp: Keypoints2D) -> list[np.ndarray | None]:
+    """MediaPipe's 3D of the person the track follows: per frame, the detection whose 2D is the
+    track's (the nearest, over the joints the track did not fill in); None where no detection is."""
+    per_frame = extras["blazepose_world_people"]
+    out: list[np.ndarray | None] = []
+    for t, found in enumerate(dets.people):
+        worlds = per_frame[t] if t < len(per_frame) else []
+        valid = kp.valid[t]
+        if len(found) == 0 or len(worlds) != len(found) or not valid.any():
+            out.append(None)
+            continue
+        gaps = [float(np.linalg.norm(p[valid, :2] - kp.xy[t, valid], axis=-1).mean()) for p in found]
+        best = int(np.argmin(gaps))
+        out.append(worlds[best] if gaps[best] < 25.0 and np.isfinite(worlds[best]).all() else None)
+    return out
+
+
 def load_lifter(opts: PipelineOptions) -> LoadedLifter | None:
     """The checkpoint ``opts`` asks for, loaded once (None for a lifter that takes its 3D from the
     detector); a batch or a service worker loads it once and passes it to :func:`run_pipeline`."""
@@ -224,9 +241,9 @@ def load_lifter(opts: PipelineOptions) -> LoadedLifter | None:
     from vp3d_engine.lifters.registry import lifter_spec
 
     if lifter_spec(opts.lifter).kind == "detector":
-        if opts.keypoints is not None or opts.detector != "mediapipe" or opts.person != 0:
+        if opts.keypoints is not None or opts.detector != "mediapipe":
             raise ConfigurationError(f"--lifter {opts.lifter} takes its 3D from the mediapipe detector: use "
-                                     "--detector mediapipe, no --keypoints, no --person")
+                                     "--detector mediapipe, no --keypoints")
         return None
     return load_checkpoint(opts.checkpoint, device=_pick_device(opts.device))
 
@@ -294,7 +311,8 @@ def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
     if lifter is None:
         from vp3d_engine.lifters.blazepose_world import blazepose_world_pose
 
-        pose = blazepose_world_pose(extras["blazepose_world"], track.keypoints.timestamps, track.keypoints.fps)
+        world = extras["blazepose_world"] if opts.person == 0 else _followed_world(dets, extras, track.keypoints)
+        pose = blazepose_world_pose(world, track.keypoints.timestamps, track.keypoints.fps)
     else:
         pose = lift_keypoints(track.keypoints, lifter, device=device, flip=opts.flip, resample=opts.resample,
                               trajectory=opts.trajectory)

@@ -78,7 +78,8 @@ class MediaPipePose:
                                      enable_segmentation=max_people > 1,
                                      min_detection_confidence=min_detection_confidence,
                                      min_tracking_confidence=min_tracking_confidence) for _ in range(max_people)]
-        self._world: list[np.ndarray | None] = []
+        self._world: list[np.ndarray | None] = []  # per frame: the first pass's (the main subject's)
+        self._world_people: list[list[np.ndarray]] = []  # per frame: one per person kept, as in detect's output
 
     def detect(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         return [self._detect_frame(image) for image in images]
@@ -86,6 +87,8 @@ class MediaPipePose:
     def _detect_frame(self, image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
         people: list[np.ndarray] = []
+        worlds: list[np.ndarray] = []
+        self._world_people.append(worlds)
         found = np.zeros((h, w), np.uint8)  # pixels of the people found so far in this frame
         work = image
         for k, pose in enumerate(self._passes):
@@ -103,6 +106,9 @@ class MediaPipePose:
             yi = np.clip(person[:, 1].astype(np.int64), 0, h - 1)
             if found[yi, xi].mean() < _GHOST_INSIDE:
                 people.append(person)
+                world_people = result.pose_world_landmarks
+                worlds.append(np.full((33, 4), np.nan) if world_people is None else
+                              np.array([(p.x, p.y, p.z, p.visibility) for p in world_people.landmark]))
             if k + 1 < len(self._passes):
                 found |= _body_mask(person, h, w)
                 if result.segmentation_mask is not None:
@@ -112,7 +118,7 @@ class MediaPipePose:
         return np.stack(people) if people else np.zeros((0, 17, 3))
 
     def extras(self) -> dict[str, Any]:
-        return {"blazepose_world": list(self._world)}
+        return {"blazepose_world": list(self._world), "blazepose_world_people": list(self._world_people)}
 
     def close(self) -> None:
         for pose in self._passes:
