@@ -40,6 +40,7 @@ from vp3d_engine.convert import ConvertOptions, Models, convert  # noqa: E402
 from vp3d_engine.metrics import p_mpjpe  # noqa: E402
 from vp3d_engine.multiview import fix_swaps, pick_convention, triangulate  # noqa: E402
 from vp3d_engine.pipeline import PipelineOptions  # noqa: E402
+from vp3d_engine.training.synthetic import NoiseModel  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "multiview" / "pose2sim-multiperson"
 CAMERAS = ("cam01", "cam02", "cam03", "cam04")
@@ -75,10 +76,31 @@ def figures(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     return p_mpjpe(pred, truth) * 1000, float(np.mean(angles))
 
 
+def detector_noise(person: str, views: list[str], xy: dict[str, np.ndarray], scores: dict[str, np.ndarray],
+                   swaps: dict[str, int], reference: np.ndarray, cameras: dict, out: list) -> None:
+    """Per view: MediaPipe's 2D less the reference's reprojection, per joint, as a share of the
+    person's size (the noise model's measure: max(height, width / 2) over the clip); swaps; misses.
+    The reference is triangulated from these same detections, so it follows each view's noise a
+    little: the spread is a lower bound."""
+    for cam in views:
+        seen = np.isfinite(reference).all(axis=-1) & (scores[cam] >= 0.5)
+        residual = xy[cam] - cameras[cam].project(np.nan_to_num(reference))
+        visible = np.where(scores[cam][..., None] >= 0.5, xy[cam], np.nan)
+        size = max(np.nanmax(np.ptp(visible[..., 1], axis=1)), 0.5 * np.nanmax(np.ptp(visible[..., 0], axis=1)))
+        spread = np.full(residual.shape[1], np.nan)
+        for k in range(residual.shape[1]):
+            r = residual[seen[:, k], k]
+            if len(r) >= 10:
+                r = r - np.median(r, axis=0)
+                spread[k] = 1.4826 * np.median(np.abs(r)) / size
+        out.append((spread, swaps[cam] / len(reference), float((scores[cam] < 0.5).mean())))
+
+
 def main() -> None:
     models: dict[str, Models] = {"videopose3d": Models(), "blazepose-world": Models()}
     coco = [COCO17.index(n) for n in LIMB_JOINTS]
     h36m = [H36M17.index(n) for n in LIMB_JOINTS]
+    noise: list[tuple[np.ndarray, float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         results: dict[tuple[str, str, str], np.ndarray] = {}
         detections: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
@@ -128,6 +150,17 @@ def main() -> None:
                   f"{np.nanmean(np.where(used > 0, used, np.nan)):.2f}, left/right swaps fixed {swaps}")
             for cam, mpjpe, pm, deg in spread:
                 print(f"  leave out {cam}: MPJPE {mpjpe:.1f} mm, P-MPJPE {pm:.1f} mm, limb {deg:.1f} deg")
+            detector_noise(person, views, xy, scores, swaps, reference, cameras, noise)
+        print("MediaPipe 2D against the reference reprojected (spread: robust std per joint, % of person size;")
+        print("the training noise model's jitter at level 1 for comparison; its level is drawn from 0.3 to 2):")
+        names = [n for n in COCO17.names]
+        spread = np.nanmedian(np.array([v for v, _, _ in noise]), axis=0)
+        print("  " + " ".join(f"{n.replace('left_', 'L').replace('right_', 'R')[:9]:>9s}" for n in names))
+        print("  " + " ".join(f"{100 * v:9.2f}" for v in spread) + "  measured")
+        print("  " + " ".join(f"{100 * v:9.2f}" for v in NoiseModel().jitter) + "  noise model")
+        print(f"  left/right swaps: {np.mean([s for _, s, _ in noise]):.1%} of frames per view (model "
+              f"{NoiseModel().swap_rate:.1%} per joint pair and frame); joints scored under 0.5: "
+              f"{np.mean([m for _, _, m in noise]):.1%} (model missing {NoiseModel().missing_rate:.1%})")
 
 
 if __name__ == "__main__":
