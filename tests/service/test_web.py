@@ -67,6 +67,7 @@ def _open(context: Any, url: str) -> Any:
     return page
 
 
+@pytest.mark.browser
 def test_upload_watch_turn_play_download_refresh_share(serve: Callable[..., Server], browser: Any,
                                                        shared_data: Path, tmp_path: Path) -> None:
     server = serve()
@@ -115,6 +116,7 @@ def test_upload_watch_turn_play_download_refresh_share(serve: Callable[..., Serv
     assert page.errors == [] and other.errors == []
 
 
+@pytest.mark.browser
 def test_four_uploads_at_once_each_get_their_own_result(serve: Callable[..., Server], browser: Any,
                                                         shared_data: Path, tmp_path: Path) -> None:
     server = serve("--workers", "2")
