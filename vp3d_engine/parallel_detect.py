@@ -58,9 +58,16 @@ def split_parts(start: float, end: float, workers: int, warm_up_s: float, last_e
                  warm_start=max(start, float(bounds[k]) - (warm_up_s if k else 0.0))) for k in range(workers)]
 
 
-def _work(path: str, part: Part, detector: str, options: dict[str, Any], index: int, messages: Any) -> None:
-    """Worker process: detect one part, report progress and the result (or the error)."""
+def _work(path: str, part: Part, detector: str, options: dict[str, Any], index: int, messages: Any,
+          verbose: bool = False) -> None:
+    """Worker process: detect one part, report progress and the result (or the error). It speaks
+    through ``messages`` only: what native code (MediaPipe's TFLite and absl start-up notes) writes
+    on its stderr would land in the middle of the parent's progress bar, so it goes to nowhere."""
     os.environ.setdefault("GLOG_minloglevel", "2")
+    if not verbose:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        os.close(null)
     try:
         from vp3d_engine.detectors.registry import create_detector
         from vp3d_engine.video import iter_frames
@@ -103,7 +110,8 @@ def detect_parts(path: Path, parts: list[Part], detector: str, options: dict[str
     and the detector's extras joined in the same order."""
     ctx = mp.get_context("spawn")
     messages = ctx.Queue()
-    procs = [ctx.Process(target=_work, args=(str(path), part, detector, options, k, messages), daemon=True,
+    verbose = logging.getLogger().isEnabledFor(logging.DEBUG)
+    procs = [ctx.Process(target=_work, args=(str(path), part, detector, options, k, messages, verbose), daemon=True,
                          name=f"vp3d-detect-{k}") for k, part in enumerate(parts)]
     for proc in procs:
         proc.start()

@@ -52,3 +52,18 @@ def test_a_video_becomes_a_motion_file_and_models_load_once(shared_data: Path, t
     redo = convert(tmp_path / "ball.motion.npz", ConvertOptions(rig="ue", formats=["bvh"]), tmp_path / "ue",
                    models=Models())
     assert redo.kind == "motion" and redo.result is None and [p.name for p in redo.files] == ["ue.bvh"]
+
+
+@pytest.mark.shared_data
+def test_the_cli_prints_its_own_lines_only(shared_data: Path, tmp_path: Path) -> None:
+    """MediaPipe's native start-up notes (TFLite, absl) stay out of the terminal, in the main process
+    and in the detection workers (a 13 s clip is detected in parallel)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "vp3d_engine.convert_cli", str(shared_data / "videos" /
+                           "dance_ball_480p.mp4"), "--out", str(tmp_path), "--quiet"], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "", done.stderr
+    assert done.stdout.count("\n") == 1 and "dance_ball_480p.npz" in done.stdout

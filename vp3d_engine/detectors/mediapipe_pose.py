@@ -15,9 +15,11 @@ person. Each extra person costs one more BlazePose pass.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -54,6 +56,29 @@ def _body_mask(person: np.ndarray, height: int, width: int) -> np.ndarray:
     return mask
 
 
+_QUIET_CALLS = 5
+
+
+@contextlib.contextmanager
+def _native_stderr_quiet() -> Iterator[None]:
+    """Send what native code writes to file descriptor 2 to nowhere, unless debug logging is on:
+    MediaPipe's C++ start-up notes ("Created TensorFlow Lite XNNPACK delegate", feedback-manager
+    warnings) would otherwise land in the middle of the progress bar. Python's own errors are
+    exceptions, not affected."""
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class MediaPipePose:
     """BlazePose in video (tracking) mode; ``max_people`` passes per frame (see the module notes)."""
 
@@ -78,6 +103,7 @@ class MediaPipePose:
                                      enable_segmentation=max_people > 1,
                                      min_detection_confidence=min_detection_confidence,
                                      min_tracking_confidence=min_tracking_confidence) for _ in range(max_people)]
+        self._calls = [0] * max_people  # process() calls per pass so far
         self._world: list[np.ndarray | None] = []  # per frame: the first pass's (the main subject's)
         self._world_people: list[list[np.ndarray]] = []  # per frame: one per person kept, as in detect's output
 
@@ -92,7 +118,12 @@ class MediaPipePose:
         found = np.zeros((h, w), np.uint8)  # pixels of the people found so far in this frame
         work = image
         for k, pose in enumerate(self._passes):
-            result = pose.process(work)
+            if self._calls[k] >= _QUIET_CALLS:
+                result = pose.process(work)
+            else:  # the first frames build the graph: TFLite and absl print start-up notes on stderr
+                with _native_stderr_quiet():
+                    result = pose.process(work)
+                self._calls[k] += 1
             if k == 0:
                 world = result.pose_world_landmarks
                 self._world.append(None if world is None else
