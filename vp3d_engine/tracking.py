@@ -212,8 +212,9 @@ def track_person(dets: FrameDetections, image_size: tuple[int, int], fps: float,
     else:
         tracks.sort(key=lambda tr: _track_weight(tr, dets, min_score), reverse=True)
     if not 0 <= person < len(tracks):
-        raise ConversionError(f"--person {person} asked for, but only {len(tracks)} people were tracked "
-                              f"(0 to {len(tracks) - 1})")
+        found = "1 person was tracked (--person 0)" if len(tracks) == 1 else \
+            f"{len(tracks)} people were tracked (--person 0 to {len(tracks) - 1})"
+        raise ConversionError(f"--person {person} asked for, but only {found}")
     track = tracks[person]
     k = dets.people[next(iter(track))].shape[1]
     raw = np.zeros((t, k, 3))

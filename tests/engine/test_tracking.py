@@ -34,8 +34,11 @@ def test_main_subject_is_the_large_confident_one_even_when_listed_second() -> No
     assert np.allclose(result.keypoints.xy.mean(axis=1)[:, 0], 300 + 5 * np.arange(60), atol=60)
     other = track_person(dets, (1280, 720), 30.0, person=1)
     assert np.allclose(other.keypoints.xy.mean(axis=1)[:, 0], 100, atol=30)
-    with pytest.raises(ConversionError, match="only 2 people"):
+    with pytest.raises(ConversionError, match=r"only 2 people were tracked \(--person 0 to 1\)"):
         track_person(dets, (1280, 720), 30.0, person=2)
+    alone = _frames(60, lambda t: [_person(300, 360, 500)])
+    with pytest.raises(ConversionError, match=r"only 1 person was tracked \(--person 0\)"):
+        track_person(alone, (1280, 720), 30.0, person=1)
 
 
 def test_order_swaps_between_frames_do_not_switch_identity() -> None:
