@@ -72,7 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(ROOT / "dist"), help="folder for the zip (default: dist/)")
     args = parser.parse_args(argv)
-    print(build(Path(args.out)))
+    try:
+        print(build(Path(args.out)))
+    except OSError as exc:
+        print(f"build_addon.py: error: cannot write the zip in {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     return 0
 
 

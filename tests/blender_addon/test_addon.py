@@ -401,3 +401,12 @@ def test_disable_and_enable_again_leave_nothing_behind(bpy: ModuleType) -> None:
     assert hasattr(bpy.types.Scene, "vp3d") and "import_video" in dir(bpy.ops.vp3d)
     menu = [f.__name__ for f in bpy.types.TOPBAR_MT_file_import._dyn_ui_initialize()]
     assert menu.count("_menu_video") == 1 and menu.count("_menu_motion") == 1  # once each, after re-enabling
+
+
+def test_build_refuses_an_output_folder_that_is_a_file(tmp_path: Path) -> None:
+    target = tmp_path / "dist"
+    target.write_text("not a folder")
+    done = subprocess.run([sys.executable, str(REPO / "build_addon.py"), "--out", str(target)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.startswith("build_addon.py: error:") and target.read_text() == \
+        "not a folder"
