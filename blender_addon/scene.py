@@ -85,7 +85,6 @@ def build_armature(context: Any, motion: Motion, name: str, contacts: np.ndarray
     data = bpy.data.armatures.new(name)
     obj = bpy.data.objects.new(name, data)
     context.collection.objects.link(obj)
-    previous = context.view_layer.objects.active
     context.view_layer.objects.active = obj
     mode = obj.mode
     bpy.ops.object.mode_set(mode="EDIT")
@@ -111,7 +110,6 @@ def build_armature(context: Any, motion: Motion, name: str, contacts: np.ndarray
                   (motion.rig.names[0], location))
     _contacts_property(action, contacts, motion)
     scene.frame_start, scene.frame_end = int(frames[0]), int(np.ceil(frames[-1]))
-    context.view_layer.objects.active = previous if previous is not None else obj
     obj.select_set(True)
     context.view_layer.objects.active = obj
     return obj

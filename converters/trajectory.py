@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import gaussian_filter1d, median_filter
 
 from converters.joints import COCO17, H36M17
 
@@ -96,8 +97,6 @@ def clean_trajectory(joints: np.ndarray, trajectory: np.ndarray, xy: np.ndarray,
     depth = np.exp(_smooth_hard(log_depth, fps, s))
     # The model's own image-plane path is steadier frame to frame (it sees a second of context);
     # keep its fast part and take the slow part, the travel, from the fit.
-    from scipy.ndimage import gaussian_filter1d
-
     model_ratio = trajectory[:, :2] / trajectory[:, 2:3]
     sigma = max(s.ratio_sigma_s * fps, 1e-3)
     ratio = model_ratio + gaussian_filter1d(ratio - model_ratio, sigma=sigma, axis=0, mode="nearest")
@@ -108,8 +107,6 @@ def clean_trajectory(joints: np.ndarray, trajectory: np.ndarray, xy: np.ndarray,
 
 
 def _smooth_hard(values: np.ndarray, fps: float, s: TrajectoryCleaning) -> np.ndarray:
-    from scipy.ndimage import gaussian_filter1d, median_filter
-
     size = max(1, round(s.depth_median_s * fps)) | 1
     out = median_filter(values, size=size, mode="nearest") if len(values) >= size else values
     return np.asarray(gaussian_filter1d(out, sigma=max(s.depth_sigma_s * fps, 1e-3), mode="nearest"))
