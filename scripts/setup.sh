@@ -2,9 +2,9 @@
 # Create .venv with everything vp3d needs (CPU torch, pinned by constraints.txt) and install vp3d
 # in editable mode, plus the Node tools the tests use (glTF validator, three.js) when npm is here.
 # Safe to run again: pip and npm skip what is already there.
-#   EXTRAS=dev bash scripts/setup.sh   # extras besides mediapipe (default: dev,blender,serve: the
-#                                      # test tools, Blender's bpy module for FBX (a ~360 MB wheel),
-#                                      # and the service's FastAPI)
+#   EXTRAS=dev bash scripts/setup.sh   # extras besides mediapipe (default: dev,blender,serve,cluster:
+#                                      # the test tools, Blender's bpy module for FBX (a ~360 MB wheel),
+#                                      # the service's FastAPI, and Dask for batches on a cluster)
 # The browser tests need Chromium: installed with apt-get when missing and running as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,7 @@ command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt)
 # torch first, at the exact version in constraints.txt (a looser spec pulls a multi-GB CUDA build).
 "${PIP[@]}" torch
-"${PIP[@]}" -e ".[mediapipe,${EXTRAS:-dev,blender,serve}]"
+"${PIP[@]}" -e ".[mediapipe,${EXTRAS:-dev,blender,serve,cluster}]"
 # The default 2D detector, without its declared jax/opencv-contrib dependencies (see pyproject.toml).
 "${PIP[@]}" --no-deps mediapipe==0.10.21
 if ! command -v chromium >/dev/null 2>&1; then

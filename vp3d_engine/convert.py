@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from converters.types import Pose3D
+from vp3d_engine.detectors.registry import DetectorPool
 from vp3d_engine.pipeline import PipelineOptions, PipelineResult, load_lifter, run_pipeline
 from vp3d_engine.render import RenderOptions
 from vp3d_engine.sources import SourceKind, classify_source
@@ -60,10 +61,15 @@ class ConvertOptions:
 
 @dataclass
 class Models:
-    """Models loaded once: the lifter (None for a lifter that takes its 3D from the detector)."""
+    """Models loaded once and reused by the next conversions: the lifter (None for a lifter that
+    takes its 3D from the detector) and the detectors (kept open; :meth:`close` closes them)."""
 
     lifter: LoadedLifter | None = None
     loaded: bool = False
+    detectors: DetectorPool = field(default_factory=DetectorPool)
+
+    def close(self) -> None:
+        self.detectors.close()
 
 
 def load_models(options: ConvertOptions) -> Models:
@@ -107,11 +113,17 @@ def convert(source: str | Path, options: ConvertOptions, stem: str | Path, *, ki
     else:
         opts = replace(options.pipeline, keypoints=keypoints if keypoints is not None else
                        (path if kind == "keypoints" else None))
+        own = models is None
         models = models if models is not None else Models()
-        if not models.loaded:  # filled in place: the caller's next conversion reuses it
-            models.lifter, models.loaded = load_lifter(opts), True
-        report("detect", 0.0)
-        result = run_pipeline(path, opts, lambda fraction: report("detect", fraction), lifter=models.lifter)
+        try:
+            if not models.loaded:  # filled in place: the caller's next conversion reuses it
+                models.lifter, models.loaded = load_lifter(opts), True
+            report("detect", 0.0)
+            result = run_pipeline(path, opts, lambda fraction: report("detect", fraction), lifter=models.lifter,
+                                  detectors=models.detectors)
+        finally:
+            if own:
+                models.close()
         timings.update(result.timings)
         report("lift", 1.0)
         pose = result.pose

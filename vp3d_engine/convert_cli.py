@@ -27,7 +27,7 @@ from pathlib import Path
 from converters.errors import ConfigurationError, Vp3dError
 from converters.fileio import PathSet, check_input_path, check_output_folder, remove_stale_temps
 from converters.interrupts import Interrupted, check_interrupted, interrupts_raise
-from vp3d_engine.convert import ConvertOptions, Models
+from vp3d_engine.convert import Conversion, ConvertOptions, Models
 from vp3d_engine.pipeline import PipelineOptions
 from vp3d_engine.render import RenderOptions
 from vp3d_engine.sources import SourceKind, classify_source, recorded_video_name
@@ -181,15 +181,20 @@ def _convert(job: _Job, args: argparse.Namespace, options: ConvertOptions, model
 
         conv = convert(job.source, replace(options, formats=job.formats), job.stem, kind=job.kind,
                        keypoints=job.keypoints, models=models, progress=progress)
-    written = ", ".join(map(str, conv.files))
+    return conversion_line(str(job.source), conv, conv.files)
+
+
+def conversion_line(source: str, conv: Conversion, files: Sequence[str | Path]) -> str:
+    """The line printed for a converted input: what was found and the files written."""
+    written = ", ".join(map(str, files))
     result = conv.result
     if result is None:
-        return f"{job.source}: -> {written}{_assumed(conv.pose.meta)}"
+        return f"{source}: -> {written}{_assumed(conv.pose.meta)}"
     damage = ""
     if result.decode is not None and result.decode.damaged:
         damage = (f" (video damaged: {result.decode.damaged_packets} packets could not be decoded; "
                   "the frames after them are missing)")
-    return (f"{job.source}: {result.keypoints.num_frames} frames, person in {result.track.frames_present:.0%}, "
+    return (f"{source}: {result.keypoints.num_frames} frames, person in {result.track.frames_present:.0%}, "
             f"{result.track.joints_filled:.1%} of joints filled{damage} -> {written}{_assumed(conv.pose.meta)}")
 
 
@@ -334,6 +339,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resample", default="checkpoint", choices=["checkpoint", "none"],
                    help="checkpoint (default): lift at the frame rate the checkpoint was trained at, resampling "
                         "the clip; none: lift the frames as they come, as the original VideoPose3D code does")
+    p.add_argument("--scheduler", metavar="tcp://HOST:8786",
+                   help="convert on a Dask cluster (pip install 'vp3d[cluster]'; workers started with `dask worker "
+                        "tcp://HOST:8786` where vp3d is installed): each input is sent to a worker and its files come "
+                        "back here, written as a local run writes them")
+    p.add_argument("--shared-fs", action="store_true",
+                   help="with --scheduler: the workers read the inputs and write the outputs at these paths "
+                        "themselves (a disk every worker mounts at the same place)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--progress-lines", action="store_true",
                    help="print progress for programs on stderr: lines 'vp3d-progress STAGE STAGE_FRACTION "
@@ -368,6 +380,8 @@ def _run(args: argparse.Namespace) -> int:
                                                   trail=args.render_trail))
     models = Models()  # loaded by the first input that needs them, then reused
     try:
+        if args.shared_fs and not args.scheduler:
+            raise ConfigurationError("--shared-fs goes with --scheduler (a Dask cluster)")
         check_motion_formats(asked)
         if args.out:
             check_output_folder(args.out)
@@ -377,31 +391,48 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     for stale in remove_stale_temps():  # temporary folders of killed runs
         log.info("removed %s, left by an interrupted run", stale)
-    failures = bugs = 0
-    for job in jobs:
-        check_interrupted()
+    if args.scheduler:
+        from vp3d_engine.cluster import run_batch
+
         try:
-            print(_convert(job, args, options, models))
+            return run_batch(jobs, args, options)
         except Vp3dError as exc:
-            failures += 1
-            if args.verbose:
-                log.exception("conversion failed")
-            print(f"vp3d-convert: error: {exc}" if str(job.source) in str(exc) else
-                  f"vp3d-convert: error: {job.source}: {exc}", file=sys.stderr)
-        except OSError as exc:  # the machine's, not the input's: a full disk, a vanished folder
-            failures += 1
-            where = f" ({exc.filename})" if exc.filename else ""
-            print(f"vp3d-convert: error: {job.source}: {exc.strerror or exc}{where}; nothing of it was written",
-                  file=sys.stderr)
-        except Exception:  # a bug in vp3d: report it, keep converting the others
-            bugs += 1
-            traceback.print_exc()
-            print(f"vp3d-convert: internal error while converting {job.source} (a bug in vp3d; please report "
-                  "the traceback above)", file=sys.stderr)
+            print(f"vp3d-convert: error: {exc}", file=sys.stderr)
+            return 2
+    failures = bugs = 0
+    try:
+        for job in jobs:
+            check_interrupted()
+            try:
+                print(_convert(job, args, options, models))
+            except (Vp3dError, OSError) as exc:
+                failures += 1
+                if args.verbose:
+                    log.exception("conversion failed")
+                report_failure(job.source, exc)
+            except Exception:  # a bug in vp3d: report it, keep converting the others
+                bugs += 1
+                traceback.print_exc()
+                print(f"vp3d-convert: internal error while converting {job.source} (a bug in vp3d; please report "
+                      "the traceback above)", file=sys.stderr)
+    finally:
+        models.close()
     check_interrupted()
     if len(jobs) > 1:
         print(f"{len(jobs) - failures - bugs} converted, {failures + bugs} failed")
     return 1 if bugs else 2 if failures else 0
+
+
+def report_failure(source: Path | str, exc: BaseException) -> None:
+    """One line on stderr for an input that failed: its own error (which says what to do), or the
+    machine's (a full disk, a vanished folder)."""
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"vp3d-convert: error: {source}: {exc.strerror or exc}{where}; nothing of it was written",
+              file=sys.stderr)
+    else:
+        print(f"vp3d-convert: error: {exc}" if str(source) in str(exc) else
+              f"vp3d-convert: error: {source}: {exc}", file=sys.stderr)
 
 
 if __name__ == "__main__":

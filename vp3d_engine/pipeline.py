@@ -27,6 +27,7 @@ from vp3d_engine.video import DecodeReport, Frame, VideoInfo, iter_frames, probe
 
 if TYPE_CHECKING:
     from vp3d_engine.checkpoints import LoadedLifter
+    from vp3d_engine.detectors.registry import DetectorPool
 
 __all__ = ["PipelineOptions", "PipelineResult", "check_keypoints_fit_image", "load_lifter", "run_pipeline"]
 
@@ -147,8 +148,11 @@ def _parallel_parts(path: Path, opts: PipelineOptions, info: VideoInfo) -> list[
 
 
 def detect_video(path: Path, opts: PipelineOptions, info: VideoInfo, report: DecodeReport,
-                 progress: Callable[[float], None] | None = None) -> tuple[FrameDetections, dict[str, Any]]:
-    from vp3d_engine.detectors.registry import create_detector
+                 progress: Callable[[float], None] | None = None,
+                 detectors: DetectorPool | None = None) -> tuple[FrameDetections, dict[str, Any]]:
+    """``detectors``: a pool that keeps the detector loaded for the next video (else one is made
+    and closed here)."""
+    from vp3d_engine.detectors.registry import DetectorPool
 
     options = {"max_people": opts.person + 1} if opts.detector == "mediapipe" and opts.person else {}
     parts = _parallel_parts(path, opts, info)
@@ -161,10 +165,12 @@ def detect_video(path: Path, opts: PipelineOptions, info: VideoInfo, report: Dec
         return FrameDetections(people=found, image_size=(info.width, info.height), fps=info.fps,
                                timestamps=np.asarray(stamps), source=str(path),
                                ranked=opts.detector == "mediapipe"), found_extras
-    detector = create_detector(opts.detector, device="cpu" if opts.device == "auto" else opts.device, **options)
+    pool = detectors if detectors is not None else DetectorPool()
+    detector = pool.acquire(opts.detector, device="cpu" if opts.device == "auto" else opts.device, **options)
     people: list[np.ndarray] = []
     times: list[float] = []
     batch: list[Frame] = []
+    broken = True
     try:
         def flush() -> None:
             people.extend(detector.detect([f.image for f in batch]))
@@ -181,8 +187,9 @@ def detect_video(path: Path, opts: PipelineOptions, info: VideoInfo, report: Dec
         if batch:
             flush()
         extras = detector.extras()
+        broken = False
     finally:
-        detector.close()
+        pool.release(detector, broken=broken or detectors is None)
     dets = FrameDetections(people=people, image_size=(info.width, info.height), fps=info.fps / opts.stride,
                            timestamps=np.asarray(times), source=str(path),
                            ranked=bool(getattr(detector, "ranks_people", False)))
@@ -250,10 +257,11 @@ def load_lifter(opts: PipelineOptions) -> LoadedLifter | None:
 
 def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
                  progress: Callable[[float], None] | None = None,
-                 lifter: LoadedLifter | None = None) -> PipelineResult:
+                 lifter: LoadedLifter | None = None, detectors: DetectorPool | None = None) -> PipelineResult:
     """Video (or, with ``opts.keypoints``, a keypoint file) to 2D keypoints and camera-space 3D.
     ``progress(fraction)``: share of the video's frames detected so far (0 to 1). ``lifter``: a
-    checkpoint loaded earlier with :func:`load_lifter` (else loaded here)."""
+    checkpoint loaded earlier with :func:`load_lifter` (else loaded here); ``detectors``: a pool
+    that keeps the detector loaded between videos."""
     from vp3d_engine.lifting import lift_keypoints
 
     opts = opts or PipelineOptions()
@@ -297,7 +305,7 @@ def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
             if progress is not None and span:
                 progress(min(1.0, max(0.0, (t - start) / span)))
 
-        dets, extras = detect_video(path, opts, info, report, detected)
+        dets, extras = detect_video(path, opts, info, report, detected, detectors)
         timings["decode_detect_s"] = time.perf_counter() - t1
         size, fps = (info.width, info.height), info.fps / opts.stride
     if dets.num_frames < MIN_FRAMES:

@@ -49,6 +49,11 @@ def test_a_video_becomes_a_motion_file_and_models_load_once(shared_data: Path, t
     again = convert(video, options, tmp_path / "again", models=models)
     assert models.lifter is lifter
     np.testing.assert_allclose(again.pose.joints, first.pose.joints)
+    # The detector too was kept (started afresh for the new video: the same result as a new one).
+    assert models.detectors.created == 1
+    fresh = convert(video, options, tmp_path / "fresh")
+    np.testing.assert_allclose(fresh.pose.joints, first.pose.joints, atol=1e-6)
+    models.close()
     redo = convert(tmp_path / "ball.motion.npz", ConvertOptions(rig="ue", formats=["bvh"]), tmp_path / "ue",
                    models=Models())
     assert redo.kind == "motion" and redo.result is None and [p.name for p in redo.files] == ["ue.bvh"]

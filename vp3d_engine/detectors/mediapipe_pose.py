@@ -99,10 +99,11 @@ class MediaPipePose:
                 "--keypoints FILE with 2D keypoints from another tool") from None
         if max_people < 1:
             raise ConfigurationError(f"max_people must be 1 or more, not {max_people}")
-        self._passes = [mp_pose.Pose(static_image_mode=False, model_complexity=1, smooth_landmarks=True,
-                                     enable_segmentation=max_people > 1,
-                                     min_detection_confidence=min_detection_confidence,
-                                     min_tracking_confidence=min_tracking_confidence) for _ in range(max_people)]
+        with _native_stderr_quiet():
+            self._passes = [mp_pose.Pose(static_image_mode=False, model_complexity=1, smooth_landmarks=True,
+                                         enable_segmentation=max_people > 1,
+                                         min_detection_confidence=min_detection_confidence,
+                                         min_tracking_confidence=min_tracking_confidence) for _ in range(max_people)]
         self._calls = [0] * max_people  # process() calls per pass so far
         self._world: list[np.ndarray | None] = []  # per frame: the first pass's (the main subject's)
         self._world_people: list[list[np.ndarray]] = []  # per frame: one per person kept, as in detect's output
@@ -147,6 +148,15 @@ class MediaPipePose:
                 work = image.copy()
                 work[found > 0] = 0
         return np.stack(people) if people else np.zeros((0, 17, 3))
+
+    def reset(self) -> None:
+        """Start a new video: forget the tracked people and the landmarks collected so far."""
+        with _native_stderr_quiet():  # a graph restarting prints its start-up notes again
+            for pose in self._passes:
+                pose.reset()
+        self._calls = [0] * len(self._passes)
+        self._world.clear()
+        self._world_people.clear()
 
     def extras(self) -> dict[str, Any]:
         return {"blazepose_world": list(self._world), "blazepose_world_people": list(self._world_people)}

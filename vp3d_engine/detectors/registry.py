@@ -9,6 +9,7 @@ backend work on several frames at once; the CPU backends take them one by one. `
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -17,7 +18,7 @@ import numpy as np
 
 from converters.errors import ConfigurationError
 
-__all__ = ["Detector", "DetectorSpec", "create_detector", "detector_names", "detector_spec"]
+__all__ = ["Detector", "DetectorPool", "DetectorSpec", "create_detector", "detector_names", "detector_spec"]
 
 
 class Detector(Protocol):
@@ -35,6 +36,51 @@ class Detector(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class DetectorPool:
+    """Detectors kept open between videos (a batch, a service or cluster worker), so each is
+    loaded once: ``acquire`` hands out an idle one for the same name, device and options (or
+    makes one) for one thread's exclusive use, started afresh with its ``reset()``; ``release``
+    takes it back (``broken=True`` closes it instead, after an error left it in doubt). Backends
+    without ``reset`` are made for each video. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple[str, str, tuple[tuple[str, Any], ...]], list[Detector]] = {}
+        self._keys: dict[int, tuple[str, str, tuple[tuple[str, Any], ...]]] = {}
+        self._lock = threading.Lock()
+        self.created = 0
+
+    def acquire(self, name: str, device: str = "cpu", **options: Any) -> Detector:
+        key = (name, device, tuple(sorted(options.items())))
+        with self._lock:
+            idle = self._idle.get(key)
+            detector = idle.pop() if idle else None
+        if detector is None:
+            detector = create_detector(name, device=device, **options)
+            with self._lock:
+                self.created += 1
+        else:
+            detector.reset()  # type: ignore[attr-defined]
+        with self._lock:
+            self._keys[id(detector)] = key
+        return detector
+
+    def release(self, detector: Detector, broken: bool = False) -> None:
+        with self._lock:
+            key = self._keys.pop(id(detector), None)
+        if broken or key is None or not hasattr(detector, "reset"):
+            detector.close()
+            return
+        with self._lock:
+            self._idle.setdefault(key, []).append(detector)
+
+    def close(self) -> None:
+        with self._lock:
+            idle = [d for ds in self._idle.values() for d in ds]
+            self._idle.clear()
+        for detector in idle:
+            detector.close()
 
 
 @dataclass(frozen=True)
