@@ -84,7 +84,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         dropout=args.dropout, causal=args.causal, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         lr_decay=args.lr_decay, seed=args.seed, val_fraction=args.val_fraction, device=args.device,
         max_minutes=args.max_minutes, samples_per_epoch=args.samples_per_epoch, noise=not args.no_noise,
-        chunk=args.chunk,
+        chunk=args.chunk, body_shape=not args.no_body_shape, init=Path(args.init) if args.init else None,
         resume=not args.restart, license=args.license,
         command="vp3d " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
@@ -169,6 +169,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-minutes", type=_bounded(float, 0.0),
                    help="stop after this many minutes (keeps the best epoch)")
     p.add_argument("--no-noise", action="store_true", help="train on clean 2D (no detector noise)")
+    p.add_argument("--no-body-shape", action="store_true",
+                   help="keep the mocap actors' proportions (no random torso, shoulder, hip and limb scales)")
+    p.add_argument("--init", metavar="CHECKPOINT",
+                   help="start from this checkpoint's weights (same architecture): fine-tuning")
     p.add_argument("--restart", action="store_true", help="ignore a saved training state and start over")
     p.add_argument("--license", default="", help="license text recorded in config.json")
     p.add_argument("--json", help="also write the training history here")

@@ -10,6 +10,7 @@ from vp3d_engine.normalization import normalize_keypoints, unnormalize_keypoints
 from vp3d_engine.training.batches import WindowSampler, render_view
 from vp3d_engine.training.mocap_data import Take, action_of, is_validation, resample
 from vp3d_engine.training.synthetic import (
+    BodyShape,
     CameraRanges,
     NoiseModel,
     project,
@@ -160,3 +161,45 @@ def test_cameras_frame_the_whole_action() -> None:
         w, h = view.size
         assert (view.pixels >= 0).all() and (view.pixels[..., 0] <= w).all() and (view.pixels[..., 1] <= h).all()
         assert view.trajectory[:, 2].min() >= CameraRanges().min_depth_m - 1e-6
+
+
+def _bone(points: np.ndarray, a: int, b: int) -> np.ndarray:
+    return np.linalg.norm(points[..., a, :] - points[..., b, :], axis=-1)
+
+
+def test_body_shape_changes_proportions_of_input_and_target_alike() -> None:
+    take = _walking_take(20)
+    coco = take.coco.copy()
+    for c, h in ((11, 4), (12, 1), (13, 5), (14, 2), (15, 6), (16, 3), (7, 12), (8, 15), (9, 13), (10, 16)):
+        coco[:, c] = take.h36m[:, h]  # limb joints are the same points in both sets, as from a BVH
+    h36m, coco = np.repeat(take.h36m[None], 3, 0), np.repeat(coco[None], 3, 0)
+    shape = BodyShape(probability=1.0)
+    scales = shape.sample(np.random.default_rng(0), 3)
+    scales["ear_width"][:] = 0.5
+    h2, c2 = shape.apply(h36m, coco, scales)
+    assert np.array_equal(h2[:, :, 0], h36m[:, :, 0])  # the pelvis (the trajectory) stays
+    for c, h in ((11, 4), (12, 1), (15, 6), (16, 3), (5, 11), (6, 14), (9, 13), (10, 16)):
+        np.testing.assert_allclose(c2[:, :, c], h2[:, :, h], atol=1e-6)  # the 2D's points are the target's
+    for (a, b), part in (((4, 5), "thigh"), ((12, 13), "forearm"), ((0, 8), "torso"), ((1, 4), "hip_width")):
+        ratio = _bone(h2, a, b) / _bone(h36m, a, b)
+        assert np.abs(ratio - scales[part][:, None]).max() < 1e-5, part
+    ears = _bone(c2, 3, 4) / _bone(coco, 3, 4)  # the head's scale, and the ears' own: the input only
+    assert np.abs(ears - 0.5 * scales["head"][:, None]).max() < 1e-5
+    # Windows left as they are: a probability of 0 changes nothing.
+    same = BodyShape(probability=0.0)
+    h3, c3 = same.apply(h36m, coco, same.sample(np.random.default_rng(0), 3))
+    np.testing.assert_allclose(h3, h36m, atol=1e-6)
+    np.testing.assert_allclose(c3, coco, atol=1e-6)
+
+
+def test_portrait_cameras_are_narrow_across() -> None:
+    """The field of view is drawn across the long side: a portrait phone clip is narrow across, as
+    real ones are (the shared 4-camera recording: 36 degrees across 1088 pixels)."""
+    rng = np.random.default_rng(3)
+    subject = np.zeros((400, 1, 3)) + [0.0, 1.0, 0.0]
+    ranges = CameraRanges(image_sizes=((1080, 1920),))
+    cams = sample_cameras(rng, subject, ranges)
+    across = np.degrees(2 * np.arctan(cams.size[:, 0] / 2 / cams.f))
+    along = np.degrees(2 * np.arctan(cams.size[:, 1] / 2 / cams.f))
+    assert along.min() >= ranges.long_side_fov_deg[0] - 1e-6 and along.max() <= ranges.long_side_fov_deg[1] + 1e-6
+    assert across.min() < 36.0 and across.max() < 52.0

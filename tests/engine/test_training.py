@@ -63,6 +63,24 @@ def test_training_learns_and_resumes_exactly(takes_dir: Path, tmp_path: Path) ->
     assert cfg["training"]["train_takes"] + cfg["training"]["val_takes"] == len(TAKES)
 
 
+def test_fine_tuning_starts_from_a_checkpoint(takes_dir: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from dataclasses import replace
+
+    base = train(_opts(takes_dir, tmp_path / "base", 2))
+    tuned = train(replace(_opts(takes_dir, tmp_path / "tuned", 1), init=tmp_path / "base", lr=1e-4))
+    scratch = train(_opts(takes_dir, tmp_path / "scratch", 1))
+    # One epoch on top of two is far ahead of one epoch from scratch: the weights were taken over.
+    assert tuned["history"][0]["train_mpjpe_mm"] < scratch["history"][0]["train_mpjpe_mm"]
+    assert tuned["history"][0]["train_mpjpe_mm"] < base["history"][0]["train_mpjpe_mm"]
+    cfg = json.loads((tmp_path / "tuned" / "config.json").read_text())
+    assert cfg["training"]["init"] == str(tmp_path / "base") and cfg["training"]["body_shape"]["probability"] > 0
+    # Another architecture: one line saying what to give.
+    assert main(["train", "--data", str(takes_dir), "--out", str(tmp_path / "bad"), "--lifter", "test",
+                 "--channels", "24", "--init", str(tmp_path / "base"), "--quiet"]) == 2
+    assert "do not fit this architecture" in capsys.readouterr().err
+
+
 def test_train_and_evaluate_commands(takes_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "ckpt"
     assert main(["train", "--data", str(takes_dir), "--out", str(out), "--lifter", "test", "--epochs", "2",

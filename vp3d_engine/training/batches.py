@@ -17,6 +17,7 @@ from converters.joints import COCO17, H36M17
 from vp3d_engine.normalization import normalize_keypoints
 from vp3d_engine.training.mocap_data import Take
 from vp3d_engine.training.synthetic import (
+    BodyShape,
     CameraRanges,
     NoiseModel,
     project,
@@ -64,6 +65,7 @@ class WindowSampler:
         flip: bool = True,
         normalization: str = "screen",
         outputs: int = 1,
+        shape: BodyShape | None = None,
     ) -> None:
         takes = [t for t in takes if t.num_frames >= outputs]
         if not takes:
@@ -74,6 +76,7 @@ class WindowSampler:
         self.outputs = outputs
         self.cameras = cameras or CameraRanges()
         self.noise = noise
+        self.shape = shape
         self.flip = flip
         self.normalization = normalization
         coco, h36m, starts = [], [], []
@@ -97,7 +100,12 @@ class WindowSampler:
         length = self.receptive_field + self.outputs - 1
         idx = starts[:, None] + np.arange(length)[None]
         coco = self.coco[idx]  # (B,L,17,3) float32
-        target = self.h36m[starts[:, None] + self.target_offset + np.arange(self.outputs)]
+        frames = self.target_offset + np.arange(self.outputs)
+        if self.shape is not None:
+            h36m, coco = self.shape.apply(self.h36m[idx], coco, self.shape.sample(rng, batch_size))
+            target = h36m[:, frames]
+        else:
+            target = self.h36m[starts[:, None] + frames]
         roots = self.h36m[idx, 0].astype(np.float64)  # (B,L,3)
         cams = sample_cameras(rng, roots, self.cameras, keep_in_frame=coco[:, ::4].reshape(batch_size, -1, 3))
         xy = project_world(coco, cams)

@@ -19,6 +19,7 @@ import numpy as np
 from converters.joints import COCO17
 
 __all__ = [
+    "BodyShape",
     "CameraRanges",
     "Cameras",
     "NoiseModel",
@@ -38,7 +39,9 @@ class CameraRanges:
     roll_std_deg: float = 3.0
     distance_m: tuple[float, float] = (2.5, 9.0)
     look_at_height_m: tuple[float, float] = (0.4, 1.4)
-    horizontal_fov_deg: tuple[float, float] = (40.0, 80.0)
+    # Field of view across the image's long side, as phone makers quote it: a portrait phone clip
+    # (1080x1920 at 65 degrees) is about 38 degrees across.
+    long_side_fov_deg: tuple[float, float] = (40.0, 80.0)
     off_centre: float = 0.35
     min_depth_m: float = 1.5
     frame_margin: float = 0.03
@@ -87,7 +90,7 @@ def sample_cameras(rng: np.random.Generator, subject: np.ndarray, ranges: Camera
     pitch = np.radians(rng.uniform(*ranges.pitch_deg, n))
     lo, hi = np.log(ranges.distance_m)
     dist = np.exp(rng.uniform(lo, hi, n))
-    hfov = np.radians(rng.uniform(*ranges.horizontal_fov_deg, n))
+    fov = np.radians(rng.uniform(*ranges.long_side_fov_deg, n))
     sizes = np.asarray(ranges.image_sizes, dtype=np.float64)[rng.integers(len(ranges.image_sizes), size=n)]
 
     target = centre.copy()
@@ -100,7 +103,8 @@ def sample_cameras(rng: np.random.Generator, subject: np.ndarray, ranges: Camera
     y_c = np.cross(forward, x_c)
     R = np.stack([x_c, y_c, forward], axis=1)
     # Aim off-centre (the subject is not always in the middle of the picture) and roll a little.
-    f = sizes[:, 0] / 2 / np.tan(hfov / 2)
+    f = sizes.max(axis=1) / 2 / np.tan(fov / 2)
+    hfov = 2 * np.arctan(sizes[:, 0] / 2 / f)
     vfov = 2 * np.arctan(sizes[:, 1] / 2 / f)
     dx = rng.uniform(-1, 1, n) * ranges.off_centre * hfov / 2
     dy = rng.uniform(-1, 1, n) * ranges.off_centre * vfov / 2
@@ -250,3 +254,94 @@ class NoiseModel:
             for a, b in zip(np.r_[0, bounds], np.r_[bounds, ft.size], strict=True):
                 out[ids[a:b], ft[a:b], fk[a:b]] = out[ids[a:b], ft[a:b] - 1, fk[a:b]]
         return out, score, valid
+
+
+# Joint indices the body-shape change needs, in H36M-17 and COCO-17 order.
+_H36M_LEGS = ((1, 2, 3), (4, 5, 6))  # hip, knee, ankle (right, left)
+_H36M_ARMS = ((14, 15, 16), (11, 12, 13))  # shoulder, elbow, wrist (right, left)
+_H36M_HEAD = (9, 10)
+_COCO_LEGS = ((12, 14, 16), (11, 13, 15))
+_COCO_ARMS = ((6, 8, 10), (5, 7, 9))
+_COCO_HEAD = (0, 1, 2, 3, 4)
+
+
+@dataclass(frozen=True)
+class BodyShape:
+    """Random body proportions per training window, for the 2D input's points and the 3D target
+    alike, so the lifter meets people built unlike the mocap actors (scales drawn log-uniformly
+    from each range, relative to the mocap skeleton; each limb segment gets its own extra
+    ``segment`` spread), plus where the detector puts the ears (input only).
+
+    The ranges come from measurement: MediaPipe's keypoints triangulated from four real cameras
+    (``benchmarks/multiview_accuracy.py``) give, relative to the hip-to-shoulder distance,
+    shoulders 1.3x, hips 1.2x, legs 0.7x and arms 0.85x what the mocap skeletons have, and ears
+    half as far apart; the ranges hold those with room on both sides and keep 1.0 inside."""
+
+    probability: float = 0.8
+    torso: tuple[float, float] = (0.9, 1.5)
+    shoulder_width: tuple[float, float] = (0.9, 2.0)
+    hip_width: tuple[float, float] = (0.9, 1.8)
+    arms: tuple[float, float] = (0.85, 1.3)
+    legs: tuple[float, float] = (0.85, 1.15)
+    head: tuple[float, float] = (0.9, 1.4)
+    segment: float = 0.05
+    ear_width: tuple[float, float] = (0.5, 1.1)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def sample(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+        """Scales ``(n,)`` per part; windows not reshaped (``1 - probability`` of them) get ones."""
+
+        def draw(span: tuple[float, float]) -> np.ndarray:
+            lo, hi = np.log(span)
+            return np.exp(rng.uniform(lo, hi, n))
+
+        keep = rng.random(n) >= self.probability
+        out = {"torso": draw(self.torso), "shoulder_width": draw(self.shoulder_width),
+               "hip_width": draw(self.hip_width), "head": draw(self.head), "ear_width": draw(self.ear_width)}
+        arms, legs = draw(self.arms), draw(self.legs)
+        seg = np.log1p(self.segment)
+        for name, base in (("upper_arm", arms), ("forearm", arms), ("thigh", legs), ("shin", legs)):
+            out[name] = base * np.exp(rng.uniform(-seg, seg, n))
+        for v in out.values():
+            v[keep] = 1.0
+        return out
+
+    def apply(self, h36m: np.ndarray, coco: np.ndarray,
+              scales: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Reshaped copies of ``h36m (n,T,17,3)`` and ``coco (n,T,17,3)`` (world metres, the same
+        frames): the pelvis stays, the torso stretches along pelvis-to-thorax, shoulders and hips
+        move out from their centres with the limbs attached, limb segments scale along themselves.
+        The H36M pelvis and thorax are the frame for both sets."""
+
+        def col(name: str) -> np.ndarray:
+            return scales[name].astype(h36m.dtype)[:, None, None]
+
+        pelvis, thorax = h36m[:, :, 0], h36m[:, :, 8]
+        lift = (col("torso") - 1) * (thorax - pelvis)  # (n,T,3)
+        new_thorax = thorax + lift
+        out = []
+        for pts, legs, arms, head in ((h36m, _H36M_LEGS, _H36M_ARMS, _H36M_HEAD),
+                                      (coco, _COCO_LEGS, _COCO_ARMS, _COCO_HEAD)):
+            new = pts.copy()
+            for hip, knee, ankle in legs:
+                h = pelvis + col("hip_width") * (pts[:, :, hip] - pelvis)
+                k = h + col("thigh") * (pts[:, :, knee] - pts[:, :, hip])
+                new[:, :, hip], new[:, :, knee] = h, k
+                new[:, :, ankle] = k + col("shin") * (pts[:, :, ankle] - pts[:, :, knee])
+            for shoulder, elbow, wrist in arms:
+                s = new_thorax + col("shoulder_width") * (pts[:, :, shoulder] - thorax)
+                e = s + col("upper_arm") * (pts[:, :, elbow] - pts[:, :, shoulder])
+                new[:, :, shoulder], new[:, :, elbow] = s, e
+                new[:, :, wrist] = e + col("forearm") * (pts[:, :, wrist] - pts[:, :, elbow])
+            for j in head:
+                new[:, :, j] = new_thorax + col("head") * (pts[:, :, j] - thorax)
+            out.append(new)
+        h_new, c_new = out
+        h_new[:, :, 7] = pelvis + col("torso") * (h36m[:, :, 7] - pelvis)  # spine
+        h_new[:, :, 8] = new_thorax
+        ears = c_new[:, :, 3:5]
+        mid = ears.mean(axis=2, keepdims=True)
+        c_new[:, :, 3:5] = mid + scales["ear_width"].astype(coco.dtype)[:, None, None, None] * (ears - mid)
+        return h_new, c_new

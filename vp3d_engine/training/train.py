@@ -30,7 +30,7 @@ from vp3d_engine.device import pick_device
 from vp3d_engine.lifters.registry import lifter_spec
 from vp3d_engine.training.batches import Batch, WindowSampler
 from vp3d_engine.training.mocap_data import find_bvh_files, is_validation, load_takes
-from vp3d_engine.training.synthetic import CameraRanges, NoiseModel
+from vp3d_engine.training.synthetic import BodyShape, CameraRanges, NoiseModel
 
 __all__ = ["TrainOptions", "train"]
 
@@ -61,6 +61,8 @@ class TrainOptions:
     samples_per_epoch: int | None = None
     chunk: int = 1  # output frames per sample: 1 trains the strided 1f model, more the dilated one
     noise: bool = True
+    body_shape: bool = True
+    init: Path | None = None  # a checkpoint folder to start from (same architecture): fine-tuning
     resume: bool = True
     license: str = ""
     command: str = ""
@@ -117,6 +119,23 @@ class _Prefetcher:
         return item
 
 
+def _load_initial(path: Path, pose: torch.nn.Module, trajectory: torch.nn.Module | None) -> None:
+    """Copy a checkpoint's weights into the training models (fine-tuning); the architecture must match."""
+    from vp3d_engine.checkpoints import load_checkpoint
+
+    loaded = load_checkpoint(path)
+    try:
+        pose.load_state_dict(loaded.pose.state_dict())
+        if trajectory is not None:
+            if loaded.trajectory is None:
+                raise ValueError("it has no trajectory model")
+            trajectory.load_state_dict(loaded.trajectory.state_dict())
+    except (RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0][:160]
+        raise ConfigurationError(f"--init {path}: its weights do not fit this architecture ({first}); "
+                                 "give the same --filter-widths, --channels and --trajectory-channels") from None
+
+
 def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Train and write the best checkpoint to ``opts.out``; returns a summary with the history."""
     from vp3d_engine.evaluation import evaluate_views, make_views
@@ -141,9 +160,9 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
     train_takes = load_takes(train_files, opts.fps)
     val_takes = load_takes(val_files, opts.fps)
     log.info("loaded %d training and %d validation takes in %.1fs", len(train_takes), len(val_takes), time.time() - t0)
-    cameras, noise = CameraRanges(), NoiseModel()
+    cameras, noise, shape = CameraRanges(), NoiseModel(), BodyShape() if opts.body_shape else None
     sampler = WindowSampler(train_takes, rf, pose_train.total_causal_shift, cameras,
-                            noise if opts.noise else None, flip=True, outputs=opts.chunk)
+                            noise if opts.noise else None, flip=True, outputs=opts.chunk, shape=shape)
     views = make_views(val_takes, seed=opts.seed, views=opts.val_views, noise="detector")
     # An epoch sees about one output frame per training frame; a batch holds batch_size output
     # frames (batch_size / chunk windows).
@@ -159,6 +178,8 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
     optimizer = torch.optim.Adam(params, lr=opts.lr, amsgrad=True)
     state_path = Path(opts.out) / STATE_NAME
     start_epoch, lr, best, history = 0, opts.lr, math.inf, []
+    if opts.init is not None:
+        _load_initial(opts.init, pose_train, traj_train)
     if opts.resume and state_path.is_file():
         try:
             state = torch.load(state_path, map_location="cpu", weights_only=True)
@@ -240,6 +261,8 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
                 "epoch": epoch + 1, "seed": opts.seed, "batch_size": opts.batch_size,
                 "val_fraction": opts.val_fraction, "chunk": opts.chunk,
                 "camera_ranges": cameras.to_dict(), "noise_model": noise.to_dict() if opts.noise else None,
+                "body_shape": shape.to_dict() if shape else None,
+                "init": str(opts.init) if opts.init else None,
                 "command": opts.command, **opts.extra,
                 "val": {k: v for k, v in val.items() if k not in ("per_take", "per_action")},
             })
