@@ -327,6 +327,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import os
 
     token = args.token or os.environ.get("VP3D_TOKEN", "")
+    if args.port is None:
+        env_port = os.environ.get("VP3D_PORT", "8000")
+        if not (env_port.isdigit() and 1 <= int(env_port) <= 65535):
+            print(f"vp3d serve: error: VP3D_PORT={env_port!r} is not a port number (1 to 65535)", file=sys.stderr)
+            return 2
+        args.port = int(env_port)
     try:
         loopback = args.host == "localhost" or ipaddress.ip_address(args.host).is_loopback
     except ValueError:
@@ -363,7 +369,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _add_serve(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="the job service and its web page (FastAPI)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
-    p.add_argument("--port", type=_bounded(int, 1, 65535), default=8000)
+    p.add_argument("--port", type=_bounded(int, 1, 65535), default=None,
+                   help="default: $VP3D_PORT, else 8000")
     p.add_argument("--data", default="vp3d-data", help="folder for the job database, uploads and results")
     p.add_argument("--workers", type=_bounded(int, 1, 64), default=1, help="conversions at once (processes)")
     p.add_argument("--token", default="", help="require Authorization: Bearer TOKEN (or set VP3D_TOKEN)")

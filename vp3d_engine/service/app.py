@@ -24,12 +24,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import secrets
 import shutil
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,14 @@ class ServiceSettings:
     max_queue: int = 50
     expire_hours: float = 24.0 * 7
     runner: str = "vp3d_engine.service.runner:make_runner"
-    three: Path = REPO / "tools" / "gltf" / "node_modules" / "three"
+    three: Path = field(default_factory=lambda: _three_folder())
+
+
+def _three_folder() -> Path:
+    """three.js for the page: ``$VP3D_THREE`` (an installed copy, as in the container image), else
+    the repository's npm tools folder (``scripts/setup_node_tools.sh``)."""
+    env = os.environ.get("VP3D_THREE", "")
+    return Path(env) if env else REPO / "tools" / "gltf" / "node_modules" / "three"
 
 
 class _Problem(Exception):
