@@ -96,11 +96,42 @@ def detector_noise(person: str, views: list[str], xy: dict[str, np.ndarray], sco
         out.append((spread, swaps[cam] / len(reference), float((scores[cam] < 0.5).mean())))
 
 
+PARTS = ("shoulder width", "hip width", "legs", "arms", "ear width")
+
+
+def proportions(points: np.ndarray) -> np.ndarray:
+    """Medians over frames of COCO-17 ``points (T,17,3)``: shoulder and hip width, legs (hip-knee-
+    ankle) and arms (shoulder-elbow-wrist), ear spacing, each over the hip-to-shoulder distance."""
+    j = COCO17.index
+
+    def length(a: str, b: str) -> np.ndarray:
+        return np.linalg.norm(points[:, j(a)] - points[:, j(b)], axis=-1)
+
+    hips = 0.5 * (points[:, j("left_hip")] + points[:, j("right_hip")])
+    shoulders = 0.5 * (points[:, j("left_shoulder")] + points[:, j("right_shoulder")])
+    torso = np.linalg.norm(shoulders - hips, axis=-1)
+    sides = [(s, f"{s}_") for s in ("left", "right")]
+    legs = sum(length(f"{p}hip", f"{p}knee") + length(f"{p}knee", f"{p}ankle") for _, p in sides) / 2
+    arms = sum(length(f"{p}shoulder", f"{p}elbow") + length(f"{p}elbow", f"{p}wrist") for _, p in sides) / 2
+    parts = [length("left_shoulder", "right_shoulder"), length("left_hip", "right_hip"), legs, arms,
+             length("left_ear", "right_ear")]
+    return np.array([np.nanmedian(p / torso) for p in parts])
+
+
+def mocap_proportions() -> np.ndarray:
+    """The same figures for the training mocap's COCO-17 points (every 20th take)."""
+    from vp3d_engine.training.mocap_data import find_bvh_files, load_takes
+
+    takes = load_takes(find_bvh_files([ROOT.parent / "shared" / "data" / "mocap"])[::20], 30.0)
+    return proportions(np.concatenate([t.coco for t in takes]).astype(np.float64))
+
+
 def main() -> None:
     models: dict[str, Models] = {"videopose3d": Models(), "blazepose-world": Models()}
     coco = [COCO17.index(n) for n in LIMB_JOINTS]
     h36m = [H36M17.index(n) for n in LIMB_JOINTS]
     noise: list[tuple[np.ndarray, float, float]] = []
+    shapes: dict[str, np.ndarray] = {}
     with tempfile.TemporaryDirectory() as tmp:
         results: dict[tuple[str, str, str], np.ndarray] = {}
         detections: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
@@ -151,6 +182,7 @@ def main() -> None:
             for cam, mpjpe, pm, deg in spread:
                 print(f"  leave out {cam}: MPJPE {mpjpe:.1f} mm, P-MPJPE {pm:.1f} mm, limb {deg:.1f} deg")
             detector_noise(person, views, xy, scores, swaps, reference, cameras, noise)
+            shapes[person] = proportions(reference)
         print("MediaPipe 2D against the reference reprojected (spread: robust std per joint, % of person size;")
         print("the training noise model's jitter at level 1 for comparison; its level is drawn from 0.3 to 2):")
         names = [n for n in COCO17.names]
@@ -158,6 +190,12 @@ def main() -> None:
         print("  " + " ".join(f"{n.replace('left_', 'L').replace('right_', 'R')[:9]:>9s}" for n in names))
         print("  " + " ".join(f"{100 * v:9.2f}" for v in spread) + "  measured")
         print("  " + " ".join(f"{100 * v:9.2f}" for v in NoiseModel().jitter) + "  noise model")
+        print("Where MediaPipe puts the joints: proportions of the reference (MediaPipe keypoints triangulated) and of")
+        print("the training mocap's points, over the hip-to-shoulder distance (what BodyShape's ranges cover):")
+        print("  " + "".join(f"{p:>16s}" for p in PARTS))
+        for person, values in shapes.items():
+            print(f"  {person:6s}" + "".join(f"{v:16.2f}" for v in values)[6:])
+        print("  mocap " + "".join(f"{v:16.2f}" for v in mocap_proportions())[6:])
         print(f"  left/right swaps: {np.mean([s for _, s, _ in noise]):.1%} of frames per view (model "
               f"{NoiseModel().swap_rate:.1%} per joint pair and frame); joints scored under 0.5: "
               f"{np.mean([m for _, _, m in noise]):.1%} (model missing {NoiseModel().missing_rate:.1%})")
