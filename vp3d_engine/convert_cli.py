@@ -194,8 +194,11 @@ def conversion_line(source: str, conv: Conversion, files: Sequence[str | Path]) 
     if result.decode is not None and result.decode.damaged:
         damage = (f" (video damaged: {result.decode.damaged_packets} packets could not be decoded; "
                   "the frames after them are missing)")
+    swaps = conv.pose.meta.get("label_swaps_fixed")
+    relabelled = f", left/right labels put right in {swaps} frames" if swaps else ""
     return (f"{source}: {result.keypoints.num_frames} frames, person in {result.track.frames_present:.0%}, "
-            f"{result.track.joints_filled:.1%} of joints filled{damage} -> {written}{_assumed(conv.pose.meta)}")
+            f"{result.track.joints_filled:.1%} of joints filled{relabelled}{damage} -> {written}"
+            f"{_assumed(conv.pose.meta)}")
 
 
 def _assumed(meta: dict[str, object]) -> str:
@@ -316,6 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trajectory", default="image", choices=["image", "model"],
                    help="image (default): the root's depth steadied and its travel matched to the 2D of the pelvis; "
                         "model: the trajectory model's output as it is")
+    p.add_argument("--label-swaps", default="fix", choices=["fix", "keep"],
+                   help="fix (default): where the detector labels the whole body mirrored for a while (left for "
+                        "right), seen as the lifted body snapping half a turn round while the 2D points trade "
+                        "sides, relabel those frames; keep: the detector's labels as they are")
     p.add_argument("--detector", default="mediapipe", choices=detector_names())
     p.add_argument("--keypoints", help="2D keypoints from another tool (file or OpenPose folder): skip detection; "
                                        "the video is optional (it gives the image size and frame rate if the file "
@@ -373,7 +380,8 @@ def _run(args: argparse.Namespace) -> int:
     opts = PipelineOptions(detector=args.detector, lifter=args.lifter, checkpoint=args.checkpoint, device=args.device,
                            start=args.start, end=args.end, stride=args.stride, person=args.person,
                            image_size=args.image_size, fps=args.fps, flip=False if args.no_flip else None,
-                           resample=args.resample, workers=args.workers, trajectory=args.trajectory)
+                           resample=args.resample, workers=args.workers, trajectory=args.trajectory,
+                           label_swaps=args.label_swaps)
     options = ConvertOptions(pipeline=opts, rig=args.rig, units=args.bvh_units, root_motion=args.root_motion,
                              smoothing=str(args.smooth), feet=args.feet,
                              render=RenderOptions(azimuth=args.render_azimuth, elevation=args.render_elevation,

@@ -52,6 +52,7 @@ class PipelineOptions:
     resample: str = "checkpoint"  # "none": lift frames as they come (the original VideoPose3D procedure)
     workers: int | None = None  # detection processes for long videos; None: one per core
     trajectory: str = "image"  # "model": the trajectory model's root as it is (see converters.trajectory)
+    label_swaps: str = "fix"  # "keep": the detector's left/right labels as they are (see vp3d_engine.swaps)
 
 
 @dataclass
@@ -241,6 +242,26 @@ def _followed_world(dets: FrameDetections, extras: dict[str, Any], kp: Keypoints
     return out
 
 
+def _fix_label_swaps(kp: Keypoints2D, pose: Pose3D, lift: Callable[[Keypoints2D], Pose3D]
+                     ) -> tuple[Keypoints2D, Pose3D]:
+    """The keypoints and pose with the detector's mirrored episodes relabelled (vp3d_engine.swaps)."""
+    from vp3d_engine.swaps import fix_label_swaps
+
+    lifted: list[Pose3D] = []
+
+    def relift(k: Keypoints2D) -> np.ndarray:
+        lifted.append(lift(k))
+        return lifted[-1].joints
+
+    fixed = fix_label_swaps(kp, pose.joints, relift)
+    if fixed is None:
+        return kp, pose
+    frames = int(fixed[2].sum())
+    log.info("left/right labels put right in %d frames", frames)
+    lifted[-1].meta["label_swaps_fixed"] = frames
+    return fixed[0], lifted[-1]
+
+
 def load_lifter(opts: PipelineOptions) -> LoadedLifter | None:
     """The checkpoint ``opts`` asks for, loaded once (None for a lifter that takes its 3D from the
     detector); a batch or a service worker loads it once and passes it to :func:`run_pipeline`."""
@@ -313,6 +334,7 @@ def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
                              "(about a third of a second) to estimate motion")
     t2 = time.perf_counter()
     track = track_person(dets, size, fps, person=opts.person)
+    keypoints = track.keypoints
     if report is not None and report.damaged:
         log.warning("%s: the video is damaged; %d packets could not be decoded, %d frames were",
                     source, report.damaged_packets, report.yielded)
@@ -322,13 +344,18 @@ def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
         world = extras["blazepose_world"] if opts.person == 0 else _followed_world(dets, extras, track.keypoints)
         pose = blazepose_world_pose(world, track.keypoints.timestamps, track.keypoints.fps)
     else:
-        pose = lift_keypoints(track.keypoints, lifter, device=device, flip=opts.flip, resample=opts.resample,
-                              trajectory=opts.trajectory)
+        def lift(kp: Keypoints2D) -> Pose3D:
+            return lift_keypoints(kp, lifter, device=device, flip=opts.flip, resample=opts.resample,
+                                  trajectory=opts.trajectory)
+
+        pose = lift(keypoints)
+        if opts.label_swaps == "fix":
+            keypoints, pose = _fix_label_swaps(keypoints, pose, lift)
     timings["track_lift_s"] = time.perf_counter() - t2
     timings["total_s"] = time.perf_counter() - t0
     if fps_assumed:
         pose.meta["fps_assumed"] = True
     if not np.isfinite(pose.joints).all():
         raise ConversionError(f"{source}: the lifter produced non-finite joints")
-    return PipelineResult(source=str(source), keypoints=track.keypoints, pose=pose, track=track, info=info,
+    return PipelineResult(source=str(source), keypoints=keypoints, pose=pose, track=track, info=info,
                           decode=report, timings=timings)
