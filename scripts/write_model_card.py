@@ -24,8 +24,19 @@ def _row(name: str, r: dict[str, Any]) -> str:
             f"{r['mpjve_mm']:.1f} | {roots} | {int(r['frames'])} |")
 
 
+def _fov(t: dict[str, Any]) -> str:
+    cams = t.get("camera_ranges", {})
+    lo, hi = cams.get("long_side_fov_deg", cams.get("horizontal_fov_deg", (40, 80)))
+    return f"{lo:g} to {hi:g}"
+
+
+def _ranges(shape: dict[str, Any]) -> str:
+    parts = ("torso", "shoulder_width", "hip_width", "arms", "legs", "head")
+    return ", ".join(f"{p.replace('_', ' ')} {shape[p][0]:g}-{shape[p][1]:g}x" for p in parts if p in shape)
+
+
 def card(ckpt: Path, evals: dict[str, dict[str, Any]], train: dict[str, Any] | None, scan: str | None,
-         hours: float | None, note: str | None = None) -> str:
+         hours: float | None, note: str | None = None, real: str | None = None) -> str:
     cfg = json.loads((ckpt / "config.json").read_text())
     t = cfg.get("training", {})
     arch = cfg["architecture"]
@@ -69,10 +80,17 @@ def card(ckpt: Path, evals: dict[str, dict[str, Any]], train: dict[str, Any] | N
         "- Joints from BVH by `converters.skeleton_maps` (head points from the head joint's frame; "
         "approximations documented there).",
         "- Each training window is filmed by a new random camera (`CameraRanges` in "
-        "`vp3d_engine/training/synthetic.py`: any yaw, pitch -10 to 35 degrees, 2.5 to 9 m, horizontal "
-        "field of view 40 to 80 degrees, phone/webcam image sizes, off-centre framing) and gets "
+        "`vp3d_engine/training/synthetic.py`: any yaw, pitch -10 to 35 degrees, 2.5 to 9 m, field of "
+        f"view {_fov(t)} degrees across the image's long side (a portrait phone clip is narrow across), "
+        "phone/webcam image sizes, off-centre framing) and gets "
         "detector-like 2D noise (`NoiseModel`: jitter scaled by person size, drift, outliers, "
         "left/right swaps, missing joints held), plus left/right flips.",
+        *([f"- Body proportions drawn per window (`BodyShape`, {t['body_shape']['probability']:.0%} of windows; "
+           "input and target alike): torso, shoulder and hip width, arms, legs and head scaled "
+           f"{_ranges(t['body_shape'])}; ear spacing (input only) {t['body_shape']['ear_width']}. The ranges "
+           "cover where MediaPipe puts the joints of real people (`benchmarks/multiview_accuracy.py`: "
+           "relative to the hip-to-shoulder distance, shoulders 1.3x, hips 1.2x, legs 0.7x the mocap's)."]
+          if t.get("body_shape") else []),
         "",
         "## Training",
         "",
@@ -122,9 +140,16 @@ def card(ckpt: Path, evals: dict[str, dict[str, Any]], train: dict[str, Any] | N
                            f"{'met' if ok else 'not met'}")
         lines += ["Targets (the paper's Human3.6M figures with CPN detections; a different dataset, "
                   "so a rough yardstick): " + "; ".join(verdict) + ".", ""]
+    if real:
+        lines += ["## On real video", "",
+                  "`benchmarks/multiview_accuracy.py`: one camera of the shared 4-camera lab recording at a time, "
+                  "against MediaPipe's 2D triangulated from the other views; `vp3d` is this checkpoint through "
+                  "`vp3d-convert` (label swaps fixed), `blazepose` MediaPipe's own 3D (`--lifter "
+                  "blazepose-world`). P-MPJPE in mm on the 12 limb joints, limb directions in degrees:", "",
+                  "```", real.strip(), "```", ""]
     lines += ["## Limitations", "",
               "- Mocap actors and synthetic cameras, not real detector output: real videos add "
-              "detector failure modes the noise model only imitates.",
+              "detector failure modes the noise model only imitates (see \"On real video\").",
               "- One person, whole body in view; the trajectory model assumes a static camera.",
               "- Validation takes share actors and capture sessions with training takes (split by "
               "file, not by actor), so figures on unseen people will be higher.", ""]
@@ -138,7 +163,9 @@ def main() -> None:
     parser.add_argument("--train-json", type=Path)
     parser.add_argument("--scan", type=Path, help="table from benchmarks/architecture_scan.py, with notes")
     parser.add_argument("--hours", type=float, help="wall-clock training time")
-    parser.add_argument("--note", help="one more line for the Training section (e.g. conditions of the run)")
+    parser.add_argument("--note", action="append", default=[],
+                        help="one more line for the Training section (e.g. conditions of the run); repeatable")
+    parser.add_argument("--real", type=Path, help="output of benchmarks/multiview_accuracy.py (real video figures)")
     args = parser.parse_args()
     evals = {}
     for item in args.eval:
@@ -146,7 +173,8 @@ def main() -> None:
         evals[noise] = json.loads(Path(path).read_text())
     train = json.loads(args.train_json.read_text()) if args.train_json else None
     scan = args.scan.read_text() if args.scan else None
-    text = card(args.checkpoint, evals, train, scan, args.hours, args.note)
+    real = args.real.read_text() if args.real else None
+    text = card(args.checkpoint, evals, train, scan, args.hours, "\n- ".join(args.note) or None, real)
     tmp = args.checkpoint / ".MODEL_CARD.md.tmp"
     tmp.write_text(text)
     tmp.replace(args.checkpoint / "MODEL_CARD.md")

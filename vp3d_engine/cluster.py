@@ -40,7 +40,7 @@ from converters.interrupts import check_interrupted
 
 if TYPE_CHECKING:
     from vp3d_engine.convert import ConvertOptions, Models
-    from vp3d_engine.convert_cli import _Job
+    from vp3d_engine.jobs import Job
 
 __all__ = ["RemoteJob", "RemoteResult", "run_batch", "run_remote", "worker_stats", "worker_version"]
 
@@ -130,7 +130,7 @@ def _unpack(files: dict[str, bytes], root: Path) -> None:
 def run_remote(job: RemoteJob, options: ConvertOptions) -> RemoteResult:
     """The task: convert one input on this worker (never raises for a clip's own failure)."""
     from vp3d_engine.convert import convert
-    from vp3d_engine.convert_cli import conversion_line
+    from vp3d_engine.jobs import conversion_line
 
     t0 = time.perf_counter()
     with _MODELS_LOCK:
@@ -191,7 +191,7 @@ def _worker_name() -> str:
         return "local"
 
 
-def _remote_job(job: _Job, shared: bool) -> RemoteJob:
+def _remote_job(job: Job, shared: bool) -> RemoteJob:
     """The task for one planned input (its bytes read here unless ``shared``)."""
     base = RemoteJob(name=job.name, label=str(job.source), kind=job.kind, formats=list(job.formats),
                      targets=[str(t) for t in job.targets])
@@ -218,7 +218,7 @@ def _remote_job(job: _Job, shared: bool) -> RemoteJob:
     return replace(base, source=source or keypoints, keypoints=keypoints, files=files)
 
 
-def _write_outputs(job: _Job, outputs: dict[str, bytes]) -> None:
+def _write_outputs(job: Job, outputs: dict[str, bytes]) -> None:
     """A worker's files into place as one set: all new, or all as they were."""
     check_output_folder(job.out_dir)
     with OutputSet() as out:
@@ -271,22 +271,22 @@ def _check_checkpoint(options: ConvertOptions, shared: bool) -> None:
                                  "its name, or use --shared-fs with a path every worker can read")
 
 
-def run_batch(jobs: list[_Job], args: argparse.Namespace, options: ConvertOptions) -> int:
+def run_batch(jobs: list[Job], args: argparse.Namespace, options: ConvertOptions) -> int:
     """Convert ``jobs`` on the cluster at ``args.scheduler``; prints as a local run does and
     returns its exit status."""
     from tqdm import tqdm
 
-    from vp3d_engine.convert_cli import report_failure
+    from vp3d_engine.jobs import report_failure
 
     _check_checkpoint(options, args.shared_fs)
     client = _connect(args.scheduler)
     try:
         _check_workers(client)
         failures = bugs = 0
-        pending: dict[Any, _Job] = {}
+        pending: dict[Any, Job] = {}
         bar = tqdm(total=len(jobs), desc="clips", unit="clip", disable=args.quiet, file=sys.stderr)
 
-        def fail(job: _Job, exc: BaseException) -> None:
+        def fail(job: Job, exc: BaseException) -> None:
             nonlocal failures
             failures += 1
             bar.clear()
@@ -363,7 +363,7 @@ def run_batch(jobs: list[_Job], args: argparse.Namespace, options: ConvertOption
     return 1 if bugs else 2 if failures else 0
 
 
-def _running(client: Any, keys: dict[str, _Job]) -> int:
+def _running(client: Any, keys: dict[str, Job]) -> int:
     try:  # the scheduler counts tasks queued on a worker as processing: at most a thread each run
         return sum(min(sum(1 for k in ks if k in keys), client.nthreads().get(w, 1))
                    for w, ks in client.processing().items())

@@ -21,16 +21,17 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from converters.errors import ConfigurationError, Vp3dError
 from converters.fileio import PathSet, check_input_path, check_output_folder, remove_stale_temps
 from converters.interrupts import Interrupted, check_interrupted, interrupts_raise
-from vp3d_engine.convert import Conversion, ConvertOptions, Models
+from vp3d_engine.convert import ConvertOptions, Models
+from vp3d_engine.jobs import Job, conversion_line, report_failure
 from vp3d_engine.pipeline import PipelineOptions
 from vp3d_engine.render import RenderOptions
-from vp3d_engine.sources import SourceKind, classify_source, recorded_video_name
+from vp3d_engine.sources import classify_source, recorded_video_name
 
 __all__ = ["main"]
 
@@ -54,30 +55,7 @@ def _inputs(paths: Sequence[str]) -> list[Path]:
     return out
 
 
-@dataclass
-class _Job:
-    """One input, what it is, and the files it will write (``out_dir / name.FORMAT``)."""
-
-    source: Path  # the video, or the 2D or 3D file
-    out_dir: Path
-    name: str
-    formats: list[str]
-    kind: SourceKind = "video"
-    keypoints: Path | None = None  # the 2D file of a "keypoints" job
-    error: Vp3dError | None = None  # found while planning: reported on this job's turn
-
-    @property
-    def stem(self) -> Path:
-        return self.out_dir / self.name
-
-    @property
-    def targets(self) -> list[Path]:
-        from vp3d_engine.outputs import SUFFIXES
-
-        return [self.out_dir / f"{self.name}{SUFFIXES[f]}" for f in self.formats]
-
-
-def _keypoints_job(path: Path, video: Path | None, args: argparse.Namespace, asked: list[str]) -> _Job:
+def _keypoints_job(path: Path, video: Path | None, args: argparse.Namespace, asked: list[str]) -> Job:
     """2D keypoints to lift: named after the video, else the video the file records, else the file."""
     if video is not None:
         name = video.stem
@@ -85,10 +63,10 @@ def _keypoints_job(path: Path, video: Path | None, args: argparse.Namespace, ask
         recorded = recorded_video_name(path)
         name = Path(recorded).stem if recorded else (path.name if path.is_dir() else path.stem)
     out_dir = Path(args.out) if args.out else (video or path.resolve()).parent
-    return _Job(video or path, out_dir, name, asked or ["npz"], "keypoints", keypoints=path)
+    return Job(video or path, out_dir, name, asked or ["npz"], "keypoints", keypoints=path)
 
 
-def _plan(args: argparse.Namespace, asked: list[str]) -> list[_Job]:
+def _plan(args: argparse.Namespace, asked: list[str]) -> list[Job]:
     """Every input with its outputs, checked before any work: no two inputs write the same files,
     and no output lands on any input of the run (videos, 2D and 3D files, --keypoints,
     --checkpoint), compared as files (resolved paths, case, hard links), not as strings."""
@@ -108,7 +86,7 @@ def _plan(args: argparse.Namespace, asked: list[str]) -> list[_Job]:
             try:
                 kind = classify_source(source) if os.path.lexists(source) else "video"
             except Vp3dError as exc:
-                jobs.append(_Job(source, out_dir, source.stem, [], error=exc))
+                jobs.append(Job(source, out_dir, source.stem, [], error=exc))
                 continue
             if kind == "keypoints":
                 jobs.append(_keypoints_job(source, None, args, asked))
@@ -122,7 +100,7 @@ def _plan(args: argparse.Namespace, asked: list[str]) -> list[_Job]:
                     raise ConfigurationError(f"{source} is already 3D: say which files to write from it "
                                              "(--motion, --bvh, --glb, --fbx)")
             name = source.name[: -len(".motion.npz")] if source.name.endswith(".motion.npz") else source.stem
-            jobs.append(_Job(source, out_dir, name, asked if kind == "motion" else (asked or ["npz"]), kind))
+            jobs.append(Job(source, out_dir, name, asked if kind == "motion" else (asked or ["npz"]), kind))
     inputs = PathSet()
     for job in jobs:
         inputs.add(job.source)
@@ -158,7 +136,7 @@ def _checkpoint_path(name: str) -> Path | None:
         return None  # reported when the lifter is loaded
 
 
-def _convert(job: _Job, args: argparse.Namespace, options: ConvertOptions, models: Models) -> str:
+def _convert(job: Job, args: argparse.Namespace, options: ConvertOptions, models: Models) -> str:
     """Run one job through the library's :func:`~vp3d_engine.convert.convert`; the line to print."""
     from tqdm import tqdm
 
@@ -182,29 +160,6 @@ def _convert(job: _Job, args: argparse.Namespace, options: ConvertOptions, model
         conv = convert(job.source, replace(options, formats=job.formats), job.stem, kind=job.kind,
                        keypoints=job.keypoints, models=models, progress=progress)
     return conversion_line(str(job.source), conv, conv.files)
-
-
-def conversion_line(source: str, conv: Conversion, files: Sequence[str | Path]) -> str:
-    """The line printed for a converted input: what was found and the files written."""
-    written = ", ".join(map(str, files))
-    result = conv.result
-    if result is None:
-        return f"{source}: -> {written}{_assumed(conv.pose.meta)}"
-    damage = ""
-    if result.decode is not None and result.decode.damaged:
-        damage = (f" (video damaged: {result.decode.damaged_packets} packets could not be decoded; "
-                  "the frames after them are missing)")
-    swaps = conv.pose.meta.get("label_swaps_fixed")
-    relabelled = f", left/right labels put right in {swaps} frames" if swaps else ""
-    return (f"{source}: {result.keypoints.num_frames} frames, person in {result.track.frames_present:.0%}, "
-            f"{result.track.joints_filled:.1%} of joints filled{relabelled}{damage} -> {written}"
-            f"{_assumed(conv.pose.meta)}")
-
-
-def _assumed(meta: dict[str, object]) -> str:
-    from vp3d_engine.arrays import DEFAULT_FPS
-
-    return f" ({DEFAULT_FPS:g} fps assumed: the file does not say; give --fps)" if meta.get("fps_assumed") else ""
 
 
 def _seconds(text: str) -> float:
@@ -429,18 +384,6 @@ def _run(args: argparse.Namespace) -> int:
     if len(jobs) > 1:
         print(f"{len(jobs) - failures - bugs} converted, {failures + bugs} failed")
     return 1 if bugs else 2 if failures else 0
-
-
-def report_failure(source: Path | str, exc: BaseException) -> None:
-    """One line on stderr for an input that failed: its own error (which says what to do), or the
-    machine's (a full disk, a vanished folder)."""
-    if isinstance(exc, OSError):
-        where = f" ({exc.filename})" if exc.filename else ""
-        print(f"vp3d-convert: error: {source}: {exc.strerror or exc}{where}; nothing of it was written",
-              file=sys.stderr)
-    else:
-        print(f"vp3d-convert: error: {exc}" if str(source) in str(exc) else
-              f"vp3d-convert: error: {source}: {exc}", file=sys.stderr)
 
 
 if __name__ == "__main__":
