@@ -72,3 +72,11 @@ def test_the_cli_prints_its_own_lines_only(shared_data: Path, tmp_path: Path) ->
     assert done.returncode == 0, done.stderr
     assert done.stderr == "", done.stderr
     assert done.stdout.count("\n") == 1 and "dance_ball_480p.npz" in done.stdout
+    # A batch in one process, the detector kept between the clips: not a line from MediaPipe either
+    # (its graphs load their models on threads of their own, after the detector is made).
+    videos = [str(shared_data / "videos" / v) for v in ("taiji_green_336p.mp4", "child_dance_480p.mp4")]
+    done = subprocess.run([sys.executable, "-m", "vp3d_engine.convert_cli", *videos, "--out", str(tmp_path / "batch"),
+                           "--end", "2", "--workers", "1", "--quiet"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "", done.stderr
+    assert "2 converted, 0 failed" in done.stdout

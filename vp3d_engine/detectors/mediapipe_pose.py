@@ -104,6 +104,12 @@ class MediaPipePose:
                                          enable_segmentation=max_people > 1,
                                          min_detection_confidence=min_detection_confidence,
                                          min_tracking_confidence=min_tracking_confidence) for _ in range(max_people)]
+            # The graphs load their models on threads of their own and print as they do: one frame
+            # through each, then a fresh start, keeps that inside this quiet spell.
+            blank = np.zeros((32, 32, 3), np.uint8)
+            for pose in self._passes:
+                pose.process(blank)
+                pose.reset()
         self._calls = [0] * max_people  # process() calls per pass so far
         self._world: list[np.ndarray | None] = []  # per frame: the first pass's (the main subject's)
         self._world_people: list[list[np.ndarray]] = []  # per frame: one per person kept, as in detect's output
@@ -162,5 +168,6 @@ class MediaPipePose:
         return {"blazepose_world": list(self._world), "blazepose_world_people": list(self._world_people)}
 
     def close(self) -> None:
-        for pose in self._passes:
-            pose.close()
+        with _native_stderr_quiet():  # closing a graph may flush its start-up notes
+            for pose in self._passes:
+                pose.close()
