@@ -2,7 +2,8 @@
 
 Reference: MediaPipe 2D from every camera, left/right labels checked across views, undistorted and
 triangulated per joint, dropping views that reproject more than 30 px away (``vp3d_engine.multiview``).
-Each single camera is then converted with ``vp3d-convert`` (the shipped lifter, and ``--lifter
+Each single camera is then converted with ``vp3d-convert`` (the shipped lifter with the default
+left/right label-swap fix, the same with the detector's labels kept, and ``--lifter
 blazepose-world``, MediaPipe's own 3D, as the anchor) and scored on the 12 limb joints (shoulders,
 elbows, wrists, hips, knees, ankles) on the frames the reference has them:
 
@@ -19,7 +20,7 @@ People: the man (``--person 1``) and the woman (``--person 0``). cam03 cannot te
 (one person per BlazePose pass, and she stands behind him): its detections join the reference only
 where they agree with the other views, and cam03 is scored for the woman only, where it keeps her.
 
-    python benchmarks/multiview_accuracy.py
+    python benchmarks/multiview_accuracy.py [--checkpoint NAME_OR_DIR]
 """
 
 from __future__ import annotations
@@ -126,33 +127,46 @@ def mocap_proportions() -> np.ndarray:
     return proportions(np.concatenate([t.coco for t in takes]).astype(np.float64))
 
 
+#: What is compared: the shipped lifter through vp3d-convert (label swaps fixed, the default), the
+#: same with the detector's labels kept, and MediaPipe's own 3D.
+CONFIGS = {"vp3d": ("videopose3d", "fix"), "vp3d labels kept": ("videopose3d", "keep"),
+           "blazepose": ("blazepose-world", "keep")}
+
+
 def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", default="default", help="the lifter to score (default: the shipped one)")
+    args = ap.parse_args()
     models: dict[str, Models] = {"videopose3d": Models(), "blazepose-world": Models()}
     coco = [COCO17.index(n) for n in LIMB_JOINTS]
     h36m = [H36M17.index(n) for n in LIMB_JOINTS]
     noise: list[tuple[np.ndarray, float, float]] = []
     shapes: dict[str, np.ndarray] = {}
+    table: dict[str, list[tuple[float, float]]] = {name: [] for name in CONFIGS}
     with tempfile.TemporaryDirectory() as tmp:
         results: dict[tuple[str, str, str], np.ndarray] = {}
         detections: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
         for person, index in PEOPLE.items():
             for cam in CAMERAS:
-                for lifter in models:
-                    options = ConvertOptions(pipeline=PipelineOptions(lifter=lifter, person=index, workers=1),
+                for name, (lifter, swaps) in CONFIGS.items():
+                    options = ConvertOptions(pipeline=PipelineOptions(lifter=lifter, person=index, workers=1,
+                                                                      label_swaps=swaps, checkpoint=args.checkpoint),
                                              formats=["npz"])
                     try:
-                        done = convert(DATA / f"{cam}.mp4", options, Path(tmp) / f"{person}-{cam}-{lifter}",
+                        done = convert(DATA / f"{cam}.mp4", options, Path(tmp) / f"{person}-{cam}-{lifter}-{swaps}",
                                        models=models[lifter])
                     except Exception as exc:  # cam03 loses the man: say so, go on
-                        print(f"{person} {cam} {lifter}: {exc}")
+                        print(f"{person} {cam} {name}: {exc}")
                         continue
                     with np.load(done.files[0]) as npz:
-                        results[(person, cam, lifter)] = npz["joints_3d"][:, h36m].astype(np.float64)
-                        if lifter == "videopose3d":
+                        results[(person, cam, name)] = npz["joints_3d"][:, h36m].astype(np.float64)
+                        if name == "vp3d labels kept":  # the detector's own 2D builds the reference
                             detections[(person, cam)] = (npz["keypoints_2d"].astype(np.float64),
                                                          (npz["scores"] * npz["valid"]).astype(np.float64))
-        print(f"{'person':7s}{'camera':8s}{'vp3d P-MPJPE':>14s}{'limb deg':>10s}{'blazepose P-MPJPE':>19s}"
-              f"{'limb deg':>10s}{'frames':>8s}")
+        print(f"{'person':7s}{'camera':8s}" + "".join(f"{name + ' P-MPJPE':>26s}{'limb deg':>10s}" for name in CONFIGS)
+              + f"{'frames':>8s}")
         for person in PEOPLE:
             views = [c for c in CAMERAS if (person, c) in detections]
             xy = {c: detections[(person, c)][0] for c in views}
@@ -163,11 +177,15 @@ def main() -> None:
             truth = reference[:, coco]
             for cam in SCORED[person]:
                 row = []
-                for lifter in models:
-                    pred = results.get((person, cam, lifter))
-                    row += list(figures(pred, truth)) if pred is not None else [float("nan")] * 2
+                for name in CONFIGS:
+                    pred = results.get((person, cam, name))
+                    pair = figures(pred, truth) if pred is not None else (float("nan"), float("nan"))
+                    table[name].append(pair)
+                    row += list(pair)
                 frames = int(np.isfinite(truth).all(axis=(1, 2)).sum())
-                print(f"{person:7s}{cam:8s}{row[0]:14.1f}{row[1]:10.1f}{row[2]:19.1f}{row[3]:10.1f}{frames:8d}")
+                print(f"{person:7s}{cam:8s}" + "".join(f"{a:26.1f}{b:10.1f}" for a, b in zip(row[::2], row[1::2],
+                                                                                             strict=True))
+                      + f"{frames:8d}")
             # The reference's own uncertainty: leave one camera out.
             spread = []
             for cam in views:
@@ -183,6 +201,8 @@ def main() -> None:
                 print(f"  leave out {cam}: MPJPE {mpjpe:.1f} mm, P-MPJPE {pm:.1f} mm, limb {deg:.1f} deg")
             detector_noise(person, views, xy, scores, swaps, reference, cameras, noise)
             shapes[person] = proportions(reference)
+        print(f"{'mean':15s}" + "".join(f"{np.nanmean([a for a, _ in v]):26.1f}{np.nanmean([b for _, b in v]):10.1f}"
+                                        for v in table.values()))
         print("MediaPipe 2D against the reference reprojected (spread: robust std per joint, % of person size;")
         print("the training noise model's jitter at level 1 for comparison; its level is drawn from 0.3 to 2):")
         names = [n for n in COCO17.names]

@@ -143,7 +143,8 @@ def card(ckpt: Path, evals: dict[str, dict[str, Any]], train: dict[str, Any] | N
     if real:
         lines += ["## On real video", "",
                   "`benchmarks/multiview_accuracy.py`: one camera of the shared 4-camera lab recording at a time, "
-                  "against MediaPipe's 2D triangulated from the other views; `vp3d` is this checkpoint through "
+                  "against MediaPipe's 2D triangulated from all four views (left/right labels checked across "
+                  "them); `vp3d` is this checkpoint through "
                   "`vp3d-convert` (label swaps fixed), `blazepose` MediaPipe's own 3D (`--lifter "
                   "blazepose-world`). P-MPJPE in mm on the 12 limb joints, limb directions in degrees:", "",
                   "```", real.strip(), "```", ""]
