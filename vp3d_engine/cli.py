@@ -329,7 +329,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     token = args.token or os.environ.get("VP3D_TOKEN", "")
     if args.port is None:
         env_port = os.environ.get("VP3D_PORT", "8000")
-        if not (env_port.isdigit() and 1 <= int(env_port) <= 65535):
+        if not (env_port.isdigit() and 1 <= int(env_port) <= 65535):  # checked before the data folder is made
             print(f"vp3d serve: error: VP3D_PORT={env_port!r} is not a port number (1 to 65535)", file=sys.stderr)
             return 2
         args.port = int(env_port)

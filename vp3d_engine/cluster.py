@@ -239,7 +239,7 @@ def _connect(address: str) -> Any:
                                  "(on the workers too)") from None
     try:
         return Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, ValueError) as exc:
         raise ConfigurationError(f"cannot reach the Dask scheduler at {address} ({exc}); start one with "
                                  f"`dask scheduler` and workers with `dask worker {address}`") from None
 

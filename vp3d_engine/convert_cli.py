@@ -227,6 +227,17 @@ def _at_least(low: int) -> Callable[[str], int]:
     return parse
 
 
+def _scheduler_address(text: str) -> str:
+    """argparse type of ``--scheduler``: a Dask address, ``[tcp://]HOST:PORT`` (tls:// too)."""
+    import re
+
+    m = re.fullmatch(r"(?:(tcp|tls)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})", text.strip())
+    if not m or not 1 <= int(m.group(3)) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a Dask scheduler address: give tcp://HOST:PORT "
+                                         "(e.g. tcp://10.0.0.5:8786, as `dask scheduler` prints it)")
+    return text.strip() if m.group(1) else f"tcp://{text.strip()}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from converters.rigs import PRESETS
     from vp3d_engine.detectors.registry import detector_names
@@ -301,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resample", default="checkpoint", choices=["checkpoint", "none"],
                    help="checkpoint (default): lift at the frame rate the checkpoint was trained at, resampling "
                         "the clip; none: lift the frames as they come, as the original VideoPose3D code does")
-    p.add_argument("--scheduler", metavar="tcp://HOST:8786",
+    p.add_argument("--scheduler", metavar="tcp://HOST:8786", type=_scheduler_address,
                    help="convert on a Dask cluster (pip install 'vp3d[cluster]'; workers started with `dask worker "
                         "tcp://HOST:8786` where vp3d is installed): each input is sent to a worker and its files come "
                         "back here, written as a local run writes them")

@@ -200,6 +200,15 @@ def test_unreachable_scheduler_is_one_clear_line(shared_data: Path, tmp_path: Pa
     assert not list(tmp_path.iterdir())
 
 
+def test_a_wrong_scheduler_address_is_one_line(shared_data: Path, tmp_path: Path) -> None:
+    for address in ("foo", "tcp://[::1", "tcp://host:99999", ""):
+        proc = _convert([str(shared_data / "videos" / CLIPS[2]), "--out", str(tmp_path), "--scheduler", address])
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 2 and "is not a Dask scheduler address" in stderr, stderr
+        assert "Traceback" not in stderr
+    assert not list(tmp_path.iterdir())
+
+
 def test_shared_fs_needs_a_scheduler(shared_data: Path, tmp_path: Path) -> None:
     proc = _convert([str(shared_data / "videos" / CLIPS[2]), "--out", str(tmp_path), "--shared-fs"])
     _, stderr = proc.communicate(timeout=60)

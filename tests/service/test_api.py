@@ -181,3 +181,15 @@ def test_finished_jobs_expire_with_their_files(tmp_path: Path, clip: Path) -> No
         assert store.get(old) is None and not store.folder(old).exists() and store.get(new) is not None
     finally:
         store.close()
+
+
+def test_a_wrong_vp3d_port_is_one_line(tmp_path: Path) -> None:
+    """The container sets the port through VP3D_PORT: a wrong one is refused before anything starts."""
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "vp3d_engine.cli", "serve", "--data", str(tmp_path / "d")],
+                          env={**os.environ, "VP3D_PORT": "80800"}, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "VP3D_PORT='80800' is not a port number" in done.stderr
+    assert not (tmp_path / "d").exists()
