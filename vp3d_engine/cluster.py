@@ -306,7 +306,7 @@ def run_batch(jobs: list[Job], args: argparse.Namespace, options: ConvertOptions
             key = f"vp3d-convert-{job.name}-{uuid.uuid4().hex[:12]}"
             future = client.submit(run_remote, task, options, key=key, pure=False)
             pending[future] = job
-        keys = {f.key: j for f, j in pending.items()}
+        keys = {f.key for f in pending}
         shown = 0.0
         while pending:
             check_interrupted()
@@ -363,7 +363,7 @@ def run_batch(jobs: list[Job], args: argparse.Namespace, options: ConvertOptions
     return 1 if bugs else 2 if failures else 0
 
 
-def _running(client: Any, keys: dict[str, Job]) -> int:
+def _running(client: Any, keys: set[str]) -> int:
     try:  # the scheduler counts tasks queued on a worker as processing: at most a thread each run
         return sum(min(sum(1 for k in ks if k in keys), client.nthreads().get(w, 1))
                    for w, ks in client.processing().items())

@@ -78,6 +78,7 @@ def test_mediapipe_3d_of_the_second_person_follows_that_person(shared_data: Path
     woman, man = (r.pose for r in results)
     assert (man.confidence > 0).mean() > 0.95  # a matching detection in (nearly) every frame
     assert np.abs(man.joints - woman.joints).mean() > 0.05
-    # The man's 2D track is the one --person 1 gives the shipped lifter.
-    lifted = run_pipeline(video, PipelineOptions(person=1, workers=1))
+    # The man's 2D track is the one --person 1 gives the shipped lifter (as detected: the lifter's
+    # own run puts his mirrored stretch right, see test_swaps.py).
+    lifted = run_pipeline(video, PipelineOptions(person=1, workers=1, label_swaps="keep"))
     np.testing.assert_allclose(results[1].keypoints.xy, lifted.keypoints.xy)

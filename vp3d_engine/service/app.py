@@ -76,6 +76,19 @@ class _Problem(Exception):
         self.status, self.detail, self.headers = status, detail, headers
 
 
+#: A too-large upload is still read (and dropped) up to this much past the limit before the 413,
+#: so that a client still sending gets the answer rather than a broken pipe; a far larger one is cut off.
+DRAIN_BYTES = 32 * 1024 * 1024
+
+
+async def _drain(request: Request, cap: int) -> None:
+    seen = 0
+    async for chunk in request.stream():
+        seen += len(chunk)
+        if seen > cap:
+            return
+
+
 async def _receive_upload(request: Request, folder: Path, limit: int) -> tuple[dict[str, str], str, str]:
     """Stream a multipart body to ``folder``: the form fields, the client's file name, and the
     stored file's name (``upload`` plus a known video suffix). Past ``limit`` bytes: 413."""
@@ -87,8 +100,10 @@ async def _receive_upload(request: Request, folder: Path, limit: int) -> tuple[d
     if kind != b"multipart/form-data" or not boundary:
         raise _Problem(415, "send the video as multipart/form-data in a field named 'file'")
     declared = request.headers.get("content-length")
+    too_big = _Problem(413, f"the upload is larger than the limit of {limit / 1e6:.0f} MB")
     if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
-        raise _Problem(413, f"the upload is larger than the limit of {limit / 1e6:.0f} MB")
+        await _drain(request, limit + DRAIN_BYTES)
+        raise too_big
     fields: dict[str, str] = {}
     files: list[Any] = []
     folder.mkdir(parents=True)
@@ -104,9 +119,13 @@ async def _receive_upload(request: Request, folder: Path, limit: int) -> tuple[d
     received = 0
     async for chunk in request.stream():
         received += len(chunk)
-        if received > limit + 64 * 1024:
-            raise _Problem(413, f"the upload is larger than the limit of {limit / 1e6:.0f} MB")
+        if received > limit + 64 * 1024:  # read on, dropping it (see DRAIN_BYTES), then refuse
+            if received > limit + DRAIN_BYTES:
+                break
+            continue
         parser.write(chunk)
+    if received > limit + 64 * 1024:
+        raise too_big
     parser.finalize()
     uploads = [f for f in files if f.field_name == b"file"]
     if not uploads:
