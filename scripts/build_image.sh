@@ -71,7 +71,7 @@ fi
 if [ "$ENGINE" = docker ]; then
   # 2. Docker, public base.
   T0=$(date +%s)
-  docker build ${BASE:+--build-arg BASE="$BASE"} -t "$IMAGE" "$CTX"
+  docker build ${BASE:+--build-arg BASE="$BASE"} --build-arg TORCH="${TORCH_INDEX:-cpu}" -t "$IMAGE" "$CTX"
   say "built $IMAGE with docker in $(( $(date +%s) - T0 )) s"
   exit 0
 fi
@@ -116,7 +116,8 @@ if [ -z "${BASE:-}" ]; then
   fi
 fi
 T0=$(date +%s)
-podman build --quiet --format docker --network none --build-arg BASE="$BASE" -t "$IMAGE" "$CTX" >/dev/null
+podman build --quiet --format docker --network none --build-arg BASE="$BASE" --build-arg TORCH="${TORCH_INDEX:-cpu}" \
+  -t "$IMAGE" "$CTX" >/dev/null
 # Earlier builds' images, untagged by this one (labelled as vp3d's): their space back.
 podman image prune -f --filter label=org.opencontainers.image.title=vp3d >/dev/null || true
 say "built localhost/$IMAGE with podman from $BASE in $(( $(date +%s) - T0 )) s; $(podman image inspect "$IMAGE" --format '{{.Size}}' | awk '{printf "%.2f GB", $1/1e9}')"
