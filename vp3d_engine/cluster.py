@@ -77,7 +77,6 @@ class RemoteResult:
     message: str = ""
     traceback: str = ""
     worker: str = ""
-    seconds: float = 0.0
 
 
 _MODELS: dict[tuple[str, str, str], Models] = {}
@@ -132,7 +131,6 @@ def run_remote(job: RemoteJob, options: ConvertOptions) -> RemoteResult:
     from vp3d_engine.convert import convert
     from vp3d_engine.jobs import conversion_line
 
-    t0 = time.perf_counter()
     with _MODELS_LOCK:
         _STATS["clips"] += 1
     result = RemoteResult(worker=_worker_name())
@@ -171,7 +169,6 @@ def run_remote(job: RemoteJob, options: ConvertOptions) -> RemoteResult:
     except Exception as exc:  # a bug in vp3d: reported with its traceback, the batch goes on
         result.error, result.message = "bug", f"{type(exc).__name__}: {exc}"
         result.traceback = traceback.format_exc()
-    result.seconds = time.perf_counter() - t0
     return result
 
 

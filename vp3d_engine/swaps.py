@@ -56,7 +56,7 @@ def flips(joints: np.ndarray, fps: float) -> list[int]:
         if on and start is None:
             start = i
         elif not on and start is not None:
-            out.append((start + i - 1 + 1) // 2)
+            out.append((start + i) // 2)
             start = None
     return out
 

@@ -79,6 +79,11 @@ def test_fine_tuning_starts_from_a_checkpoint(takes_dir: Path, tmp_path: Path,
     assert main(["train", "--data", str(takes_dir), "--out", str(tmp_path / "bad"), "--lifter", "test",
                  "--channels", "24", "--init", str(tmp_path / "base"), "--quiet"]) == 2
     assert "do not fit this architecture" in capsys.readouterr().err
+    # A checkpoint that is not there: one line, nothing written.
+    assert main(["train", "--data", str(takes_dir), "--out", str(tmp_path / "none"), "--lifter", "test",
+                 "--init", str(tmp_path / "missing"), "--quiet"]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "none" / "config.json").exists()
 
 
 def test_train_and_evaluate_commands(takes_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
