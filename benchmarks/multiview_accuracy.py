@@ -97,6 +97,17 @@ def detector_noise(person: str, views: list[str], xy: dict[str, np.ndarray], sco
         out.append((spread, swaps[cam] / len(reference), float((scores[cam] < 0.5).mean())))
 
 
+def limb_spread(points: np.ndarray) -> float:
+    """Mean over the 8 limbs of the coefficient of variation (%) of their length over the frames of
+    a 12-joint sequence: a real person's limbs keep their length, so this is the lifter's error."""
+    ok = np.isfinite(points).all(axis=(1, 2))
+    cvs = []
+    for a, b in LIMBS:
+        length = np.linalg.norm(points[ok, LIMB_JOINTS.index(a)] - points[ok, LIMB_JOINTS.index(b)], axis=-1)
+        cvs.append(length.std() / length.mean())
+    return 100 * float(np.mean(cvs))
+
+
 PARTS = ("shoulder width", "hip width", "legs", "arms", "ear width")
 
 
@@ -145,6 +156,7 @@ def main() -> None:
     noise: list[tuple[np.ndarray, float, float]] = []
     shapes: dict[str, np.ndarray] = {}
     table: dict[str, list[tuple[float, float]]] = {name: [] for name in CONFIGS}
+    spreads: list[tuple[str, str, list[float]]] = []
     with tempfile.TemporaryDirectory() as tmp:
         results: dict[tuple[str, str, str], np.ndarray] = {}
         detections: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
@@ -183,6 +195,9 @@ def main() -> None:
                     table[name].append(pair)
                     row += list(pair)
                 frames = int(np.isfinite(truth).all(axis=(1, 2)).sum())
+                spreads.append((person, cam, [limb_spread(results[(person, cam, name)])
+                                              if (person, cam, name) in results else float("nan")
+                                              for name in CONFIGS] + [limb_spread(truth)]))
                 print(f"{person:7s}{cam:8s}" + "".join(f"{a:26.1f}{b:10.1f}" for a, b in zip(row[::2], row[1::2],
                                                                                              strict=True))
                       + f"{frames:8d}")
@@ -203,6 +218,12 @@ def main() -> None:
             shapes[person] = proportions(reference)
         print(f"{'mean':15s}" + "".join(f"{np.nanmean([a for a, _ in v]):26.1f}{np.nanmean([b for _, b in v]):10.1f}"
                                         for v in table.values()))
+        print("Limb length spread: coefficient of variation (%) of the 8 limbs' lengths over the clip, mean")
+        print("(raw lifted joints; the reference's own spread is the floor its noise sets):")
+        print(f"{'person':7s}{'camera':8s}" + "".join(f"{name:>18s}" for name in [*CONFIGS, "reference"]))
+        for person, cam, values in spreads:
+            print(f"{person:7s}{cam:8s}" + "".join(f"{v:18.1f}" for v in values))
+        print(f"{'mean':15s}" + "".join(f"{v:18.1f}" for v in np.nanmean([v for _, _, v in spreads], axis=0)))
         print("MediaPipe 2D against the reference reprojected (spread: robust std per joint, % of person size;")
         print("the training noise model's jitter at level 1 for comparison; its level is drawn from 0.3 to 2):")
         names = [n for n in COCO17.names]

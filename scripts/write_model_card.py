@@ -91,6 +91,17 @@ def card(ckpt: Path, evals: dict[str, dict[str, Any]], train: dict[str, Any] | N
            "cover where MediaPipe puts the joints of real people (`benchmarks/multiview_accuracy.py`: "
            "relative to the hip-to-shoulder distance, shoulders 1.3x, hips 1.2x, legs 0.7x the mocap's)."]
           if t.get("body_shape") else []),
+        *([f"- Semi-supervised on real clips without 3D (`--unlabeled`, `vp3d_engine/training/unlabeled.py`): "
+           f"{len(t['unlabeled']['clips'])} clips, {t['unlabeled']['frames']} frames at 30 fps ("
+           + ", ".join(f"`{c['name']}` {c['frames']}" for c in t["unlabeled"]["clips"])
+           + "), their 2D from the `vp3d-convert` pipeline (MediaPipe, tracking, label-swap fix). The Pose2Sim "
+           "single-person demo (4 phone cameras) and the Sports2D demo, BSD-3-Clause (Copyright (c) 2022, "
+           "perfanalytics), as fetched by `scripts/fetch_unlabeled.sh` from their PyPI packages; the "
+           "multi-person recording the lifter is measured on is not among them. Per batch "
+           f"{t['unlabeled']['groups']} groups of {t['unlabeled']['frames_per_group']} frames of one clip, "
+           f"loss weight {t['unlabeled']['weight']:g}: projection onto the clip's 2D (after a per-frame scale "
+           "and shift), the mocap batch's mean bone lengths, constant bone lengths within a group."]
+          if t.get("unlabeled") else []),
         "",
         "## Training",
         "",

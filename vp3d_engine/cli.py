@@ -74,7 +74,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     _check_checkpoint_out(args.out)
-    _check_json_out(args.json, [*map(Path, args.data), Path(args.out)])
+    _check_json_out(args.json, [*map(Path, args.data), *map(Path, args.unlabeled), Path(args.out)])
 
     from vp3d_engine.training.train import TrainOptions, train
 
@@ -85,7 +85,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         lr_decay=args.lr_decay, seed=args.seed, val_fraction=args.val_fraction, device=args.device,
         max_minutes=args.max_minutes, samples_per_epoch=args.samples_per_epoch, noise=not args.no_noise,
         chunk=args.chunk, body_shape=not args.no_body_shape, init=Path(args.init) if args.init else None,
-        resume=not args.restart, license=args.license,
+        resume=not args.restart, license=args.license, unlabeled=[Path(u) for u in args.unlabeled],
+        unlabeled_weight=args.unlabeled_weight, unlabeled_share=args.unlabeled_share,
         command="vp3d " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     bar: list[Any] = [None]
@@ -104,7 +105,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
             msg = (f"epoch {event['epoch']}: train {event['train_mpjpe_mm']:.1f} mm, "
                    f"val {event['val_mpjpe_mm']:.1f} mm (P-MPJPE {event['val_p_mpjpe_mm']:.1f} mm"
                    + (f", root {event['val_root_error_mm']:.0f} mm" if event["val_root_error_mm"] else "")
-                   + f"), {event['samples_per_s']:.0f} samples/s, {event['seconds']:.0f} s")
+                   + ")" + (f", unlabeled: projection {event['unlabeled_projection_mm']:.1f} mm, bone "
+                            f"spread {event['unlabeled_bone_std_mm']:.1f} mm" if "unlabeled_projection_mm" in event
+                            else "")
+                   + f", {event['samples_per_s']:.0f} samples/s, {event['seconds']:.0f} s")
             tqdm.write(msg)
 
     summary = train(opts, progress)
@@ -173,6 +177,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="keep the mocap actors' proportions (no random torso, shoulder, hip and limb scales)")
     p.add_argument("--init", metavar="CHECKPOINT",
                    help="start from this checkpoint's weights (same architecture): fine-tuning")
+    p.add_argument("--unlabeled", nargs="+", metavar="PATH", default=[],
+                   help="videos, folders of videos or 2D keypoint files without 3D: semi-supervised training "
+                        "(projection and bone-length losses; their 2D is detected once and cached in --out)")
+    p.add_argument("--unlabeled-weight", type=_bounded(float, 1e-6, 100.0), default=1.0,
+                   help="weight of the unlabeled losses against the supervised ones")
+    p.add_argument("--unlabeled-share", type=_bounded(float, 0.01, 4.0), default=0.25,
+                   help="unlabeled windows per batch, as a share of the labelled ones")
     p.add_argument("--restart", action="store_true", help="ignore a saved training state and start over")
     p.add_argument("--license", default="", help="license text recorded in config.json")
     p.add_argument("--json", help="also write the training history here")

@@ -31,15 +31,11 @@ from vp3d_engine.convert import ConvertOptions, Models
 from vp3d_engine.jobs import Job, conversion_line, report_failure
 from vp3d_engine.pipeline import PipelineOptions
 from vp3d_engine.render import RenderOptions
-from vp3d_engine.sources import classify_source, recorded_video_name
+from vp3d_engine.sources import VIDEO_SUFFIXES, classify_source, recorded_video_name
 
 __all__ = ["main"]
 
 log = logging.getLogger("vp3d-convert")
-
-VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp",
-                  ".ts", ".mts"}
-
 
 def _inputs(paths: Sequence[str]) -> list[Path]:
     out: list[Path] = []

@@ -15,7 +15,11 @@ from converters.errors import InputFileError
 from converters.fileio import check_input_path
 from vp3d_engine.arrays import ARRAY_SHAPES, array_kind, npz_names
 
-__all__ = ["SourceKind", "classify_source", "recorded_video_name"]
+__all__ = ["VIDEO_SUFFIXES", "SourceKind", "classify_source", "recorded_video_name"]
+
+#: What a folder of videos is searched for.
+VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp",
+                  ".ts", ".mts"}
 
 SourceKind = Literal["video", "keypoints", "motion"]
 _2D_NPZ_KEYS = ({"positions_2d"}, {"keypoints", "boxes"}, {"xy", "meta"})

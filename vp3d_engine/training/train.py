@@ -63,6 +63,9 @@ class TrainOptions:
     noise: bool = True
     body_shape: bool = True
     init: Path | None = None  # a checkpoint folder to start from (same architecture): fine-tuning
+    unlabeled: list[Path] = field(default_factory=list)  # videos / 2D files for semi-supervised training
+    unlabeled_weight: float = 1.0  # of the unlabeled losses against the supervised ones
+    unlabeled_share: float = 0.25  # unlabeled windows per batch, as a share of the labelled ones
     resume: bool = True
     license: str = ""
     command: str = ""
@@ -136,6 +139,47 @@ def _load_initial(path: Path, pose: torch.nn.Module, trajectory: torch.nn.Module
                                  "give the same --filter-widths, --channels and --trajectory-channels") from None
 
 
+def _unlabeled_sampler(opts: TrainOptions, config: dict[str, Any], rf: int, causal_shift: int
+                       ) -> tuple[Any, dict[str, Any]]:
+    """The sampler of ``opts.unlabeled`` clips (2D cached in the output folder) and what to record of it."""
+    if not opts.unlabeled:
+        return None, {}
+    from vp3d_engine.training.unlabeled import CACHE_DIR, UnlabeledSampler, load_unlabeled
+
+    if opts.chunk != 1:
+        raise ConfigurationError("--unlabeled trains the strided single-frame model: leave --chunk at 1")
+    if opts.unlabeled_weight <= 0 or not 0 < opts.unlabeled_share <= 4:
+        raise ConfigurationError("--unlabeled-weight must be positive and --unlabeled-share in (0, 4]")
+    clips = load_unlabeled(opts.unlabeled, opts.fps, config["input"].get("normalization", "screen"),
+                           cache=Path(opts.out) / CACHE_DIR,
+                           progress=lambda name: log.info("2D of unlabeled %s", name))
+    sampler = UnlabeledSampler(clips, rf, causal_shift)
+    windows = max(1, opts.batch_size // opts.chunk)
+    groups = max(1, round(windows * opts.unlabeled_share / sampler.per_group))
+    info = {"clips": [{"name": c.name, "frames": c.num_frames} for c in clips], "frames": sampler.num_frames,
+            "weight": opts.unlabeled_weight, "share": opts.unlabeled_share, "groups": groups,
+            "frames_per_group": sampler.per_group}
+    return sampler, info
+
+
+def _unlabeled_losses(ub: Any, pose: torch.Tensor, root: torch.Tensor | None, labelled: torch.Tensor,
+                      per_group: int, device: Any) -> list[torch.Tensor]:
+    """Projection, bone-length prior and bone-length consistency losses (metres) of the unlabeled
+    windows' predicted ``pose (B,17,3)``; ``labelled (L,17,3)``: the batch's mocap targets."""
+    from vp3d_engine.training.unlabeled import DEFAULT_ROOT, bone_lengths, consistency_loss, projection_loss
+
+    pose = pose - pose[:, :1]
+    if root is None:
+        root = torch.tensor(DEFAULT_ROOT, dtype=pose.dtype, device=device).expand(pose.shape[0], 3)
+    observed = torch.from_numpy(ub.observed).to(device)
+    weights = torch.from_numpy(ub.weights).to(device)
+    proj = projection_loss(pose, root.detach(), observed, weights)
+    lengths = bone_lengths(pose)
+    prior = (lengths.mean(0) - bone_lengths(labelled).mean(0).detach()).abs().mean()
+    consistency = consistency_loss(lengths.view(ub.groups, per_group, -1))
+    return [proj, prior, consistency]
+
+
 def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Train and write the best checkpoint to ``opts.out``; returns a summary with the history."""
     from vp3d_engine.evaluation import evaluate_views, make_views
@@ -149,6 +193,7 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
     pose_train, traj_train = build_models(config, optimized_1f=opts.chunk == 1)
     pose_eval, traj_eval = build_models(config)
     rf = pose_train.receptive_field
+    unlabeled, unlabeled_info = _unlabeled_sampler(opts, config, rf, pose_train.total_causal_shift)
     files = find_bvh_files(opts.data)
     val_files = [f for f in files if is_validation(f.stem, opts.val_fraction)]
     train_files = [f for f in files if f not in val_files]
@@ -164,6 +209,7 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
     sampler = WindowSampler(train_takes, rf, pose_train.total_causal_shift, cameras,
                             noise if opts.noise else None, flip=True, outputs=opts.chunk, shape=shape)
     views = make_views(val_takes, seed=opts.seed, views=opts.val_views, noise="detector")
+    urng = np.random.default_rng(opts.seed + 1)  # the prefetch thread owns ``rng``
     # An epoch sees about one output frame per training frame; a batch holds batch_size output
     # frames (batch_size / chunk windows).
     windows = max(1, opts.batch_size // opts.chunk)
@@ -191,6 +237,8 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
             history = json.loads(state["history"])
             rng.bit_generator.state = json.loads(state["numpy_rng"])
             torch.set_rng_state(state["torch_rng"])
+            if "unlabeled_rng" in state:
+                urng.bit_generator.state = json.loads(state["unlabeled_rng"])
         except Exception as exc:  # a damaged file or another architecture can fail in many ways
             first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
             raise CheckpointError(f"cannot resume from {state_path} ({type(exc).__name__}: {first}): it was written "
@@ -213,26 +261,37 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
         if traj_train is not None:
             traj_train.train()
         t_epoch = time.time()
-        sums = np.zeros(2)
+        sums = np.zeros(5)
         prefetch = _Prefetcher(sampler, rng, windows, batches)
         for b in range(batches):
             batch = prefetch.get()
             x = torch.from_numpy(batch.inputs).to(device)
             target = torch.from_numpy(batch.pose).to(device)
-            pred = pose_train(x)
+            n = x.shape[0]
+            ub = unlabeled.sample(urng, unlabeled_info["groups"]) if unlabeled is not None else None
+            if ub is not None:  # one forward pass for both, so batch norm sees both
+                x = torch.cat([x, torch.from_numpy(ub.inputs).to(device)])
+            pred_all = pose_train(x)
+            pred = pred_all[:n]
             loss_pose = torch.linalg.vector_norm(pred - target, dim=-1).mean()
             loss = loss_pose
             loss_traj = torch.zeros(())
+            traj_all = None
             if traj_train is not None:
                 traj_t = torch.from_numpy(batch.trajectory).to(device)
-                traj_p = traj_train(x)[:, :, 0]
+                traj_all = traj_train(x)[:, :, 0]
                 weight = 1.0 / traj_t[..., 2].clamp(min=0.5)
-                loss_traj = (weight * torch.linalg.vector_norm(traj_p - traj_t, dim=-1)).mean()
+                loss_traj = (weight * torch.linalg.vector_norm(traj_all[:n] - traj_t, dim=-1)).mean()
                 loss = loss + loss_traj
+            if ub is not None:
+                parts = _unlabeled_losses(ub, pred_all[n:, 0], traj_all[n:, 0] if traj_all is not None else None,
+                                          target[:, 0], unlabeled.per_group, device)
+                loss = loss + opts.unlabeled_weight * sum(parts)
+                sums[2:] += [part.item() for part in parts]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            sums += [loss_pose.item(), loss_traj.item()]
+            sums[:2] += [loss_pose.item(), loss_traj.item()]
             if progress is not None:
                 progress({"kind": "batch", "epoch": epoch + 1, "epochs": opts.epochs, "batch": b + 1,
                           "batches": batches, "loss_mm": loss_pose.item() * 1000})
@@ -248,6 +307,10 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
             "val_p_mpjpe_mm": val["p_mpjpe_mm"], "val_root_error_mm": val.get("root_error_mm"),
             "samples_per_s": batches * windows * opts.chunk / seconds, "seconds": seconds,
         }
+        if unlabeled is not None:
+            record.update({"unlabeled_projection_mm": sums[2] / batches * 1000,
+                           "unlabeled_bone_prior_mm": sums[3] / batches * 1000,
+                           "unlabeled_bone_std_mm": sums[4] / batches * 1000})
         history.append(record)
         log.debug("epoch %d: train %.1f mm, val %.1f mm (P %.1f mm), %.0f samples/s", epoch + 1,
                  record["train_mpjpe_mm"], val["mpjpe_mm"], val["p_mpjpe_mm"], record["samples_per_s"])
@@ -262,7 +325,7 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
                 "val_fraction": opts.val_fraction, "chunk": opts.chunk,
                 "camera_ranges": cameras.to_dict(), "noise_model": noise.to_dict() if opts.noise else None,
                 "body_shape": shape.to_dict() if shape else None,
-                "init": str(opts.init) if opts.init else None,
+                "init": str(opts.init) if opts.init else None, "unlabeled": unlabeled_info or None,
                 "command": opts.command, **opts.extra,
                 "val": {k: v for k, v in val.items() if k not in ("per_take", "per_action")},
             })
@@ -272,7 +335,7 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
             "pose": pose_train.state_dict(), "trajectory": traj_train.state_dict() if traj_train else {},
             "optimizer": optimizer.state_dict(), "epoch": epoch + 1, "lr": lr, "best": best,
             "history": json.dumps(history), "numpy_rng": json.dumps(rng.bit_generator.state),
-            "torch_rng": torch.get_rng_state(),
+            "torch_rng": torch.get_rng_state(), "unlabeled_rng": json.dumps(urng.bit_generator.state),
         }, str(state_path) + ".tmp")
         Path(str(state_path) + ".tmp").replace(state_path)
     return {"best_val_mpjpe_mm": best * 1000, "history": history, "out": str(opts.out),
