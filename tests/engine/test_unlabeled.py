@@ -163,3 +163,18 @@ def test_unlabeled_arguments_give_one_line_errors(takes_dir: Path, tmp_path: Pat
                      "--epochs", "1", *extra])
         err = capsys.readouterr().err.strip()
         assert code == 2 and expected in err and len(err.splitlines()) == 1, err
+
+
+def test_a_run_stopped_while_detecting_can_be_started_again(tmp_path: Path) -> None:
+    """The 2D cache is written into --out before the first epoch; a folder holding only it is still
+    a training run's folder, while one holding anything else is refused."""
+    from converters.errors import ConfigurationError
+    from vp3d_engine.checkpoints import check_checkpoint_out
+
+    out = tmp_path / "run"
+    (out / ul.CACHE_DIR).mkdir(parents=True)
+    (out / ul.CACHE_DIR / "clip-0123456789ab.npz").write_bytes(b"")
+    assert check_checkpoint_out(out) == out.resolve()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigurationError, match=r"notes\.txt"):
+        check_checkpoint_out(out)
