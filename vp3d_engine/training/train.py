@@ -162,6 +162,13 @@ def _unlabeled_sampler(opts: TrainOptions, config: dict[str, Any], rf: int, caus
     return sampler, info
 
 
+def _bn_eval(model: torch.nn.Module, on: bool) -> None:
+    """Batch norm on its running statistics (``on``) or the batch's (dropout stays as it is)."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.train(not on)
+
+
 def _unlabeled_losses(ub: Any, pose: torch.Tensor, root: torch.Tensor | None, labelled: torch.Tensor,
                       per_group: int, device: Any) -> list[torch.Tensor]:
     """Projection, bone-length prior and bone-length consistency losses (metres) of the unlabeled
@@ -269,9 +276,12 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
             target = torch.from_numpy(batch.pose).to(device)
             n = x.shape[0]
             ub = unlabeled.sample(urng, unlabeled_info["groups"]) if unlabeled is not None else None
-            if ub is not None:  # one forward pass for both, so batch norm sees both
-                x = torch.cat([x, torch.from_numpy(ub.inputs).to(device)])
             pred_all = pose_train(x)
+            if ub is not None:  # a second pass, batch norm on the mocap batches' statistics
+                xu = torch.from_numpy(ub.inputs).to(device)
+                _bn_eval(pose_train, True)
+                pred_all = torch.cat([pred_all, pose_train(xu)])
+                _bn_eval(pose_train, False)
             pred = pred_all[:n]
             loss_pose = torch.linalg.vector_norm(pred - target, dim=-1).mean()
             loss = loss_pose
@@ -280,6 +290,11 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
             if traj_train is not None:
                 traj_t = torch.from_numpy(batch.trajectory).to(device)
                 traj_all = traj_train(x)[:, :, 0]
+                if ub is not None:
+                    with torch.no_grad():
+                        _bn_eval(traj_train, True)
+                        traj_all = torch.cat([traj_all, traj_train(xu)[:, :, 0]])
+                        _bn_eval(traj_train, False)
                 weight = 1.0 / traj_t[..., 2].clamp(min=0.5)
                 loss_traj = (weight * torch.linalg.vector_norm(traj_all[:n] - traj_t, dim=-1)).mean()
                 loss = loss + loss_traj
