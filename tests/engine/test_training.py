@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,25 +14,6 @@ from vp3d_engine.evaluation import evaluate
 from vp3d_engine.training.train import TrainOptions, train
 
 pytestmark = pytest.mark.shared_data
-
-TAKES = [
-    "bandai-namco-1/dataset-1_walk_normal_001.bvh",
-    "bandai-namco-1/dataset-1_bow_normal_001.bvh",
-    "bandai-namco-1/dataset-1_bye_happy_001.bvh",
-    "bandai-namco-1/dataset-1_guide_proud_001.bvh",
-    "bandai-namco-1/dataset-1_run_normal_001.bvh",
-    "bandai-namco-1/dataset-1_dash_sad_001.bvh",
-    "cmu/02_01.bvh",
-]
-
-
-@pytest.fixture(scope="module")
-def takes_dir(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("takes")
-    for rel in TAKES:
-        shutil.copy(shared_data / "mocap" / rel, folder / Path(rel).name)
-    return folder
-
 
 def _opts(data: Path, out: Path, epochs: int) -> TrainOptions:
     return TrainOptions(data=[data], out=out, lifter="test", epochs=epochs, batch_size=128, val_fraction=0.3,
@@ -60,7 +40,7 @@ def test_training_learns_and_resumes_exactly(takes_dir: Path, tmp_path: Path) ->
     cfg = json.loads((tmp_path / "full" / "config.json").read_text())
     held_out = set(cfg["training"]["val_take_names"])
     assert held_out and held_out < {p.stem for p in takes_dir.iterdir()}
-    assert cfg["training"]["train_takes"] + cfg["training"]["val_takes"] == len(TAKES)
+    assert cfg["training"]["train_takes"] + cfg["training"]["val_takes"] == len(list(takes_dir.glob("*.bvh")))
 
 
 def test_fine_tuning_starts_from_a_checkpoint(takes_dir: Path, tmp_path: Path,

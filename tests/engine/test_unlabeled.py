@@ -4,7 +4,6 @@ to the lifter's output on a real clip the training saw only as MediaPipe 2D."""
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,25 +22,6 @@ from vp3d_engine.training.synthetic import CameraRanges
 from vp3d_engine.training.train import TrainOptions, train
 
 pytestmark = pytest.mark.shared_data
-
-TAKES = [
-    "bandai-namco-1/dataset-1_walk_normal_001.bvh",
-    "bandai-namco-1/dataset-1_bow_normal_001.bvh",
-    "bandai-namco-1/dataset-1_bye_happy_001.bvh",
-    "bandai-namco-1/dataset-1_guide_proud_001.bvh",
-    "bandai-namco-1/dataset-1_run_normal_001.bvh",
-    "bandai-namco-1/dataset-1_dash_sad_001.bvh",
-    "cmu/02_01.bvh",
-]
-
-
-@pytest.fixture(scope="module")
-def takes_dir(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("takes")
-    for rel in TAKES:
-        shutil.copy(shared_data / "mocap" / rel, folder / Path(rel).name)
-    return folder
-
 
 @pytest.fixture(scope="module")
 def clip_2d(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
