@@ -10,13 +10,14 @@ up where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,22 +163,35 @@ def _unlabeled_sampler(opts: TrainOptions, config: dict[str, Any], rf: int, caus
     return sampler, info
 
 
-def _bn_eval(model: torch.nn.Module, on: bool) -> None:
-    """Batch norm on its running statistics (``on``) or the batch's (dropout stays as it is)."""
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm1d):
-            m.train(not on)
+@contextlib.contextmanager
+def _running_batch_norm(model: torch.nn.Module) -> Iterator[None]:
+    """Batch norm on its running statistics inside the block (dropout stays as it is)."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    for m in norms:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m in norms:
+            m.train()
 
 
-def _unlabeled_losses(ub: Any, pose: torch.Tensor, root: torch.Tensor | None, labelled: torch.Tensor,
-                      per_group: int, device: Any) -> list[torch.Tensor]:
-    """Projection, bone-length prior and bone-length consistency losses (metres) of the unlabeled
-    windows' predicted ``pose (B,17,3)``; ``labelled (L,17,3)``: the batch's mocap targets."""
+def _unlabeled_losses(ub: Any, pose_model: torch.nn.Module, traj_model: torch.nn.Module | None,
+                      labelled: torch.Tensor, per_group: int, device: Any) -> list[torch.Tensor]:
+    """Projection, bone-length prior and bone-length consistency losses (metres) of the pose the
+    models lift from the unlabeled windows ``ub``, in a second pass with batch norm on the
+    running statistics that the mocap batches set; ``labelled (L,17,3)``: the batch's targets."""
     from vp3d_engine.training.unlabeled import DEFAULT_ROOT, bone_lengths, consistency_loss, projection_loss
 
+    x = torch.from_numpy(ub.inputs).to(device)
+    with _running_batch_norm(pose_model):
+        pose = pose_model(x)[:, 0]
     pose = pose - pose[:, :1]
-    if root is None:
+    if traj_model is None:
         root = torch.tensor(DEFAULT_ROOT, dtype=pose.dtype, device=device).expand(pose.shape[0], 3)
+    else:
+        with torch.no_grad(), _running_batch_norm(traj_model):
+            root = traj_model(x)[:, 0, 0]
     observed = torch.from_numpy(ub.observed).to(device)
     weights = torch.from_numpy(ub.weights).to(device)
     proj = projection_loss(pose, root.detach(), observed, weights)
@@ -274,32 +288,18 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
             batch = prefetch.get()
             x = torch.from_numpy(batch.inputs).to(device)
             target = torch.from_numpy(batch.pose).to(device)
-            n = x.shape[0]
-            ub = unlabeled.sample(urng, unlabeled_info["groups"]) if unlabeled is not None else None
-            pred_all = pose_train(x)
-            if ub is not None:  # a second pass, batch norm on the mocap batches' statistics
-                xu = torch.from_numpy(ub.inputs).to(device)
-                _bn_eval(pose_train, True)
-                pred_all = torch.cat([pred_all, pose_train(xu)])
-                _bn_eval(pose_train, False)
-            pred = pred_all[:n]
+            pred = pose_train(x)
             loss_pose = torch.linalg.vector_norm(pred - target, dim=-1).mean()
             loss = loss_pose
             loss_traj = torch.zeros(())
-            traj_all = None
             if traj_train is not None:
                 traj_t = torch.from_numpy(batch.trajectory).to(device)
-                traj_all = traj_train(x)[:, :, 0]
-                if ub is not None:
-                    with torch.no_grad():
-                        _bn_eval(traj_train, True)
-                        traj_all = torch.cat([traj_all, traj_train(xu)[:, :, 0]])
-                        _bn_eval(traj_train, False)
+                traj_p = traj_train(x)[:, :, 0]
                 weight = 1.0 / traj_t[..., 2].clamp(min=0.5)
-                loss_traj = (weight * torch.linalg.vector_norm(traj_all[:n] - traj_t, dim=-1)).mean()
+                loss_traj = (weight * torch.linalg.vector_norm(traj_p - traj_t, dim=-1)).mean()
                 loss = loss + loss_traj
-            if ub is not None:
-                parts = _unlabeled_losses(ub, pred_all[n:, 0], traj_all[n:, 0] if traj_all is not None else None,
+            if unlabeled is not None:
+                parts = _unlabeled_losses(unlabeled.sample(urng, unlabeled_info["groups"]), pose_train, traj_train,
                                           target[:, 0], unlabeled.per_group, device)
                 loss = loss + opts.unlabeled_weight * sum(parts)
                 sums[2:] += [part.item() for part in parts]
