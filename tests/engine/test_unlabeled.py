@@ -145,6 +145,22 @@ def test_unlabeled_arguments_give_one_line_errors(takes_dir: Path, tmp_path: Pat
         assert code == 2 and expected in err and len(err.splitlines()) == 1, err
 
 
+def test_unlabeled_inputs_are_found_in_folders(clip_2d: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "clips"
+    (folder / "openpose").mkdir(parents=True)
+    for i in range(3):
+        (folder / "openpose" / f"take_{i:012d}_keypoints.json").write_text('{"people": []}')
+    (folder / "notes.txt").write_text("not a clip")
+    (folder / "clip.npz").write_bytes(clip_2d.read_bytes())
+    assert ul.unlabeled_files([folder]) == [folder / "clip.npz"]
+    assert ul.unlabeled_files([folder / "openpose", folder]) == [folder / "openpose", folder / "clip.npz"]
+    # OpenPose frames do not say the image size the points are measured in: one line says what to do.
+    from converters.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=r"does not record the image size.*--image-size WIDTHxHEIGHT"):
+        ul.load_unlabeled([folder / "openpose"], 30.0)
+
+
 def test_a_run_stopped_while_detecting_can_be_started_again(tmp_path: Path) -> None:
     """The 2D cache is written into --out before the first epoch; a folder holding only it is still
     a training run's folder, while one holding anything else is refused."""

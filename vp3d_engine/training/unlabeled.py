@@ -87,12 +87,15 @@ def _kind(path: Path) -> str:
 
 
 def unlabeled_files(paths: Sequence[Path]) -> list[Path]:
-    """Videos and 2D keypoint files named by ``paths``; folders give the ones directly inside."""
+    """Videos and 2D keypoint files named by ``paths``; folders give the ones directly inside (an
+    OpenPose folder of ``*_keypoints.json`` frames is one clip)."""
     from vp3d_engine.sources import VIDEO_SUFFIXES
 
     found: list[Path] = []
     for path in paths:
-        if path.is_dir():
+        if path.is_dir() and any(path.glob("*_keypoints.json")):
+            found.append(path)  # an OpenPose folder: one clip
+        elif path.is_dir():
             inside = sorted(p for p in path.iterdir() if p.is_file() and (
                 p.suffix.lower() in VIDEO_SUFFIXES
                 or (p.suffix.lower() in KEYPOINT_SUFFIXES and _kind(p) == "keypoints")))
@@ -118,8 +121,15 @@ def _cache_name(path: Path) -> str:
 def _detect(path: Path) -> Keypoints2D:
     from vp3d_engine.pipeline import PipelineOptions, run_pipeline
 
-    opts = PipelineOptions(keypoints=path if _kind(path) == "keypoints" else None)
-    return run_pipeline(path, opts).keypoints
+    keypoints = _kind(path) == "keypoints"
+    if keypoints:
+        from vp3d_engine.detectors.files import read_keypoints_file
+
+        if read_keypoints_file(path).image_size is None:
+            raise ConfigurationError(f"--unlabeled {path} does not record the image size of its keypoints; convert "
+                                     f"it once with vp3d-convert {path} --image-size WIDTHxHEIGHT --npz and give "
+                                     "the result")
+    return run_pipeline(path, PipelineOptions(keypoints=path if keypoints else None)).keypoints
 
 
 def _load_track(path: Path, cache: Path | None) -> Keypoints2D:
