@@ -130,7 +130,7 @@ def test_training_on_a_real_clip_steadies_its_bones_and_fits_its_2d(
     assert semi["best_val_mpjpe_mm"] < 1.3 * supervised["best_val_mpjpe_mm"]
 
 
-def test_unlabeled_arguments_give_one_line_errors(takes_dir: Path, tmp_path: Path,
+def test_unlabeled_arguments_give_one_line_errors(takes_dir: Path, clip_2d: Path, tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     bvh = next(takes_dir.glob("*.bvh"))
     for extra, expected in [
@@ -138,6 +138,7 @@ def test_unlabeled_arguments_give_one_line_errors(takes_dir: Path, tmp_path: Pat
         (["--unlabeled", str(bvh)], "holds 3D joints"),
         (["--unlabeled", str(tmp_path)], "no videos or 2D keypoint files"),
         (["--unlabeled", str(bvh), "--chunk", "4"], "leave --chunk at 1"),
+        (["--unlabeled", str(clip_2d), "--json", str(clip_2d)], "would overwrite the input"),
     ]:
         code = main(["train", "--data", str(takes_dir), "--out", str(tmp_path / "out"), "--lifter", "test",
                      "--epochs", "1", *extra])

@@ -51,7 +51,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 1
-CACHE_DIR = "unlabeled-2d"  # in the output folder; vp3d_engine.checkpoints.check_checkpoint_out allows it
+CACHE_DIR = "unlabeled-2d"  # in the output folder (vp3d_engine.checkpoints.check_checkpoint_out allows it)
 KEYPOINT_SUFFIXES = {".npz", ".npy", ".json"}
 
 _LIMBS = ("left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
