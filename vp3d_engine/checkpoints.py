@@ -117,6 +117,10 @@ def resolve_checkpoint(name_or_path: str | Path) -> Path:
     )
 
 
+#: Where `vp3d train --unlabeled` caches its clips' 2D inside --out (before the first epoch).
+UNLABELED_CACHE_DIR = "unlabeled-2d"
+
+
 def check_checkpoint_out(out: str | Path) -> Path:
     """A folder to write a checkpoint into, checked before any work: a new folder, an empty one, a
     checkpoint (replaced), or one holding an unfinished training run. A file, or a folder holding
@@ -125,11 +129,9 @@ def check_checkpoint_out(out: str | Path) -> Path:
     if p.exists() and not p.is_dir():
         raise ConfigurationError(f"--out {out} is a file; a checkpoint is a folder: choose a folder name")
     if p.is_dir():
-        from vp3d_engine.training.unlabeled import CACHE_DIR  # --unlabeled's 2D, made before the first epoch
-
         kept = {CONFIG_NAME, WEIGHTS_NAME, "MODEL_CARD.md", "training_state.pt"}
         others = sorted(q.name for q in p.iterdir()
-                        if not (q.name in kept and q.is_file()) and not (q.name == CACHE_DIR and q.is_dir()))
+                        if not (q.name in kept and q.is_file()) and not (q.name == UNLABELED_CACHE_DIR and q.is_dir()))
         if others and not (p / CONFIG_NAME).is_file() and not (p / "training_state.pt").is_file():
             raise ConfigurationError(f"--out {out} is a folder with other files ({', '.join(others[:3])}); "
                                      "a checkpoint needs a folder of its own: choose a new name")
