@@ -14,13 +14,18 @@ elbows, wrists, hips, knees, ankles) on the frames the reference has them:
 The reference's own uncertainty: each camera left out in turn, the 3-camera reference against the
 4-camera one (same figures). The reference is built from MediaPipe keypoints, so it favours
 MediaPipe's joint placement (where its hips sit, for one); limb directions are the fairer figure:
-a constant offset of a joint along its limb does not change them.
+a constant offset of a joint along its limb does not change them. It also holds the scored
+camera's own 2D, whose errors MediaPipe's 3D from that camera shares; a second table therefore
+scores every camera against the reference triangulated without it (independent of the scored
+view, noisier where only two views remain).
 
 People: the man (``--person 1``) and the woman (``--person 0``). cam03 cannot tell them apart
 (one person per BlazePose pass, and she stands behind him): its detections join the reference only
 where they agree with the other views, and cam03 is scored for the woman only, where it keeps her.
 
-    python benchmarks/multiview_accuracy.py [--checkpoint NAME_OR_DIR]
+    python benchmarks/multiview_accuracy.py [--checkpoint NAME_OR_DIR [NAME_OR_DIR ...]]
+
+Several checkpoints are scored side by side in one run (columns vp3d, vp3d #2, ...).
 """
 
 from __future__ import annotations
@@ -138,37 +143,59 @@ def mocap_proportions() -> np.ndarray:
     return proportions(np.concatenate([t.coco for t in takes]).astype(np.float64))
 
 
-#: What is compared: the shipped lifter through vp3d-convert (label swaps fixed, the default), the
-#: same with the detector's labels kept, and MediaPipe's own 3D.
-CONFIGS = {"vp3d": ("videopose3d", "fix"), "vp3d labels kept": ("videopose3d", "keep"),
-           "blazepose": ("blazepose-world", "keep")}
+def configs(checkpoints: list[str]) -> dict[str, tuple[str, str, str]]:
+    """What is compared, by column: each lifter through vp3d-convert (label swaps fixed, the
+    default), the first with the detector's labels kept, and MediaPipe's own 3D."""
+    out = {("vp3d" if i == 0 else f"vp3d #{i + 1}"): ("videopose3d", "fix", c) for i, c in enumerate(checkpoints)}
+    out["vp3d labels kept"] = ("videopose3d", "keep", checkpoints[0])
+    out["blazepose"] = ("blazepose-world", "keep", "")
+    return out
+
+
+def table_rows(title: str, rows: list[tuple[str, str, list[tuple[float, float]]]], names: list[str]) -> None:
+    """Print one table of (person, camera, [(P-MPJPE, limb degrees) per column]) and its means."""
+    print(title)
+    print(f"{'person':7s}{'camera':8s}" + "".join(f"{name + ' P-MPJPE':>26s}{'limb deg':>10s}" for name in names))
+    for person, cam, pairs in rows:
+        print(f"{person:7s}{cam:8s}" + "".join(f"{a:26.1f}{b:10.1f}" for a, b in pairs))
+    means = np.nanmean(np.array([pairs for _, _, pairs in rows]), axis=0)
+    print(f"{'mean':15s}" + "".join(f"{a:26.1f}{b:10.1f}" for a, b in means))
 
 
 def main() -> None:
     import argparse
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", default="default", help="the lifter to score (default: the shipped one)")
+    ap.add_argument("--checkpoint", nargs="+", default=["default"],
+                    help="the lifters to score side by side (default: the shipped one)")
     args = ap.parse_args()
-    models: dict[str, Models] = {"videopose3d": Models(), "blazepose-world": Models()}
+    columns = configs(args.checkpoint)
+    names = list(columns)
+    for name, (_, _, checkpoint) in columns.items():
+        if name.startswith("vp3d") and name != "vp3d labels kept":
+            print(f"{name}: {checkpoint}")
+    models: dict[tuple[str, str], Models] = {}
     coco = [COCO17.index(n) for n in LIMB_JOINTS]
     h36m = [H36M17.index(n) for n in LIMB_JOINTS]
     noise: list[tuple[np.ndarray, float, float]] = []
     shapes: dict[str, np.ndarray] = {}
-    table: dict[str, list[tuple[float, float]]] = {name: [] for name in CONFIGS}
+    rows: list[tuple[str, str, list[tuple[float, float]]]] = []
+    held_out_rows: list[tuple[str, str, list[tuple[float, float]]]] = []
     spreads: list[tuple[str, str, list[float]]] = []
+    notes: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         results: dict[tuple[str, str, str], np.ndarray] = {}
         detections: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
         for person, index in PEOPLE.items():
             for cam in CAMERAS:
-                for name, (lifter, swaps) in CONFIGS.items():
+                for k, (name, (lifter, label_swaps, checkpoint)) in enumerate(columns.items()):
                     options = ConvertOptions(pipeline=PipelineOptions(lifter=lifter, person=index, workers=1,
-                                                                      label_swaps=swaps, checkpoint=args.checkpoint),
+                                                                      label_swaps=label_swaps,
+                                                                      checkpoint=checkpoint or "default"),
                                              formats=["npz"])
                     try:
-                        done = convert(DATA / f"{cam}.mp4", options, Path(tmp) / f"{person}-{cam}-{lifter}-{swaps}",
-                                       models=models[lifter])
+                        done = convert(DATA / f"{cam}.mp4", options, Path(tmp) / f"{person}-{cam}-{k}",
+                                       models=models.setdefault((lifter, checkpoint), Models()))
                     except Exception as exc:  # cam03 loses the man: say so, go on
                         print(f"{person} {cam} {name}: {exc}")
                         continue
@@ -177,8 +204,6 @@ def main() -> None:
                         if name == "vp3d labels kept":  # the detector's own 2D builds the reference
                             detections[(person, cam)] = (npz["keypoints_2d"].astype(np.float64),
                                                          (npz["scores"] * npz["valid"]).astype(np.float64))
-        print(f"{'person':7s}{'camera':8s}" + "".join(f"{name + ' P-MPJPE':>26s}{'limb deg':>10s}" for name in CONFIGS)
-              + f"{'frames':>8s}")
         for person in PEOPLE:
             views = [c for c in CAMERAS if (person, c) in detections]
             xy = {c: detections[(person, c)][0] for c in views}
@@ -187,55 +212,58 @@ def main() -> None:
             xy, scores, swaps = fix_swaps(xy, scores, cameras)
             reference, errors, used = triangulate(xy, scores, cameras)
             truth = reference[:, coco]
-            for cam in SCORED[person]:
-                row = []
-                for name in CONFIGS:
-                    pred = results.get((person, cam, name))
-                    pair = figures(pred, truth) if pred is not None else (float("nan"), float("nan"))
-                    table[name].append(pair)
-                    row += list(pair)
-                frames = int(np.isfinite(truth).all(axis=(1, 2)).sum())
-                spreads.append((person, cam, [limb_spread(results[(person, cam, name)])
-                                              if (person, cam, name) in results else float("nan")
-                                              for name in CONFIGS] + [limb_spread(truth)]))
-                print(f"{person:7s}{cam:8s}" + "".join(f"{a:26.1f}{b:10.1f}" for a, b in zip(row[::2], row[1::2],
-                                                                                             strict=True))
-                      + f"{frames:8d}")
-            # The reference's own uncertainty: leave one camera out.
-            spread = []
+            # The reference without each camera: its own uncertainty, and an independent yardstick
+            # for the camera left out.
+            without: dict[str, np.ndarray] = {}
             for cam in views:
                 rest = [c for c in views if c != cam]
-                loo, _, _ = triangulate({c: xy[c] for c in rest}, {c: scores[c] for c in rest}, cameras)
-                both = np.isfinite(loo[:, coco]).all(axis=(1, 2)) & np.isfinite(truth).all(axis=(1, 2))
-                mpjpe = float(np.linalg.norm(loo[both][:, coco] - truth[both], axis=-1).mean() * 1000)
-                spread.append((cam, mpjpe, *figures(loo[:, coco], truth)))
-            print(f"  {person}: reference from {', '.join(views)}; median reprojection error "
-                  f"{np.nanmedian(errors):.1f} px (convention check: {error:.1f} px), views per joint "
-                  f"{np.nanmean(np.where(used > 0, used, np.nan)):.2f}, left/right swaps fixed {swaps}")
-            for cam, mpjpe, pm, deg in spread:
-                print(f"  leave out {cam}: MPJPE {mpjpe:.1f} mm, P-MPJPE {pm:.1f} mm, limb {deg:.1f} deg")
+                without[cam] = triangulate({c: xy[c] for c in rest}, {c: scores[c] for c in rest}, cameras)[0][:, coco]
+            for cam in SCORED[person]:
+                for target, into in ((truth, rows), (without.get(cam), held_out_rows)):
+                    pairs = []
+                    for name in names:
+                        pred = results.get((person, cam, name))
+                        pairs.append(figures(pred, target) if pred is not None and target is not None
+                                     else (float("nan"), float("nan")))
+                    into.append((person, cam, pairs))
+                spreads.append((person, cam, [limb_spread(results[(person, cam, name)])
+                                              if (person, cam, name) in results else float("nan")
+                                              for name in names] + [limb_spread(truth)]))
+            frames = {cam: int(np.isfinite(truth).all(axis=(1, 2)).sum()) for cam in SCORED[person]}
+            notes.append(f"  {person}: reference from {', '.join(views)}; median reprojection error "
+                         f"{np.nanmedian(errors):.1f} px (convention check: {error:.1f} px), views per joint "
+                         f"{np.nanmean(np.where(used > 0, used, np.nan)):.2f}, left/right swaps fixed {swaps}, "
+                         f"frames scored {max(frames.values())}")
+            for cam in views:
+                loo = without[cam]
+                both = np.isfinite(loo).all(axis=(1, 2)) & np.isfinite(truth).all(axis=(1, 2))
+                mpjpe = float(np.linalg.norm(loo[both] - truth[both], axis=-1).mean() * 1000)
+                pm, deg = figures(loo, truth)
+                notes.append(f"  leave out {cam}: MPJPE {mpjpe:.1f} mm, P-MPJPE {pm:.1f} mm, limb {deg:.1f} deg "
+                             f"({int(both.sum())} frames)")
             detector_noise(person, views, xy, scores, swaps, reference, cameras, noise)
             shapes[person] = proportions(reference)
-        print(f"{'mean':15s}" + "".join(f"{np.nanmean([a for a, _ in v]):26.1f}{np.nanmean([b for _, b in v]):10.1f}"
-                                        for v in table.values()))
+        table_rows("Against the reference from all cameras (P-MPJPE mm, limb direction error degrees):", rows, names)
+        for line in notes:
+            print(line)
+        table_rows("Against the reference without the scored camera (its own 2D left out):", held_out_rows, names)
         print("Limb length spread: coefficient of variation (%) of the 8 limbs' lengths over the clip, mean")
         print("(raw lifted joints; the reference's own spread is the floor its noise sets):")
-        print(f"{'person':7s}{'camera':8s}" + "".join(f"{name:>18s}" for name in [*CONFIGS, "reference"]))
+        print(f"{'person':7s}{'camera':8s}" + "".join(f"{name:>18s}" for name in [*names, "reference"]))
         for person, cam, values in spreads:
             print(f"{person:7s}{cam:8s}" + "".join(f"{v:18.1f}" for v in values))
         print(f"{'mean':15s}" + "".join(f"{v:18.1f}" for v in np.nanmean([v for _, _, v in spreads], axis=0)))
         print("MediaPipe 2D against the reference reprojected (spread: robust std per joint, % of person size;")
         print("the training noise model's jitter at level 1 for comparison; its level is drawn from 0.3 to 2):")
-        names = [n for n in COCO17.names]
         spread = np.nanmedian(np.array([v for v, _, _ in noise]), axis=0)
-        print("  " + " ".join(f"{n.replace('left_', 'L').replace('right_', 'R')[:9]:>9s}" for n in names))
+        print("  " + " ".join(f"{n.replace('left_', 'L').replace('right_', 'R')[:9]:>9s}" for n in COCO17.names))
         print("  " + " ".join(f"{100 * v:9.2f}" for v in spread) + "  measured")
         print("  " + " ".join(f"{100 * v:9.2f}" for v in NoiseModel().jitter) + "  noise model")
         print("Where MediaPipe puts the joints: proportions of the reference (MediaPipe keypoints triangulated) and of")
         print("the training mocap's points, over the hip-to-shoulder distance (what BodyShape's ranges cover):")
         print("  " + "".join(f"{p:>16s}" for p in PARTS))
-        for person, values in shapes.items():
-            print(f"  {person:6s}" + "".join(f"{v:16.2f}" for v in values)[6:])
+        for person, shape in shapes.items():
+            print(f"  {person:6s}" + "".join(f"{v:16.2f}" for v in shape)[6:])
         print("  mocap " + "".join(f"{v:16.2f}" for v in mocap_proportions())[6:])
         print(f"  left/right swaps: {np.mean([s for _, s, _ in noise]):.1%} of frames per view (model "
               f"{NoiseModel().swap_rate:.1%} per joint pair and frame); joints scored under 0.5: "

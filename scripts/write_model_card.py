@@ -157,7 +157,10 @@ def card(ckpt: Path, evals: dict[str, dict[str, Any]], train: dict[str, Any] | N
                   "against MediaPipe's 2D triangulated from all four views (left/right labels checked across "
                   "them); `vp3d` is this checkpoint through "
                   "`vp3d-convert` (label swaps fixed), `blazepose` MediaPipe's own 3D (`--lifter "
-                  "blazepose-world`). P-MPJPE in mm on the 12 limb joints, limb directions in degrees:", "",
+                  "blazepose-world`). P-MPJPE in mm on the 12 limb joints, limb directions in degrees. The "
+                  "second table scores each camera against the reference triangulated without it, so that "
+                  "the scored view's own 2D errors (which MediaPipe's 3D from that view shares) are not in "
+                  "the yardstick:", "",
                   "```", real.strip(), "```", ""]
     lines += ["## Limitations", "",
               "- Mocap actors and synthetic cameras, not real detector output: real videos add "
