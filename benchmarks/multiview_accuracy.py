@@ -171,9 +171,8 @@ def main() -> None:
     args = ap.parse_args()
     columns = configs(args.checkpoint)
     names = list(columns)
-    for name, (_, _, checkpoint) in columns.items():
-        if name.startswith("vp3d") and name != "vp3d labels kept":
-            print(f"{name}: {checkpoint}")
+    for name, checkpoint in zip(names, args.checkpoint):  # the lifters' columns come first
+        print(f"{name}: {checkpoint}")
     models: dict[tuple[str, str], Models] = {}
     coco = [COCO17.index(n) for n in LIMB_JOINTS]
     h36m = [H36M17.index(n) for n in LIMB_JOINTS]
@@ -229,11 +228,10 @@ def main() -> None:
                 spreads.append((person, cam, [limb_spread(results[(person, cam, name)])
                                               if (person, cam, name) in results else float("nan")
                                               for name in names] + [limb_spread(truth)]))
-            frames = {cam: int(np.isfinite(truth).all(axis=(1, 2)).sum()) for cam in SCORED[person]}
             notes.append(f"  {person}: reference from {', '.join(views)}; median reprojection error "
                          f"{np.nanmedian(errors):.1f} px (convention check: {error:.1f} px), views per joint "
                          f"{np.nanmean(np.where(used > 0, used, np.nan)):.2f}, left/right swaps fixed {swaps}, "
-                         f"frames scored {max(frames.values())}")
+                         f"frames scored {int(np.isfinite(truth).all(axis=(1, 2)).sum())}")
             for cam in views:
                 loo = without[cam]
                 both = np.isfinite(loo).all(axis=(1, 2)) & np.isfinite(truth).all(axis=(1, 2))
