@@ -171,7 +171,7 @@ def main() -> None:
     args = ap.parse_args()
     columns = configs(args.checkpoint)
     names = list(columns)
-    for name, checkpoint in zip(names, args.checkpoint):  # the lifters' columns come first
+    for name, checkpoint in zip(names[:len(args.checkpoint)], args.checkpoint, strict=True):
         print(f"{name}: {checkpoint}")
     models: dict[tuple[str, str], Models] = {}
     coco = [COCO17.index(n) for n in LIMB_JOINTS]
