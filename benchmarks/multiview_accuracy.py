@@ -169,6 +169,13 @@ def main() -> None:
     ap.add_argument("--checkpoint", nargs="+", default=["default"],
                     help="the lifters to score side by side (default: the shipped one)")
     args = ap.parse_args()
+    from vp3d_engine.checkpoints import CheckpointError, load_checkpoint
+
+    for checkpoint in args.checkpoint:  # one line now, not a crash after minutes of detection
+        try:
+            load_checkpoint(checkpoint)
+        except (CheckpointError, OSError, ValueError) as exc:
+            ap.error(f"--checkpoint {checkpoint}: {exc}")
     columns = configs(args.checkpoint)
     names = list(columns)
     for name, checkpoint in zip(names[:len(args.checkpoint)], args.checkpoint, strict=True):

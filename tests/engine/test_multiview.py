@@ -82,3 +82,21 @@ def test_mediapipe_3d_of_the_second_person_follows_that_person(shared_data: Path
     # own run puts his mirrored stretch right, see test_swaps.py).
     lifted = run_pipeline(video, PipelineOptions(person=1, workers=1, label_swaps="keep"))
     np.testing.assert_allclose(results[1].keypoints.xy, lifted.keypoints.xy)
+
+
+def test_benchmark_refuses_a_bad_checkpoint_in_one_line(tmp_path: Path) -> None:
+    """benchmarks/multiview_accuracy.py --checkpoint: a missing or broken lifter is one usage line
+    before any detection runs, not a traceback minutes later."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "multiview_accuracy.py"
+    broken = tmp_path / "broken.bin"
+    broken.write_bytes(b"not a checkpoint")
+    for bad in (str(tmp_path / "missing"), str(broken)):
+        run = subprocess.run([sys.executable, str(script), "--checkpoint", "default", bad],
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 2
+        assert "Traceback" not in run.stderr
+        assert run.stderr.strip().splitlines()[-1].startswith(f"multiview_accuracy.py: error: --checkpoint {bad}:")
+        assert run.stdout == ""
