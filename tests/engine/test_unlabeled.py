@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from converters.joints import COCO17, H36M17
-from vp3d_engine.checkpoints import load_checkpoint
+from vp3d_engine.checkpoints import UNLABELED_CACHE_DIR, load_checkpoint
 from vp3d_engine.cli import main
 from vp3d_engine.lifters.inference import predict_sequence
 from vp3d_engine.training import unlabeled as ul
@@ -113,7 +113,7 @@ def test_training_on_a_real_clip_steadies_its_bones_and_fits_its_2d(
     cfg = json.loads((tmp_path / "semi" / "config.json").read_text())["training"]["unlabeled"]
     assert [c["name"] for c in cfg["clips"]] == [clip_2d.name] and cfg["frames"] > 300
     # The clip's 2D was cached in the output folder; a second load reads it without detecting.
-    cache = tmp_path / "semi" / ul.CACHE_DIR
+    cache = tmp_path / "semi" / UNLABELED_CACHE_DIR
     assert len(list(cache.glob("*.npz"))) == 1
 
     def no_detection(path: Path) -> None:
@@ -169,8 +169,8 @@ def test_a_run_stopped_while_detecting_can_be_started_again(tmp_path: Path) -> N
     from vp3d_engine.checkpoints import check_checkpoint_out
 
     out = tmp_path / "run"
-    (out / ul.CACHE_DIR).mkdir(parents=True)
-    (out / ul.CACHE_DIR / "clip-0123456789ab.npz").write_bytes(b"")
+    (out / UNLABELED_CACHE_DIR).mkdir(parents=True)
+    (out / UNLABELED_CACHE_DIR / "clip-0123456789ab.npz").write_bytes(b"")
     assert check_checkpoint_out(out) == out.resolve()
     (out / "notes.txt").write_text("mine")
     with pytest.raises(ConfigurationError, match=r"notes\.txt"):

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from converters.errors import CheckpointError, ConfigurationError
-from vp3d_engine.checkpoints import build_models, save_checkpoint
+from vp3d_engine.checkpoints import UNLABELED_CACHE_DIR, build_models, save_checkpoint
 from vp3d_engine.device import pick_device
 from vp3d_engine.lifters.registry import lifter_spec
 from vp3d_engine.training.batches import Batch, WindowSampler
@@ -145,14 +145,14 @@ def _unlabeled_sampler(opts: TrainOptions, config: dict[str, Any], rf: int, caus
     """The sampler of ``opts.unlabeled`` clips (2D cached in the output folder) and what to record of it."""
     if not opts.unlabeled:
         return None, {}
-    from vp3d_engine.training.unlabeled import CACHE_DIR, UnlabeledSampler, load_unlabeled
+    from vp3d_engine.training.unlabeled import UnlabeledSampler, load_unlabeled
 
     if opts.chunk != 1:
         raise ConfigurationError("--unlabeled trains the strided single-frame model: leave --chunk at 1")
     if opts.unlabeled_weight <= 0 or not 0 < opts.unlabeled_share <= 4:
         raise ConfigurationError("--unlabeled-weight must be positive and --unlabeled-share in (0, 4]")
     clips = load_unlabeled(opts.unlabeled, opts.fps, config["input"].get("normalization", "screen"),
-                           cache=Path(opts.out) / CACHE_DIR,
+                           cache=Path(opts.out) / UNLABELED_CACHE_DIR,
                            progress=lambda name: log.info("2D of unlabeled %s", name))
     sampler = UnlabeledSampler(clips, rf, causal_shift)
     windows = max(1, opts.batch_size // opts.chunk)

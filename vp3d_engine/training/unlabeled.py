@@ -42,7 +42,6 @@ from converters.fileio import atomic_write
 from converters.joints import COCO17, H36M17
 from converters.timeline import resample_times
 from converters.types import Keypoints2D
-from vp3d_engine.checkpoints import UNLABELED_CACHE_DIR
 from vp3d_engine.normalization import normalize_keypoints
 
 __all__ = [
@@ -52,7 +51,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 1
-CACHE_DIR = UNLABELED_CACHE_DIR  # in the output folder, where check_checkpoint_out allows it
 KEYPOINT_SUFFIXES = {".npz", ".npy", ".json"}
 
 _LIMBS = ("left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
