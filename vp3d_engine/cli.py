@@ -82,7 +82,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         data=[Path(d) for d in args.data], out=Path(args.out), lifter=args.lifter,
         filter_widths=args.filter_widths, channels=args.channels, trajectory_channels=args.trajectory_channels,
         dropout=args.dropout, causal=args.causal, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        lr_decay=args.lr_decay, seed=args.seed, val_fraction=args.val_fraction, device=args.device,
+        lr_decay=args.lr_decay, lr_schedule=args.lr_schedule, lr_final=args.lr_final, seed=args.seed,
+        val_fraction=args.val_fraction, device=args.device,
         max_minutes=args.max_minutes, samples_per_epoch=args.samples_per_epoch, noise=not args.no_noise,
         chunk=args.chunk, body_shape=not args.no_body_shape, init=Path(args.init) if args.init else None,
         resume=not args.restart, license=args.license, unlabeled=[Path(u) for u in args.unlabeled],
@@ -161,7 +162,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=_bounded(int, 1), default=40)
     p.add_argument("--batch-size", type=_bounded(int, 1, 1 << 20), default=1024)
     p.add_argument("--lr", type=_bounded(float, 1e-12, 10.0), default=1e-3)
-    p.add_argument("--lr-decay", type=_bounded(float, 1e-6, 1.0), default=0.95, help="per epoch")
+    p.add_argument("--lr-decay", type=_bounded(float, 1e-6, 1.0), default=0.95,
+                   help="per epoch, for --lr-schedule exponential")
+    p.add_argument("--lr-schedule", choices=["exponential", "cosine"], default="exponential",
+                   help="exponential: --lr times --lr-decay each epoch; cosine: a half cosine from --lr down to "
+                        "--lr times --lr-final over --epochs (set --epochs to what fits --max-minutes)")
+    p.add_argument("--lr-final", type=_bounded(float, 0.0, 1.0), default=0.01,
+                   help="last epoch's learning rate as a share of --lr, for --lr-schedule cosine")
     p.add_argument("--samples-per-epoch", type=_bounded(int, 1),
                    help="output frames per epoch (default: one per training frame)")
     p.add_argument("--chunk", type=_bounded(int, 1, 10_000), default=1,

@@ -15,15 +15,20 @@ from vp3d_engine.training.train import TrainOptions, train
 
 pytestmark = pytest.mark.shared_data
 
-def _opts(data: Path, out: Path, epochs: int) -> TrainOptions:
+def _opts(data: Path, out: Path, epochs: int, schedule: str = "exponential") -> TrainOptions:
     return TrainOptions(data=[data], out=out, lifter="test", epochs=epochs, batch_size=128, val_fraction=0.3,
-                        samples_per_epoch=2048, seed=7, lr=3e-3, val_views=1)
+                        samples_per_epoch=2048, seed=7, lr=3e-3, val_views=1, lr_schedule=schedule, lr_final=0.1)
 
 
-def test_training_learns_and_resumes_exactly(takes_dir: Path, tmp_path: Path) -> None:
-    full = train(_opts(takes_dir, tmp_path / "full", 3))
+@pytest.mark.parametrize("schedule", ["exponential", "cosine"])
+def test_training_learns_and_resumes_exactly(takes_dir: Path, tmp_path: Path, schedule: str) -> None:
+    full = train(_opts(takes_dir, tmp_path / "full", 3, schedule))
     history = full["history"]
     assert [h["epoch"] for h in history] == [1, 2, 3]
+    # The learning rate each epoch: 3e-3 decayed by 0.95 per epoch, or a half cosine from 3e-3 to
+    # 3e-4 (lr_final 0.1) over the three epochs, its midpoint halfway between.
+    expected = [3e-3, 3e-3 * 0.95, 3e-3 * 0.95**2] if schedule == "exponential" else [3e-3, 1.65e-3, 3e-4]
+    assert [h["lr"] for h in history] == pytest.approx(expected, rel=1e-9)
     assert history[-1]["val_mpjpe_mm"] < history[0]["val_mpjpe_mm"]
     assert history[-1]["train_mpjpe_mm"] < history[0]["train_mpjpe_mm"]
     # Interrupt (Ctrl-C) during the third epoch, then run again: it resumes after epoch two and
@@ -33,9 +38,10 @@ def test_training_learns_and_resumes_exactly(takes_dir: Path, tmp_path: Path) ->
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(_opts(takes_dir, tmp_path / "resumed", 3), interrupt)
-    resumed = train(_opts(takes_dir, tmp_path / "resumed", 3))
+        train(_opts(takes_dir, tmp_path / "resumed", 3, schedule), interrupt)
+    resumed = train(_opts(takes_dir, tmp_path / "resumed", 3, schedule))
     assert len(resumed["history"]) == 3
+    assert [h["lr"] for h in resumed["history"]] == pytest.approx(expected, rel=1e-9)
     assert resumed["history"][-1]["val_mpjpe_mm"] == pytest.approx(history[-1]["val_mpjpe_mm"], rel=1e-4)
     cfg = json.loads((tmp_path / "full" / "config.json").read_text())
     held_out = set(cfg["training"]["val_take_names"])
@@ -101,3 +107,10 @@ def test_bad_arguments_give_one_line_errors(takes_dir: Path, tmp_path: Path,
     assert "no checkpoint" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "--data", str(takes_dir)])  # --out missing: argparse usage error
+    capsys.readouterr()
+    for bad in (["--lr-schedule", "linear"], ["--lr-final", "1.5"], ["--lr-final", "-0.1"]):
+        with pytest.raises(SystemExit) as exc:
+            main(["train", "--data", str(takes_dir), "--out", str(tmp_path / "sched"), "--lifter", "test", *bad])
+        assert exc.value.code == 2
+        assert bad[0] in capsys.readouterr().err
+    assert not (tmp_path / "sched").exists()

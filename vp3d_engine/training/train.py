@@ -53,6 +53,8 @@ class TrainOptions:
     batch_size: int = 1024
     lr: float = 1e-3
     lr_decay: float = 0.95
+    lr_schedule: str = "exponential"  # or "cosine": from lr down to lr * lr_final over the epochs
+    lr_final: float = 0.01
     seed: int = 1234
     val_fraction: float = 0.1
     val_views: int = 2
@@ -71,6 +73,17 @@ class TrainOptions:
     license: str = ""
     command: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def epoch_lr(opts: TrainOptions, epoch: int) -> float:
+    """The learning rate of epoch ``epoch`` (0-based): ``lr * lr_decay ** epoch``, or a half cosine
+    from ``lr`` at the first epoch to ``lr * lr_final`` at the last (SGDR without restarts)."""
+    if opts.lr_schedule == "exponential":
+        return opts.lr * opts.lr_decay ** epoch
+    if opts.lr_schedule == "cosine":
+        t = epoch / max(1, opts.epochs - 1)
+        return opts.lr * (opts.lr_final + (1 - opts.lr_final) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+    raise ConfigurationError(f"unknown learning-rate schedule {opts.lr_schedule!r}: use exponential or cosine")
 
 
 def _config(opts: TrainOptions) -> dict[str, Any]:
@@ -244,7 +257,8 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
         params += list(traj_train.parameters())
     optimizer = torch.optim.Adam(params, lr=opts.lr, amsgrad=True)
     state_path = Path(opts.out) / STATE_NAME
-    start_epoch, lr, best, history = 0, opts.lr, math.inf, []
+    epoch_lr(opts, 0)  # an unknown schedule fails before any work
+    start_epoch, best, history = 0, math.inf, []
     if opts.init is not None:
         _load_initial(opts.init, pose_train, traj_train)
     if opts.resume and state_path.is_file():
@@ -254,7 +268,7 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
             if traj_train is not None:
                 traj_train.load_state_dict(state["trajectory"])
             optimizer.load_state_dict(state["optimizer"])
-            start_epoch, lr, best = int(state["epoch"]), float(state["lr"]), float(state["best"])
+            start_epoch, best = int(state["epoch"]), float(state["best"])
             history = json.loads(state["history"])
             rng.bit_generator.state = json.loads(state["numpy_rng"])
             torch.set_rng_state(state["torch_rng"])
@@ -276,6 +290,7 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
         pose_train.set_bn_momentum(momentum)
         if traj_train is not None:
             traj_train.set_bn_momentum(momentum)
+        lr = epoch_lr(opts, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
         pose_train.train()
@@ -345,10 +360,9 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
                 "val": {k: v for k, v in val.items() if k not in ("per_take", "per_action")},
             })
             save_checkpoint(Path(opts.out), cfg, pose_eval, traj_eval)
-        lr *= opts.lr_decay
         torch.save({
             "pose": pose_train.state_dict(), "trajectory": traj_train.state_dict() if traj_train else {},
-            "optimizer": optimizer.state_dict(), "epoch": epoch + 1, "lr": lr, "best": best,
+            "optimizer": optimizer.state_dict(), "epoch": epoch + 1, "lr": epoch_lr(opts, epoch + 1), "best": best,
             "history": json.dumps(history), "numpy_rng": json.dumps(rng.bit_generator.state),
             "torch_rng": torch.get_rng_state(), "unlabeled_rng": json.dumps(urng.bit_generator.state),
         }, str(state_path) + ".tmp")
