@@ -18,6 +18,9 @@ a constant offset of a joint along its limb does not change them. It also holds 
 camera's own 2D, whose errors MediaPipe's 3D from that camera shares; a second table therefore
 scores every camera against the reference triangulated without it (independent of the scored
 view, noisier where only two views remain).
+Breakdowns of the limb direction error (all-camera reference): by limb and person, and by where
+the person faces relative to the scored camera (facing it, side on, turned away; from the
+reference's torso), with each person's distance from each camera.
 
 People: the man (``--person 1``) and the woman (``--person 0``). cam03 cannot tell them apart
 (one person per BlazePose pass, and she stands behind him): its detections join the reference only
@@ -34,6 +37,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -68,18 +72,87 @@ def _kabsch(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return p @ (u @ vt)
 
 
-def figures(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
-    """P-MPJPE (mm) and mean limb direction error (degrees) of 12-joint sequences (same order)."""
+def limb_errors(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Frames where both 12-joint sequences are whole, and there the direction error (degrees) of
+    each of the 8 limbs ``(frames, 8)`` after the per-frame rotation that best aligns ``pred``."""
     ok = np.isfinite(truth).all(axis=(1, 2)) & np.isfinite(pred).all(axis=(1, 2))
-    pred, truth = pred[ok], truth[ok]
-    aligned = _kabsch(pred, truth)
+    aligned, truth = _kabsch(pred[ok], truth[ok]), truth[ok]
     angles = []
     for a, b in LIMBS:
         i, j = LIMB_JOINTS.index(a), LIMB_JOINTS.index(b)
         u, v = aligned[:, j] - aligned[:, i], truth[:, j] - truth[:, i]
         cos = (u * v).sum(-1) / np.linalg.norm(u, axis=-1) / np.linalg.norm(v, axis=-1)
         angles.append(np.degrees(np.arccos(np.clip(cos, -1, 1))))
-    return p_mpjpe(pred, truth) * 1000, float(np.mean(angles))
+    return ok, np.stack(angles, axis=1).reshape(-1, len(LIMBS))
+
+
+def figures(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """P-MPJPE (mm) and mean limb direction error (degrees) of 12-joint sequences (same order)."""
+    ok, angles = limb_errors(pred, truth)
+    return p_mpjpe(pred[ok], truth[ok]) * 1000, float(angles.mean())
+
+
+VIEW_BINS = ((0, 60, "facing the camera"), (60, 120, "side on"), (120, 181, "turned away"))
+
+
+def torso_forward(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per frame of world COCO-17 ``points (T,17,3)``: where the torso faces (across the body from
+    right to left, crossed with hips to shoulders), the hips' midpoint and the hips-to-shoulders vector."""
+    j = COCO17.index
+    hips = 0.5 * (points[:, j("left_hip")] + points[:, j("right_hip")])
+    up = 0.5 * (points[:, j("left_shoulder")] + points[:, j("right_shoulder")]) - hips
+    across = (points[:, j("left_hip")] - points[:, j("right_hip")]
+              + points[:, j("left_shoulder")] - points[:, j("right_shoulder")])
+    return np.cross(across, up), hips, up
+
+
+def nose_agrees(points: np.ndarray) -> float:
+    """Share of frames where the nose is ahead of the ears' midpoint along ``torso_forward``: the
+    check that the facing direction points the way the face does."""
+    j = COCO17.index
+    forward, _, _ = torso_forward(points)
+    face = points[:, j("nose")] - 0.5 * (points[:, j("left_ear")] + points[:, j("right_ear")])
+    dot = (forward * face).sum(-1)
+    return float((dot[np.isfinite(dot)] > 0).mean())
+
+
+def view_angle(points: np.ndarray, camera: Any) -> np.ndarray:
+    """Per frame of world COCO-17 ``points (T,17,3)``: degrees between where the torso faces
+    (``torso_forward``, horizontal part) and the direction to ``camera``: 0 facing it, 180 turned
+    away; NaN where a torso joint is missing."""
+    forward, hips, up = torso_forward(points)
+    to_camera = camera.centre[None] - hips
+    mean_up = np.nanmean(up, axis=0)
+    mean_up /= np.linalg.norm(mean_up)
+    flat = [v - (v @ mean_up)[:, None] * mean_up for v in (forward, to_camera)]
+    cos = (flat[0] * flat[1]).sum(-1) / np.linalg.norm(flat[0], axis=-1) / np.linalg.norm(flat[1], axis=-1)
+    return np.degrees(np.arccos(np.clip(cos, -1, 1)))
+
+
+def breakdowns(per_frame: list[tuple[str, str, np.ndarray, list[np.ndarray | None]]], names: list[str]) -> None:
+    """Print the limb direction error (all-camera reference) by limb, and by the person's facing
+    relative to the scored camera, pooled over every person-camera pair (the mean of frames)."""
+    print("Limb direction error by limb (degrees), all-camera reference, frames of each person's cameras pooled:")
+    print(f"{'limb':18s}" + "".join(f"{name + ' ' + person:>25s}" for name in names for person in PEOPLE))
+    parts = {"shoulder": "upper arm", "elbow": "forearm", "hip": "thigh", "knee": "shin"}
+    for k, (a, _) in enumerate(LIMBS):
+        side, joint = a.split("_")
+        values = [np.concatenate([e[i][:, k] for who, _, _, e in per_frame if who == person and e[i] is not None])
+                  for i in range(len(names)) for person in PEOPLE]
+        print(f"{side + ' ' + parts[joint]:18s}" + "".join(f"{v.mean():25.1f}" for v in values))
+    print("By where the person faces (the reference's torso against the direction to the scored camera):")
+    print(f"{'person':7s}{'view':19s}" + "".join(f"{name:>18s}" for name in names) + "    frames")
+    for person in [*PEOPLE, "all"]:
+        for lo, hi, label in VIEW_BINS:
+            cells, frames = [], 0
+            for i in range(len(names)):
+                values = [e[i][(angle >= lo) & (angle < hi)].mean(axis=1) for who, _, angle, e in per_frame
+                          if e[i] is not None and person in (who, "all")]
+                values = [v for v in values if len(v)]
+                pooled = np.concatenate(values) if values else np.zeros(0)
+                cells.append(f"{pooled.mean():18.1f}" if len(pooled) else f"{'-':>18s}")
+                frames = max(frames, len(pooled))
+            print(f"{person:7s}{label:19s}" + "".join(cells) + f"{frames:10d}")
 
 
 def detector_noise(person: str, views: list[str], xy: dict[str, np.ndarray], scores: dict[str, np.ndarray],
@@ -188,6 +261,7 @@ def main() -> None:
     rows: list[tuple[str, str, list[tuple[float, float]]]] = []
     held_out_rows: list[tuple[str, str, list[tuple[float, float]]]] = []
     spreads: list[tuple[str, str, list[float]]] = []
+    per_frame: list[tuple[str, str, np.ndarray, list[np.ndarray | None]]] = []
     notes: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         results: dict[tuple[str, str, str], np.ndarray] = {}
@@ -225,6 +299,16 @@ def main() -> None:
                 rest = [c for c in views if c != cam]
                 without[cam] = triangulate({c: xy[c] for c in rest}, {c: scores[c] for c in rest}, cameras)[0][:, coco]
             for cam in SCORED[person]:
+                errors_by_name: list[np.ndarray | None] = []
+                angle = view_angle(reference, cameras[cam])
+                for name in names:
+                    pred = results.get((person, cam, name))
+                    if pred is None:
+                        errors_by_name.append(None)
+                        continue
+                    ok, limb_deg = limb_errors(pred, truth)
+                    errors_by_name.append(limb_deg)
+                per_frame.append((person, cam, angle[ok], errors_by_name))
                 for target, into in ((truth, rows), (without.get(cam), held_out_rows)):
                     pairs = []
                     for name in names:
@@ -238,20 +322,24 @@ def main() -> None:
             notes.append(f"  {person}: reference from {', '.join(views)}; median reprojection error "
                          f"{np.nanmedian(errors):.1f} px (convention check: {error:.1f} px), views per joint "
                          f"{np.nanmean(np.where(used > 0, used, np.nan)):.2f}, left/right swaps fixed {swaps}, "
-                         f"frames scored {int(np.isfinite(truth).all(axis=(1, 2)).sum())}")
+                         f"frames scored {int(np.isfinite(truth).all(axis=(1, 2)).sum())}, torso facing agrees "
+                         f"with the nose in {nose_agrees(reference):.0%} of frames")
             for cam in views:
                 loo = without[cam]
                 both = np.isfinite(loo).all(axis=(1, 2)) & np.isfinite(truth).all(axis=(1, 2))
                 mpjpe = float(np.linalg.norm(loo[both] - truth[both], axis=-1).mean() * 1000)
                 pm, deg = figures(loo, truth)
+                _, hips, _ = torso_forward(reference)
+                distance = np.nanmedian(np.linalg.norm(hips - cameras[cam].centre, axis=-1))
                 notes.append(f"  leave out {cam}: MPJPE {mpjpe:.1f} mm, P-MPJPE {pm:.1f} mm, limb {deg:.1f} deg "
-                             f"({int(both.sum())} frames)")
+                             f"({int(both.sum())} frames); the person's hips {distance:.1f} m from {cam} (median)")
             detector_noise(person, views, xy, scores, swaps, reference, cameras, noise)
             shapes[person] = proportions(reference)
         table_rows("Against the reference from all cameras (P-MPJPE mm, limb direction error degrees):", rows, names)
         for line in notes:
             print(line)
         table_rows("Against the reference without the scored camera (its own 2D left out):", held_out_rows, names)
+        breakdowns(per_frame, names)
         print("Limb length spread: coefficient of variation (%) of the 8 limbs' lengths over the clip, mean")
         print("(raw lifted joints; the reference's own spread is the floor its noise sets):")
         print(f"{'person':7s}{'camera':8s}" + "".join(f"{name:>18s}" for name in [*names, "reference"]))

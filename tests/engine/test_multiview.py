@@ -100,3 +100,27 @@ def test_benchmark_refuses_a_bad_checkpoint_in_one_line(tmp_path: Path) -> None:
         assert "Traceback" not in run.stderr
         assert run.stderr.strip().splitlines()[-1].startswith(f"multiview_accuracy.py: error: --checkpoint {bad}:")
         assert run.stdout == ""
+
+
+def test_benchmark_tells_a_person_facing_the_camera_from_one_turned_away(walker: np.ndarray) -> None:
+    """The benchmark's facing breakdown: 0 degrees for a camera the walker walks towards, 180 for
+    one behind, 90 for one beside; the torso's facing agrees with where the nose points."""
+    import importlib.util
+    from types import SimpleNamespace
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "multiview_accuracy.py"
+    spec = importlib.util.spec_from_file_location("multiview_accuracy", script)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.nose_agrees(walker) > 0.9
+    nose = walker[:, COCO17.index("nose")]
+    ears = 0.5 * (walker[:, COCO17.index("left_ear")] + walker[:, COCO17.index("right_ear")])
+    ahead = (nose - ears).mean(axis=0) * [1.0, 1.0, 0.0]
+    ahead /= np.linalg.norm(ahead)
+    beside = np.cross([0.0, 0.0, 1.0], ahead)
+    hips = walker[:, [COCO17.index("left_hip"), COCO17.index("right_hip")]].mean(axis=(0, 1))
+    for direction, low, high in ((ahead, 0, 35), (-ahead, 145, 180), (beside, 55, 125)):
+        camera = SimpleNamespace(centre=hips + 20.0 * direction + [0.0, 0.0, 0.5])
+        angle = bench.view_angle(walker, camera)
+        assert low <= np.median(angle) <= high, (direction, angle)
