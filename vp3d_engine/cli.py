@@ -85,7 +85,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         lr_decay=args.lr_decay, lr_schedule=args.lr_schedule, lr_final=args.lr_final, seed=args.seed,
         val_fraction=args.val_fraction, device=args.device,
         max_minutes=args.max_minutes, samples_per_epoch=args.samples_per_epoch, noise=not args.no_noise,
-        chunk=args.chunk, body_shape=not args.no_body_shape, init=Path(args.init) if args.init else None,
+        chunk=args.chunk, body_shape=not args.no_body_shape,
+        camera_distance=tuple(args.camera_distance) if args.camera_distance else None,
+        init=Path(args.init) if args.init else None,
         resume=not args.restart, license=args.license, unlabeled=[Path(u) for u in args.unlabeled],
         unlabeled_weight=args.unlabeled_weight, unlabeled_share=args.unlabeled_share,
         command="vp3d " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
@@ -182,6 +184,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-noise", action="store_true", help="train on clean 2D (no detector noise)")
     p.add_argument("--no-body-shape", action="store_true",
                    help="keep the mocap actors' proportions (no random torso, shoulder, hip and limb scales)")
+    p.add_argument("--camera-distance", nargs=2, type=_bounded(float, 0.1, 1000.0), metavar=("NEAR", "FAR"),
+                   help="metres from the training cameras to the person, drawn log-uniformly (default 2.5 9; "
+                        "--camera-distance 1.5 9 adds the close range of webcams and small rooms)")
     p.add_argument("--init", metavar="CHECKPOINT",
                    help="start from this checkpoint's weights (same architecture): fine-tuning")
     p.add_argument("--unlabeled", nargs="+", metavar="PATH", default=[],

@@ -75,8 +75,12 @@ def test_fine_tuning_starts_from_a_checkpoint(takes_dir: Path, tmp_path: Path,
 def test_train_and_evaluate_commands(takes_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "ckpt"
     assert main(["train", "--data", str(takes_dir), "--out", str(out), "--lifter", "test", "--epochs", "2",
-                 "--batch-size", "128", "--samples-per-epoch", "1024", "--val-fraction", "0.3", "--quiet"]) == 0
+                 "--batch-size", "128", "--samples-per-epoch", "1024", "--val-fraction", "0.3",
+                 "--camera-distance", "1.5", "9", "--quiet"]) == 0
     assert "best validation MPJPE" in capsys.readouterr().out
+    # The training cameras' range is the one asked for, and recorded with the checkpoint.
+    ranges = json.loads((out / "config.json").read_text())["training"]["camera_ranges"]
+    assert ranges["distance_m"] == [1.5, 9.0]
     report = tmp_path / "eval.json"
     for noise in ("none", "detector"):
         assert main(["evaluate", "--data", str(takes_dir), "--checkpoint", str(out), "--noise", noise,
@@ -108,7 +112,13 @@ def test_bad_arguments_give_one_line_errors(takes_dir: Path, tmp_path: Path,
     with pytest.raises(SystemExit):
         main(["train", "--data", str(takes_dir)])  # --out missing: argparse usage error
     capsys.readouterr()
-    for bad in (["--lr-schedule", "linear"], ["--lr-final", "1.5"], ["--lr-final", "-0.1"]):
+    # Nearest distance last: one line that says the order, nothing written.
+    assert main(["train", "--data", str(takes_dir), "--out", str(tmp_path / "far"), "--lifter", "test",
+                 "--camera-distance", "3", "2", "--quiet"]) == 2
+    assert "--camera-distance 3 2: give the nearest distance first" in capsys.readouterr().err
+    assert not (tmp_path / "far" / "config.json").exists()
+    for bad in (["--lr-schedule", "linear"], ["--lr-final", "1.5"], ["--lr-final", "-0.1"],
+                ["--camera-distance", "0", "5"], ["--camera-distance", "2"]):
         with pytest.raises(SystemExit) as exc:
             main(["train", "--data", str(takes_dir), "--out", str(tmp_path / "sched"), "--lifter", "test", *bad])
         assert exc.value.code == 2

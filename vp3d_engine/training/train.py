@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,7 @@ class TrainOptions:
     chunk: int = 1  # output frames per sample: 1 trains the strided 1f model, more the dilated one
     noise: bool = True
     body_shape: bool = True
+    camera_distance: tuple[float, float] | None = None  # metres, training cameras only; None: CameraRanges'
     init: Path | None = None  # a checkpoint folder to start from (same architecture): fine-tuning
     unlabeled: list[Path] = field(default_factory=list)  # videos / 2D files for semi-supervised training
     unlabeled_weight: float = 1.0  # of the unlabeled losses against the supervised ones
@@ -224,6 +225,13 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
     config = _config(opts)
     if opts.chunk < 1:
         raise ConfigurationError("--chunk must be at least 1")
+    cameras = CameraRanges()
+    if opts.camera_distance is not None:
+        near, far = opts.camera_distance
+        if not 0 < near <= far:
+            raise ConfigurationError(f"--camera-distance {near:g} {far:g}: give the nearest distance first, "
+                                     "both above 0 (e.g. --camera-distance 1.5 9)")
+        cameras = replace(cameras, distance_m=(float(near), float(far)))
     pose_train, traj_train = build_models(config, optimized_1f=opts.chunk == 1)
     pose_eval, traj_eval = build_models(config)
     rf = pose_train.receptive_field
@@ -239,7 +247,7 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
     train_takes = load_takes(train_files, opts.fps)
     val_takes = load_takes(val_files, opts.fps)
     log.info("loaded %d training and %d validation takes in %.1fs", len(train_takes), len(val_takes), time.time() - t0)
-    cameras, noise, shape = CameraRanges(), NoiseModel(), BodyShape() if opts.body_shape else None
+    noise, shape = NoiseModel(), BodyShape() if opts.body_shape else None
     sampler = WindowSampler(train_takes, rf, pose_train.total_causal_shift, cameras,
                             noise if opts.noise else None, flip=True, outputs=opts.chunk, shape=shape)
     views = make_views(val_takes, seed=opts.seed, views=opts.val_views, noise="detector")
