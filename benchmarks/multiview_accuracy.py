@@ -129,29 +129,35 @@ def view_angle(points: np.ndarray, camera: Any) -> np.ndarray:
     return np.degrees(np.arccos(np.clip(cos, -1, 1)))
 
 
-def breakdowns(per_frame: list[tuple[str, str, np.ndarray, list[np.ndarray | None]]], names: list[str]) -> None:
-    """Print the limb direction error (all-camera reference) by limb, and by the person's facing
-    relative to the scored camera, pooled over every person-camera pair (the mean of frames)."""
+Scored = list[tuple[str, list[tuple[np.ndarray, np.ndarray] | None]]]
+
+
+def _pooled(values: list[np.ndarray], fmt: str) -> str:
+    return fmt.format(np.concatenate(values).mean()) if sum(len(v) for v in values) else fmt.format(float("nan"))
+
+
+def breakdowns(per_frame: Scored, names: list[str]) -> None:
+    """Print the limb direction error (all-camera reference) by limb, and by where the person faces
+    relative to the scored camera. ``per_frame``: per person-camera pair, the person and for each
+    column (None where it has no result) the view angle and the 8 limb errors of its scored frames."""
     print("Limb direction error by limb (degrees), all-camera reference, frames of each person's cameras pooled:")
     print(f"{'limb':18s}" + "".join(f"{name + ' ' + person:>25s}" for name in names for person in PEOPLE))
     parts = {"shoulder": "upper arm", "elbow": "forearm", "hip": "thigh", "knee": "shin"}
     for k, (a, _) in enumerate(LIMBS):
         side, joint = a.split("_")
-        values = [np.concatenate([e[i][:, k] for who, _, _, e in per_frame if who == person and e[i] is not None])
-                  for i in range(len(names)) for person in PEOPLE]
-        print(f"{side + ' ' + parts[joint]:18s}" + "".join(f"{v.mean():25.1f}" for v in values))
+        cells = [_pooled([c[1][:, k] for who, cols in per_frame if who == person and (c := cols[i]) is not None],
+                         "{:25.1f}") for i in range(len(names)) for person in PEOPLE]
+        print(f"{side + ' ' + parts[joint]:18s}" + "".join(cells))
     print("By where the person faces (the reference's torso against the direction to the scored camera):")
     print(f"{'person':7s}{'view':19s}" + "".join(f"{name:>18s}" for name in names) + "    frames")
     for person in [*PEOPLE, "all"]:
         for lo, hi, label in VIEW_BINS:
             cells, frames = [], 0
             for i in range(len(names)):
-                values = [e[i][(angle >= lo) & (angle < hi)].mean(axis=1) for who, _, angle, e in per_frame
-                          if e[i] is not None and person in (who, "all")]
-                values = [v for v in values if len(v)]
-                pooled = np.concatenate(values) if values else np.zeros(0)
-                cells.append(f"{pooled.mean():18.1f}" if len(pooled) else f"{'-':>18s}")
-                frames = max(frames, len(pooled))
+                values = [c[1][(c[0] >= lo) & (c[0] < hi)].mean(axis=1) for who, cols in per_frame
+                          if person in (who, "all") and (c := cols[i]) is not None]
+                cells.append(_pooled(values, "{:18.1f}"))
+                frames = max(frames, sum(len(v) for v in values))
             print(f"{person:7s}{label:19s}" + "".join(cells) + f"{frames:10d}")
 
 
@@ -261,7 +267,7 @@ def main() -> None:
     rows: list[tuple[str, str, list[tuple[float, float]]]] = []
     held_out_rows: list[tuple[str, str, list[tuple[float, float]]]] = []
     spreads: list[tuple[str, str, list[float]]] = []
-    per_frame: list[tuple[str, str, np.ndarray, list[np.ndarray | None]]] = []
+    per_frame: Scored = []
     notes: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         results: dict[tuple[str, str, str], np.ndarray] = {}
@@ -299,16 +305,13 @@ def main() -> None:
                 rest = [c for c in views if c != cam]
                 without[cam] = triangulate({c: xy[c] for c in rest}, {c: scores[c] for c in rest}, cameras)[0][:, coco]
             for cam in SCORED[person]:
-                errors_by_name: list[np.ndarray | None] = []
                 angle = view_angle(reference, cameras[cam])
+                columns: list[tuple[np.ndarray, np.ndarray] | None] = []
                 for name in names:
                     pred = results.get((person, cam, name))
-                    if pred is None:
-                        errors_by_name.append(None)
-                        continue
-                    ok, limb_deg = limb_errors(pred, truth)
-                    errors_by_name.append(limb_deg)
-                per_frame.append((person, cam, angle[ok], errors_by_name))
+                    ok, limb_deg = limb_errors(pred, truth) if pred is not None else (None, None)
+                    columns.append((angle[ok], limb_deg) if ok is not None else None)
+                per_frame.append((person, columns))
                 for target, into in ((truth, rows), (without.get(cam), held_out_rows)):
                     pairs = []
                     for name in names:

@@ -4,6 +4,7 @@ left/right labels made to agree, on the shared 4-camera lab recording."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -102,17 +103,23 @@ def test_benchmark_refuses_a_bad_checkpoint_in_one_line(tmp_path: Path) -> None:
         assert run.stdout == ""
 
 
-def test_benchmark_tells_a_person_facing_the_camera_from_one_turned_away(walker: np.ndarray) -> None:
-    """The benchmark's facing breakdown: 0 degrees for a camera the walker walks towards, 180 for
-    one behind, 90 for one beside; the torso's facing agrees with where the nose points."""
+def _benchmark() -> Any:
     import importlib.util
-    from types import SimpleNamespace
 
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "multiview_accuracy.py"
     spec = importlib.util.spec_from_file_location("multiview_accuracy", script)
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_benchmark_tells_a_person_facing_the_camera_from_one_turned_away(walker: np.ndarray) -> None:
+    """The benchmark's facing breakdown: 0 degrees for a camera the walker walks towards, 180 for
+    one behind, 90 for one beside; the torso's facing agrees with where the nose points."""
+    from types import SimpleNamespace
+
+    bench = _benchmark()
     assert bench.nose_agrees(walker) > 0.9
     nose = walker[:, COCO17.index("nose")]
     ears = 0.5 * (walker[:, COCO17.index("left_ear")] + walker[:, COCO17.index("right_ear")])
@@ -124,3 +131,30 @@ def test_benchmark_tells_a_person_facing_the_camera_from_one_turned_away(walker:
         camera = SimpleNamespace(centre=hips + 20.0 * direction + [0.0, 0.0, 0.5])
         angle = bench.view_angle(walker, camera)
         assert low <= np.median(angle) <= high, (direction, angle)
+
+
+def test_benchmark_breakdowns_pair_each_column_with_its_own_frames(walker: np.ndarray,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Columns scored on different frames: each column's errors are binned by its own frames' view
+    angles (here the turned-away half of the frames is missing from one column, and the other
+    column's left forearm is wrong on exactly those frames)."""
+    bench = _benchmark()
+    truth = walker[:, [COCO17.index(n) for n in bench.LIMB_JOINTS]]
+    t = len(truth)
+    angle = np.where(np.arange(t) < t // 2, 10.0, 170.0)  # facing, then turned away
+    gaps = truth.copy()
+    gaps[t // 2:] = np.nan
+    bent = truth.copy()
+    wrist, elbow = bench.LIMB_JOINTS.index("left_wrist"), bench.LIMB_JOINTS.index("left_elbow")
+    bent[t // 2:, wrist] = 2 * bent[t // 2:, elbow] - bent[t // 2:, wrist]  # forearm reversed: 180 degrees
+    columns = []
+    for pred in (gaps, bent):
+        ok, errors = bench.limb_errors(pred, truth)
+        columns.append((angle[ok], errors))
+    capsys.readouterr()
+    bench.breakdowns([("man", columns)], ["gaps", "bent"])
+    lines = capsys.readouterr().out.splitlines()
+    facing = next(line for line in lines if line.startswith("man    facing")).split("camera")[1].split()
+    away = next(line for line in lines if line.startswith("man    turned")).split("away")[1].split()
+    assert float(facing[0]) < 1.0 and float(facing[1]) < 1.0
+    assert away[0] == "nan" and float(away[1]) > 5.0  # the bent frames are the turned-away ones

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from converters.errors import ConfigurationError
 from vp3d_engine.checkpoints import build_models, save_checkpoint
 from vp3d_engine.cli import main
 from vp3d_engine.evaluation import evaluate
@@ -42,6 +45,22 @@ def test_training_learns_and_resumes_exactly(takes_dir: Path, tmp_path: Path, sc
     resumed = train(_opts(takes_dir, tmp_path / "resumed", 3, schedule))
     assert len(resumed["history"]) == 3
     assert [h["lr"] for h in resumed["history"]] == pytest.approx(expected, rel=1e-9)
+    # Going on under another schedule is refused in one line: another --lr, a cosine stretched over
+    # more epochs (its rate would climb back up), or, for a state saved before the schedule was,
+    # a rate that does not follow on. More epochs of the same exponential decay go on.
+    with pytest.raises(ConfigurationError, match="another learning-rate schedule"):
+        train(replace(_opts(takes_dir, tmp_path / "resumed", 3, schedule), lr=1e-3))
+    state_path = tmp_path / "resumed" / "training_state.pt"
+    if schedule == "cosine":
+        with pytest.raises(ConfigurationError, match="another learning-rate schedule"):
+            train(_opts(takes_dir, tmp_path / "resumed", 4, schedule))
+    else:
+        assert len(train(_opts(takes_dir, tmp_path / "resumed", 4, schedule))["history"]) == 4
+    state = torch.load(state_path, weights_only=True)
+    del state["schedule"]
+    torch.save(state, state_path)
+    with pytest.raises(ConfigurationError, match="lr at epoch"):
+        train(replace(_opts(takes_dir, tmp_path / "resumed", 5, schedule), lr=1e-3))
     assert resumed["history"][-1]["val_mpjpe_mm"] == pytest.approx(history[-1]["val_mpjpe_mm"], rel=1e-4)
     cfg = json.loads((tmp_path / "full" / "config.json").read_text())
     held_out = set(cfg["training"]["val_take_names"])
@@ -51,8 +70,6 @@ def test_training_learns_and_resumes_exactly(takes_dir: Path, tmp_path: Path, sc
 
 def test_fine_tuning_starts_from_a_checkpoint(takes_dir: Path, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
-    from dataclasses import replace
-
     base = train(_opts(takes_dir, tmp_path / "base", 2))
     tuned = train(replace(_opts(takes_dir, tmp_path / "tuned", 1), init=tmp_path / "base", lr=1e-4))
     scratch = train(_opts(takes_dir, tmp_path / "scratch", 1))
@@ -117,6 +134,10 @@ def test_bad_arguments_give_one_line_errors(takes_dir: Path, tmp_path: Path,
                  "--camera-distance", "3", "2", "--quiet"]) == 2
     assert "--camera-distance 3 2: give the nearest distance first" in capsys.readouterr().err
     assert not (tmp_path / "far" / "config.json").exists()
+    # Nearer than the cameras can be placed (they keep 1.5 m from the person): refused the same way.
+    assert main(["train", "--data", str(takes_dir), "--out", str(tmp_path / "near"), "--lifter", "test",
+                 "--camera-distance", "1", "9", "--quiet"]) == 2
+    assert "at least 1.5 m" in capsys.readouterr().err
     for bad in (["--lr-schedule", "linear"], ["--lr-final", "1.5"], ["--lr-final", "-0.1"],
                 ["--camera-distance", "0", "5"], ["--camera-distance", "2"]):
         with pytest.raises(SystemExit) as exc:

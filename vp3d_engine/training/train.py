@@ -87,6 +87,28 @@ def epoch_lr(opts: TrainOptions, epoch: int) -> float:
     raise ConfigurationError(f"unknown learning-rate schedule {opts.lr_schedule!r}: use exponential or cosine")
 
 
+def _schedule(opts: TrainOptions) -> dict[str, Any]:
+    """What fixes the learning rate of every epoch (saved with the training state)."""
+    keys = ("lr", "lr_decay") if opts.lr_schedule == "exponential" else ("lr", "lr_final", "epochs")
+    return {"lr_schedule": opts.lr_schedule, **{k: getattr(opts, k) for k in keys}}
+
+
+def _check_schedule(opts: TrainOptions, state: dict[str, Any], start_epoch: int, path: Path) -> None:
+    """Refuse to resume a run under another learning-rate schedule (a cosine one reshaped by a new
+    --epochs would climb back up half way); states from before the schedule was saved are checked
+    by the learning rate they would go on with."""
+    if "schedule" in state:
+        saved = json.loads(state["schedule"])
+        differs = saved != _schedule(opts)
+    else:
+        differs = not math.isclose(float(state["lr"]), epoch_lr(opts, start_epoch), rel_tol=1e-6)
+        saved = {f"lr at epoch {start_epoch + 1}": float(state["lr"])}
+    if differs:
+        given = ", ".join(f"{k} {v}" for k, v in saved.items())
+        raise ConfigurationError(f"{path} was trained with another learning-rate schedule ({given}); give the same "
+                                 "--lr, --lr-schedule, --lr-decay/--lr-final and --epochs to go on, or add --restart")
+
+
 def _config(opts: TrainOptions) -> dict[str, Any]:
     spec = lifter_spec(opts.lifter)
     if spec.kind != "checkpoint":
@@ -225,12 +247,15 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
     config = _config(opts)
     if opts.chunk < 1:
         raise ConfigurationError("--chunk must be at least 1")
+    if not (0 < opts.lr_decay <= 1 and 0 <= opts.lr_final <= 1):
+        raise ConfigurationError("--lr-decay must be in (0, 1] and --lr-final in [0, 1]")
+    epoch_lr(opts, 0)  # an unknown schedule fails before any work
     cameras = CameraRanges()
     if opts.camera_distance is not None:
         near, far = opts.camera_distance
-        if not 0 < near <= far:
-            raise ConfigurationError(f"--camera-distance {near:g} {far:g}: give the nearest distance first, "
-                                     "both above 0 (e.g. --camera-distance 1.5 9)")
+        if not cameras.min_depth_m <= near <= far:
+            raise ConfigurationError(f"--camera-distance {near:g} {far:g}: give the nearest distance first, at least "
+                                     f"{cameras.min_depth_m:g} m (e.g. --camera-distance 1.5 9)")
         cameras = replace(cameras, distance_m=(float(near), float(far)))
     pose_train, traj_train = build_models(config, optimized_1f=opts.chunk == 1)
     pose_eval, traj_eval = build_models(config)
@@ -265,7 +290,6 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
         params += list(traj_train.parameters())
     optimizer = torch.optim.Adam(params, lr=opts.lr, amsgrad=True)
     state_path = Path(opts.out) / STATE_NAME
-    epoch_lr(opts, 0)  # an unknown schedule fails before any work
     start_epoch, best, history = 0, math.inf, []
     if opts.init is not None:
         _load_initial(opts.init, pose_train, traj_train)
@@ -277,11 +301,14 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
                 traj_train.load_state_dict(state["trajectory"])
             optimizer.load_state_dict(state["optimizer"])
             start_epoch, best = int(state["epoch"]), float(state["best"])
+            _check_schedule(opts, state, start_epoch, state_path)
             history = json.loads(state["history"])
             rng.bit_generator.state = json.loads(state["numpy_rng"])
             torch.set_rng_state(state["torch_rng"])
             if "unlabeled_rng" in state:
                 urng.bit_generator.state = json.loads(state["unlabeled_rng"])
+        except ConfigurationError:
+            raise
         except Exception as exc:  # a damaged file or another architecture can fail in many ways
             first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
             raise CheckpointError(f"cannot resume from {state_path} ({type(exc).__name__}: {first}): it was written "
@@ -371,6 +398,7 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
         torch.save({
             "pose": pose_train.state_dict(), "trajectory": traj_train.state_dict() if traj_train else {},
             "optimizer": optimizer.state_dict(), "epoch": epoch + 1, "lr": epoch_lr(opts, epoch + 1), "best": best,
+            "schedule": json.dumps(_schedule(opts)),
             "history": json.dumps(history), "numpy_rng": json.dumps(rng.bit_generator.state),
             "torch_rng": torch.get_rng_state(), "unlabeled_rng": json.dumps(urng.bit_generator.state),
         }, str(state_path) + ".tmp")
