@@ -30,6 +30,11 @@ def _fov(t: dict[str, Any]) -> str:
     return f"{lo:g} to {hi:g}"
 
 
+def _distance(t: dict[str, Any]) -> str:
+    near, far = t.get("camera_ranges", {}).get("distance_m", (2.5, 9.0))
+    return f"{near:g} to {far:g}"
+
+
 def _ranges(shape: dict[str, Any]) -> str:
     parts = ("torso", "shoulder_width", "hip_width", "arms", "legs", "head")
     return ", ".join(f"{p.replace('_', ' ')} {shape[p][0]:g}-{shape[p][1]:g}x" for p in parts if p in shape)
@@ -80,7 +85,7 @@ def card(ckpt: Path, evals: dict[str, dict[str, Any]], train: dict[str, Any] | N
         "- Joints from BVH by `converters.skeleton_maps` (head points from the head joint's frame; "
         "approximations documented there).",
         "- Each training window is filmed by a new random camera (`CameraRanges` in "
-        "`vp3d_engine/training/synthetic.py`: any yaw, pitch -10 to 35 degrees, 2.5 to 9 m, field of "
+        f"`vp3d_engine/training/synthetic.py`: any yaw, pitch -10 to 35 degrees, {_distance(t)} m, field of "
         f"view {_fov(t)} degrees across the image's long side (a portrait phone clip is narrow across), "
         "phone/webcam image sizes, off-centre framing) and gets "
         "detector-like 2D noise (`NoiseModel`: jitter scaled by person size, drift, outliers, "
