@@ -22,6 +22,12 @@ Breakdowns of the limb direction error (all-camera reference): by limb and perso
 the person faces relative to the scored camera (facing it, side on, turned away; from the
 reference's torso), with each person's distance from each camera.
 
+What the lifter alone costs: the first checkpoint also lifts the reference reprojected into the
+scored camera (labels and positions as the other views place them; where the reference lacks a
+joint, the detection's), scored like the rest. What the detected 2D costs on top is the
+difference; a lifter that trails MediaPipe's 3D even from this 2D lacks what MediaPipe reads from
+the image (depth order, which way the person faces).
+
 People: the man (``--person 1``) and the woman (``--person 0``). cam03 cannot tell them apart
 (one person per BlazePose pass, and she stands behind him): its detections join the reference only
 where they agree with the other views, and cam03 is scored for the woman only, where it keeps her.
@@ -222,6 +228,22 @@ def mocap_proportions() -> np.ndarray:
     return proportions(np.concatenate([t.coco for t in takes]).astype(np.float64))
 
 
+def lift_reprojected(lifter: Any, world: np.ndarray, detected: np.ndarray, timestamps: np.ndarray,
+                     camera: Any) -> np.ndarray:
+    """Lift world COCO-17 ``world (T,17,3)`` as ``camera`` sees it (the detection's 2D where a
+    joint is missing): the lifter given perfect 2D. Returns camera-space H36M-17 joints."""
+    from converters.types import Keypoints2D
+    from vp3d_engine.lifting import lift_keypoints
+
+    pixels = camera.project(world)
+    pixels = np.where(np.isfinite(pixels), pixels, detected)
+    t = len(pixels)
+    kp = Keypoints2D(xy=pixels.astype(np.float32), score=np.ones((t, 17), np.float32), valid=np.ones((t, 17), bool),
+                     format="coco17", image_size=camera.size, fps=float(1.0 / np.median(np.diff(timestamps))),
+                     timestamps=timestamps)
+    return lift_keypoints(kp, lifter).joints.astype(np.float64)
+
+
 def configs(checkpoints: list[str]) -> dict[str, tuple[str, str, str]]:
     """What is compared, by column: each lifter through vp3d-convert (label swaps fixed, the
     default), the first with the detector's labels kept, and MediaPipe's own 3D."""
@@ -266,11 +288,14 @@ def main() -> None:
     shapes: dict[str, np.ndarray] = {}
     rows: list[tuple[str, str, list[tuple[float, float]]]] = []
     held_out_rows: list[tuple[str, str, list[tuple[float, float]]]] = []
+    perfect_rows: list[tuple[str, str, list[tuple[float, float]]]] = []
+    first = load_checkpoint(args.checkpoint[0])
     spreads: list[tuple[str, str, list[float]]] = []
     per_frame: Scored = []
     notes: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         results: dict[tuple[str, str, str], np.ndarray] = {}
+        stamps: dict[tuple[str, str], np.ndarray] = {}
         detections: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
         for person, index in PEOPLE.items():
             for cam in CAMERAS:
@@ -290,6 +315,7 @@ def main() -> None:
                         if name == "vp3d labels kept":  # the detector's own 2D builds the reference
                             detections[(person, cam)] = (npz["keypoints_2d"].astype(np.float64),
                                                          (npz["scores"] * npz["valid"]).astype(np.float64))
+                            stamps[(person, cam)] = npz["timestamps"].astype(np.float64)
         for person in PEOPLE:
             views = [c for c in CAMERAS if (person, c) in detections]
             xy = {c: detections[(person, c)][0] for c in views}
@@ -301,9 +327,11 @@ def main() -> None:
             # The reference without each camera: its own uncertainty, and an independent yardstick
             # for the camera left out.
             without: dict[str, np.ndarray] = {}
+            without_all: dict[str, np.ndarray] = {}
             for cam in views:
                 rest = [c for c in views if c != cam]
-                without[cam] = triangulate({c: xy[c] for c in rest}, {c: scores[c] for c in rest}, cameras)[0][:, coco]
+                without_all[cam] = triangulate({c: xy[c] for c in rest}, {c: scores[c] for c in rest}, cameras)[0]
+                without[cam] = without_all[cam][:, coco]
             for cam in SCORED[person]:
                 angle = view_angle(reference, cameras[cam])
                 columns: list[tuple[np.ndarray, np.ndarray] | None] = []
@@ -319,6 +347,11 @@ def main() -> None:
                         pairs.append(figures(pred, target) if pred is not None and target is not None
                                      else (float("nan"), float("nan")))
                     into.append((person, cam, pairs))
+                perfect = []
+                for world, target in ((reference, truth), (without_all[cam], without[cam])):
+                    pred = lift_reprojected(first, world, xy[cam], stamps[(person, cam)], cameras[cam])
+                    perfect.append(figures(pred[:, h36m], target))
+                perfect_rows.append((person, cam, perfect))
                 spreads.append((person, cam, [limb_spread(results[(person, cam, name)])
                                               if (person, cam, name) in results else float("nan")
                                               for name in names] + [limb_spread(truth)]))
@@ -342,6 +375,9 @@ def main() -> None:
         for line in notes:
             print(line)
         table_rows("Against the reference without the scored camera (its own 2D left out):", held_out_rows, names)
+        print(f"The lifter alone: {names[0]} from the reference reprojected into the scored camera (perfect 2D),")
+        table_rows("against the all-camera reference and, reprojecting the one without the scored camera, that one:",
+                   perfect_rows, ["all-camera ref", "held-out ref"])
         breakdowns(per_frame, names)
         print("Limb length spread: coefficient of variation (%) of the 8 limbs' lengths over the clip, mean")
         print("(raw lifted joints; the reference's own spread is the floor its noise sets):")

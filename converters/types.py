@@ -71,7 +71,8 @@ class Keypoints2D:
 
     ``xy (T,K,2)`` pixels (x right, y down, origin at the top-left corner of the displayed,
     rotation-corrected frame); ``score (T,K)`` detector confidence in [0, 1]; ``valid (T,K)``
-    true where the joint was detected (false where it was filled in); ``format`` a joint-set name
+    true where the joint was detected with confidence (false where it was filled in, or placed by
+    a detector that estimates hidden joints but scored low); ``format`` a joint-set name
     (``coco17``); ``image_size (w, h)``; ``fps`` nominal frame rate; ``timestamps (T,)`` seconds
     of each frame from the start of the video (real timestamps, so variable frame rate survives).
     """

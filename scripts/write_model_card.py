@@ -161,11 +161,13 @@ def card(ckpt: Path, evals: dict[str, dict[str, Any]], train: dict[str, Any] | N
                   "`benchmarks/multiview_accuracy.py`: one camera of the shared 4-camera lab recording at a time, "
                   "against MediaPipe's 2D triangulated from all four views (left/right labels checked across "
                   "them); `vp3d` is this checkpoint through "
-                  "`vp3d-convert` (label swaps fixed), `blazepose` MediaPipe's own 3D (`--lifter "
+                  "`vp3d-convert` (label swaps fixed; joints MediaPipe scores low keep its own estimate), `blazepose` "
+                  "MediaPipe's own 3D (`--lifter "
                   "blazepose-world`). P-MPJPE in mm on the 12 limb joints, limb directions in degrees. The "
                   "second table scores each camera against the reference triangulated without it, so that "
                   "the scored view's own 2D errors (which MediaPipe's 3D from that view shares) are not in "
-                  "the yardstick:", "",
+                  "the yardstick. The third lifts the reference reprojected into each camera (perfect 2D): what the "
+                  "lifter alone costs, before the detector's errors:", "",
                   "```", real.strip(), "```", ""]
     lines += ["## Limitations", "",
               "- Mocap actors and synthetic cameras, not real detector output: real videos add "

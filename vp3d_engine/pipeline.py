@@ -163,9 +163,10 @@ def detect_video(path: Path, opts: PipelineOptions, info: VideoInfo, report: Dec
         found, stamps, found_extras = detect_parts(path, parts, opts.detector, options, report, progress)
         if not found:
             raise InputFileError(f"{path}: no video frames could be decoded")
+        mediapipe = opts.detector == "mediapipe"  # the only detector split across workers
         return FrameDetections(people=found, image_size=(info.width, info.height), fps=info.fps,
                                timestamps=np.asarray(stamps), source=str(path),
-                               ranked=opts.detector == "mediapipe"), found_extras
+                               ranked=mediapipe, places_hidden=mediapipe), found_extras
     pool = detectors if detectors is not None else DetectorPool()
     detector = pool.acquire(opts.detector, device="cpu" if opts.device == "auto" else opts.device, **options)
     people: list[np.ndarray] = []
@@ -193,7 +194,8 @@ def detect_video(path: Path, opts: PipelineOptions, info: VideoInfo, report: Dec
         pool.release(detector, broken=broken or detectors is None)
     dets = FrameDetections(people=people, image_size=(info.width, info.height), fps=info.fps / opts.stride,
                            timestamps=np.asarray(times), source=str(path),
-                           ranked=bool(getattr(detector, "ranks_people", False)))
+                           ranked=bool(getattr(detector, "ranks_people", False)),
+                           places_hidden=bool(getattr(detector, "places_hidden_joints", False)))
     return dets, extras
 
 

@@ -119,7 +119,10 @@ def load_pose_file(path: Path, fps: float | None = None) -> Pose3D:
 
 def read_result_keypoints(path: Path) -> FrameDetections:
     """The 2D keypoints of a ``vp3d-convert`` NPZ as detections (to lift them again with another
-    checkpoint); filled-in joints come back with score 0 so tracking fills them again."""
+    checkpoint); filled-in joints come back with score 0 so tracking fills them again. A result
+    whose detector placed hidden joints (``meta['hidden_joints_placed']``) keeps its scores (0 in
+    frames without the person) and places them the same way again, so its positions come back as
+    they were written."""
     arrays, meta = _read_result(path, ("keypoints_2d", "scores", "valid"))
     xy, valid = arrays["keypoints_2d"].astype(np.float64), arrays["valid"].astype(bool)
     t = len(xy)
@@ -129,7 +132,8 @@ def read_result_keypoints(path: Path) -> FrameDetections:
     size = meta.get("image_size")
     if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
         raise InputFileError(f"{path}: image_size {size!r} is not [width, height] in pixels")
-    score = np.where(valid, arrays["scores"], 0.0)
+    placed = meta.get("hidden_joints_placed") is True
+    score = arrays["scores"].astype(np.float64) if placed else np.where(valid, arrays["scores"], 0.0)
     people = [np.concatenate([xy[i], score[i][:, None]], axis=-1)[None] for i in range(t)]
     return FrameDetections(people=people, image_size=(size[0], size[1]), fps=float(meta["fps"]),
-                           timestamps=arrays["timestamps"].astype(np.float64), source=str(path))
+                           timestamps=arrays["timestamps"].astype(np.float64), source=str(path), places_hidden=placed)

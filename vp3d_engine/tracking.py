@@ -12,8 +12,13 @@
    A detector that ranks people itself (MediaPipe's passes, see ``FrameDetections.ranked``) decides
    the order instead, so ``--person 0`` is the same person however many people are detected.
 4. **Filling.** Joints below ``min_score`` or in frames where the track has no detection are
-   linearly interpolated over time (held at the ends) and flagged in ``valid``; a clip where the
-   person is missing from most frames is refused.
+   flagged in ``valid`` and linearly interpolated over time (held at the ends); a clip where the
+   person is missing from most frames is refused. A detector that places hidden joints
+   (``FrameDetections.places_hidden``: MediaPipe, whose score is visibility) keeps its own
+   positions for them, and only frames without a detection are interpolated: its estimate of an
+   arm behind the body follows the body, where a straight line across a long occlusion does not
+   (on the 4-camera recording, ``benchmarks/multiview_accuracy.py``, the woman's forearm seen from
+   behind by cam01: 69 degrees off with interpolation, 37 with MediaPipe's own estimate).
 """
 
 from __future__ import annotations
@@ -234,11 +239,12 @@ def track_person(dets: FrameDetections, image_size: tuple[int, int], fps: float,
     if body_never:
         names = ", ".join(joint_set(dets.format).names[k] for k in body_never)
         raise ConversionError(f"{names} never seen with confidence; is the whole body in view?")
-    xy = _fill(raw[:, :, :2], valid, times)
+    placed = present[:, None] & np.ones_like(valid) if dets.places_hidden else valid
+    xy = _fill(raw[:, :, :2], placed, times)
     if never.any():
         xy = _place_unseen_face(xy, never)
     kp = Keypoints2D(xy=xy, score=np.where(present[:, None], raw[:, :, 2], 0.0), valid=valid, format=dets.format,
                      image_size=image_size, fps=fps, timestamps=times.astype(np.float64),
-                     meta={"tracks_found": len(tracks), "person": person})
-    return TrackResult(keypoints=kp, frames_present=presence, joints_filled=float(1 - valid.mean()),
+                     meta={"tracks_found": len(tracks), "person": person, "hidden_joints_placed": dets.places_hidden})
+    return TrackResult(keypoints=kp, frames_present=presence, joints_filled=float(1 - placed.mean()),
                        tracks_found=len(tracks))

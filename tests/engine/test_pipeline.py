@@ -110,6 +110,10 @@ def test_convert_command_writes_files_and_reports_bad_inputs(shared_data: Path, 
     assert main([str(videos / "ball.mp4"), "--keypoints", str(out / "ball.npz"), "--out", str(again), "--quiet"]) == 0
     with np.load(out / "ball.npz") as first, np.load(again / "ball.npz") as second:
         assert np.abs(first["joints_3d"] - second["joints_3d"]).max() < 1e-3
+        # MediaPipe's own estimates of its hidden joints come back as they were written.
+        assert json.loads(str(first["meta"]))["hidden_joints_placed"] is True
+        assert np.array_equal(first["keypoints_2d"], second["keypoints_2d"])
+        assert np.array_equal(first["valid"], second["valid"])
 
 
 def test_keypoints_from_another_tool_skip_detection(taiji: PipelineResult, shared_data: Path,

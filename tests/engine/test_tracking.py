@@ -78,6 +78,38 @@ def test_low_confidence_joints_are_filled_and_flagged() -> None:
     assert result.keypoints.valid[:, :9].all()
 
 
+def test_hidden_joints_placed_by_the_detector_keep_its_estimate_and_only_missing_frames_are_filled() -> None:
+    # The left wrist circles behind the body for frames 10-29 (MediaPipe still places it, with a
+    # low visibility score); the person is not detected at all in frames 40-44.
+    def wrist(t: int) -> np.ndarray:
+        return np.array([600 + 80 * np.cos(t / 4), 360 + 80 * np.sin(t / 4)])
+
+    def make(t: int) -> list[np.ndarray]:
+        if 40 <= t < 45:
+            return []
+        p = _person(600, 360, 400)
+        p[9, :2] = wrist(t)
+        if 10 <= t < 30:
+            p[9, 2] = 0.05
+        return [p]
+
+    plain = _frames(60, make)
+    placing = FrameDetections(people=plain.people, image_size=plain.image_size, fps=plain.fps,
+                              timestamps=plain.timestamps, places_hidden=True)
+    truth = np.stack([wrist(t) for t in range(60)])
+    kept, interpolated = track_person(placing, (1280, 720), 30.0), track_person(plain, (1280, 720), 30.0)
+    for result in (kept, interpolated):  # flagged the same either way: not seen with confidence
+        assert not result.keypoints.valid[10:30, 9].any() and not result.keypoints.valid[40:45].any()
+        assert result.keypoints.valid[:10].all() and result.keypoints.valid[30:40].all()
+    assert np.allclose(kept.keypoints.xy[10:30, 9], truth[10:30])
+    assert np.abs(interpolated.keypoints.xy[10:30, 9] - truth[10:30]).max() > 50  # a straight line across
+    # Frames without the person are interpolated in both.
+    assert np.allclose(kept.keypoints.xy[40:45], interpolated.keypoints.xy[40:45])
+    assert kept.joints_filled == pytest.approx(5 / 60)
+    assert interpolated.joints_filled == pytest.approx(5 / 60 + 20 / (60 * 17))
+    assert kept.keypoints.meta["hidden_joints_placed"] and not interpolated.keypoints.meta["hidden_joints_placed"]
+
+
 def test_person_absent_from_most_frames_is_refused() -> None:
     dets = _frames(100, lambda t: [_person(600, 360, 400)] if t < 30 else [])
     with pytest.raises(ConversionError, match="missing from 70% of the frames"):

@@ -25,6 +25,10 @@ class FrameDetections:
     ``ranked``: the detector lists people in a stable order of its own (MediaPipe's passes: the
     person its first pass follows comes first), which then decides who is ``--person 0``, ``1``...;
     otherwise people are ranked by size and confidence over the clip.
+    ``places_hidden``: the detector places every keypoint, hidden ones included, and its score is how
+    visible the joint is, not whether the position means anything (MediaPipe: a joint behind the
+    body or out of the frame still gets its best estimate); tracking then keeps those positions
+    instead of interpolating over them. Otherwise a low score marks a missing or unreliable joint.
     """
 
     people: list[np.ndarray]
@@ -35,6 +39,7 @@ class FrameDetections:
     source: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
     ranked: bool = False
+    places_hidden: bool = False
 
     def __post_init__(self) -> None:
         k = joint_set(self.format).size
