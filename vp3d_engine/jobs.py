@@ -51,8 +51,11 @@ def conversion_line(source: str, conv: Conversion, files: Sequence[str | Path]) 
                   "the frames after them are missing)")
     swaps = conv.pose.meta.get("label_swaps_fixed")
     relabelled = f", left/right labels put right in {swaps} frames" if swaps else ""
-    return (f"{source}: {result.keypoints.num_frames} frames, person in {result.track.frames_present:.0%}, "
-            f"{result.track.joints_filled:.1%} of joints filled{relabelled}{damage} -> {written}"
+    kp = result.keypoints
+    unseen = float(1 - kp.valid.mean()) - result.track.joints_filled  # placed by the detector, scored low
+    hidden = f", {unseen:.1%} hidden (the detector's estimate kept)" if kp.meta.get("hidden_joints_placed") else ""
+    return (f"{source}: {kp.num_frames} frames, person in {result.track.frames_present:.0%}, "
+            f"{result.track.joints_filled:.1%} of joints filled{hidden}{relabelled}{damage} -> {written}"
             f"{_assumed(conv.pose.meta)}")
 
 

@@ -70,7 +70,8 @@ def test_convert_command_writes_files_and_reports_bad_inputs(shared_data: Path, 
     out = tmp_path / "out"
     code = main([str(videos), "--out", str(out), "--npz", "--json", "--bvh", "--end", "3", "--quiet"])
     assert code == 2  # one input failed, the other was converted
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err
     assert "broken.mp4" in err and "not a video" in err and "Traceback" not in err
     assert sorted(p.name for p in out.iterdir()) == ["ball.bvh", "ball.json", "ball.npz"]
     with np.load(out / "ball.npz", allow_pickle=False) as npz:
@@ -78,6 +79,11 @@ def test_convert_command_writes_files_and_reports_bad_inputs(shared_data: Path, 
         assert npz["joints_3d"].shape == (npz["keypoints_2d"].shape[0], 17, 3)
         assert meta["joint_names_3d"] == list(H36M17.names) and meta["image_size"] == [853, 480]
         assert np.isfinite(npz["joints_3d"]).all() and npz["valid"].dtype == bool
+        # The line says how much was interpolated and how much MediaPipe placed unseen.
+        hidden = 1 - npz["valid"].mean() - meta["joints_filled"]
+        line = next(x for x in (captured.out + captured.err).splitlines() if "ball.mp4: " in x and "frames" in x)
+        said = f"{meta['joints_filled']:.1%} of joints filled, {hidden:.1%} hidden (the detector's estimate kept)"
+        assert said in line, line
     data = json.loads((out / "ball.json").read_text())
     assert len(data["joints_3d"]) == len(data["timestamps"]) == data["meta"]["decode"]["frames"]
     # The BVH stands upright (Y up, cm), plays at the video's rate, and is re-made from the npz alone.
