@@ -168,11 +168,13 @@ def breakdowns(per_frame: Scored, names: list[str]) -> None:
 
 
 def detector_noise(person: str, views: list[str], xy: dict[str, np.ndarray], scores: dict[str, np.ndarray],
-                   swaps: dict[str, int], reference: np.ndarray, cameras: dict, out: list) -> None:
+                   swaps: dict[str, int], reference: np.ndarray, cameras: dict, out: list,
+                   hidden: dict[str, np.ndarray]) -> None:
     """Per view: MediaPipe's 2D less the reference's reprojection, per joint, as a share of the
-    person's size (the noise model's measure: max(height, width / 2) over the clip); swaps; misses.
-    The reference is triangulated from these same detections, so it follows each view's noise a
-    little: the spread is a lower bound."""
+    person's size (the noise model's measure: max(height, width / 2) over the clip); swaps; misses;
+    and the joints it placed but scored low (``hidden``): their share and their median distance
+    from the reference, against that of the joints it saw. The reference is triangulated from these
+    same detections, so it follows each view's noise a little: the spread is a lower bound."""
     for cam in views:
         seen = np.isfinite(reference).all(axis=-1) & (scores[cam] >= 0.5)
         residual = xy[cam] - cameras[cam].project(np.nan_to_num(reference))
@@ -184,7 +186,10 @@ def detector_noise(person: str, views: list[str], xy: dict[str, np.ndarray], sco
             if len(r) >= 10:
                 r = r - np.median(r, axis=0)
                 spread[k] = 1.4826 * np.median(np.abs(r)) / size
-        out.append((spread, swaps[cam] / len(reference), float((scores[cam] < 0.5).mean())))
+        distance = np.linalg.norm(residual, axis=-1) / size
+        placed = hidden[cam] & np.isfinite(distance)
+        out.append((spread, swaps[cam] / len(reference), float((scores[cam] < 0.5).mean()),
+                    (float(hidden[cam].mean()), distance[placed], distance[seen])))
 
 
 def limb_spread(points: np.ndarray) -> float:
@@ -314,13 +319,19 @@ def main() -> None:
                         results[(person, cam, name)] = npz["joints_3d"][:, h36m].astype(np.float64)
                         if name == "vp3d labels kept":  # the detector's own 2D builds the reference
                             detections[(person, cam)] = (npz["keypoints_2d"].astype(np.float64),
-                                                         (npz["scores"] * npz["valid"]).astype(np.float64))
+                                                         (npz["scores"] * npz["valid"]).astype(np.float64),
+                                                         npz["scores"].astype(np.float64))
                             stamps[(person, cam)] = npz["timestamps"].astype(np.float64)
         for person in PEOPLE:
             views = [c for c in CAMERAS if (person, c) in detections]
             xy = {c: detections[(person, c)][0] for c in views}
             scores = {c: detections[(person, c)][1] for c in views}
             cameras, error = pick_convention(DATA / "Calib.qca.txt", xy, scores)
+            # The detector's own scores, relabelled the same way (the swap check only counts joints
+            # scored 0.5 or more, which keep their score either way): joints it placed but scored
+            # under tracking's 0.3 are the hidden ones, whose estimate tracking keeps.
+            raw = fix_swaps(xy, {c: detections[(person, c)][2] for c in views}, cameras)[1]
+            hidden = {c: (raw[c] > 0) & (raw[c] < 0.3) for c in views}
             xy, scores, swaps = fix_swaps(xy, scores, cameras)
             reference, errors, used = triangulate(xy, scores, cameras)
             truth = reference[:, coco]
@@ -369,7 +380,7 @@ def main() -> None:
                 distance = np.nanmedian(np.linalg.norm(hips - cameras[cam].centre, axis=-1))
                 notes.append(f"  leave out {cam}: MPJPE {mpjpe:.1f} mm, P-MPJPE {pm:.1f} mm, limb {deg:.1f} deg "
                              f"({int(both.sum())} frames); the person's hips {distance:.1f} m from {cam} (median)")
-            detector_noise(person, views, xy, scores, swaps, reference, cameras, noise)
+            detector_noise(person, views, xy, scores, swaps, reference, cameras, noise, hidden)
             shapes[person] = proportions(reference)
         table_rows("Against the reference from all cameras (P-MPJPE mm, limb direction error degrees):", rows, names)
         for line in notes:
@@ -387,7 +398,7 @@ def main() -> None:
         print(f"{'mean':15s}" + "".join(f"{v:18.1f}" for v in np.nanmean([v for _, _, v in spreads], axis=0)))
         print("MediaPipe 2D against the reference reprojected (spread: robust std per joint, % of person size;")
         print("the training noise model's jitter at level 1 for comparison; its level is drawn from 0.3 to 2):")
-        spread = np.nanmedian(np.array([v for v, _, _ in noise]), axis=0)
+        spread = np.nanmedian(np.array([v for v, _, _, _ in noise]), axis=0)
         print("  " + " ".join(f"{n.replace('left_', 'L').replace('right_', 'R')[:9]:>9s}" for n in COCO17.names))
         print("  " + " ".join(f"{100 * v:9.2f}" for v in spread) + "  measured")
         print("  " + " ".join(f"{100 * v:9.2f}" for v in NoiseModel().jitter) + "  noise model")
@@ -397,9 +408,16 @@ def main() -> None:
         for person, shape in shapes.items():
             print(f"  {person:6s}" + "".join(f"{v:16.2f}" for v in shape)[6:])
         print("  mocap " + "".join(f"{v:16.2f}" for v in mocap_proportions())[6:])
-        print(f"  left/right swaps: {np.mean([s for _, s, _ in noise]):.1%} of frames per view (model "
+        print(f"  left/right swaps: {np.mean([s for _, s, _, _ in noise]):.1%} of frames per view (model "
               f"{NoiseModel().swap_rate:.1%} per joint pair and frame); joints scored under 0.5: "
-              f"{np.mean([m for _, _, m in noise]):.1%} (model missing {NoiseModel().missing_rate:.1%})")
+              f"{np.mean([m for _, _, m, _ in noise]):.1%} (model missing {NoiseModel().missing_rate:.1%})")
+        placed = np.concatenate([h[1] for _, _, _, h in noise])
+        seen = np.concatenate([h[2] for _, _, _, h in noise])
+        share = np.mean([h[0] for *_, h in noise])
+        print(f"  hidden (placed, scored under 0.3; tracking keeps the estimate): {share:.1%} of joints per view;"
+              f" their distance from the reference reprojected, median {100 * np.median(placed):.1f}% of person"
+              f" size (p90 {100 * np.percentile(placed, 90):.1f}%; {len(placed)} with a reference), against "
+              f"{100 * np.median(seen):.1f}% (p90 {100 * np.percentile(seen, 90):.1f}%) for joints seen at 0.5 or more")
 
 
 if __name__ == "__main__":
