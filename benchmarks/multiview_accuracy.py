@@ -289,7 +289,7 @@ def main() -> None:
     models: dict[tuple[str, str], Models] = {}
     coco = [COCO17.index(n) for n in LIMB_JOINTS]
     h36m = [H36M17.index(n) for n in LIMB_JOINTS]
-    noise: list[tuple[np.ndarray, float, float]] = []
+    noise: list[tuple[np.ndarray, float, float, tuple[float, np.ndarray, np.ndarray]]] = []
     shapes: dict[str, np.ndarray] = {}
     rows: list[tuple[str, str, list[tuple[float, float]]]] = []
     held_out_rows: list[tuple[str, str, list[tuple[float, float]]]] = []
@@ -301,7 +301,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         results: dict[tuple[str, str, str], np.ndarray] = {}
         stamps: dict[tuple[str, str], np.ndarray] = {}
-        detections: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        detections: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # xy, scores, raw
         for person, index in PEOPLE.items():
             for cam in CAMERAS:
                 for k, (name, (lifter, label_swaps, checkpoint)) in enumerate(columns.items()):
@@ -345,12 +345,12 @@ def main() -> None:
                 without[cam] = without_all[cam][:, coco]
             for cam in SCORED[person]:
                 angle = view_angle(reference, cameras[cam])
-                columns: list[tuple[np.ndarray, np.ndarray] | None] = []
+                by_column: list[tuple[np.ndarray, np.ndarray] | None] = []
                 for name in names:
                     pred = results.get((person, cam, name))
                     ok, limb_deg = limb_errors(pred, truth) if pred is not None else (None, None)
-                    columns.append((angle[ok], limb_deg) if ok is not None else None)
-                per_frame.append((person, columns))
+                    by_column.append((angle[ok], limb_deg) if ok is not None else None)
+                per_frame.append((person, by_column))
                 for target, into in ((truth, rows), (without.get(cam), held_out_rows)):
                     pairs = []
                     for name in names:
