@@ -132,8 +132,12 @@ def read_result_keypoints(path: Path) -> FrameDetections:
     size = meta.get("image_size")
     if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
         raise InputFileError(f"{path}: image_size {size!r} is not [width, height] in pixels")
+    scores = np.asarray(arrays["scores"], dtype=np.float64)
+    if not (np.isfinite(scores).all() and (scores >= 0).all() and (scores <= 1).all()):
+        raise InputFileError(f"{path}: scores must be numbers from 0 to 1 (detector confidences); "
+                             "convert the video again to get a clean result file")
     placed = meta.get("hidden_joints_placed") is True
-    score = arrays["scores"].astype(np.float64) if placed else np.where(valid, arrays["scores"], 0.0)
+    score = scores if placed else np.where(valid, scores, 0.0)
     people = [np.concatenate([xy[i], score[i][:, None]], axis=-1)[None] for i in range(t)]
     return FrameDetections(people=people, image_size=(size[0], size[1]), fps=float(meta["fps"]),
                            timestamps=arrays["timestamps"].astype(np.float64), source=str(path), places_hidden=placed)

@@ -75,6 +75,17 @@ def test_a_result_npz_with_broken_meta_or_timestamps(case: Path, change: dict[st
         assert not (case / "bad.bvh").exists() and not (case / "out").exists()
 
 
+@pytest.mark.parametrize("scale", [np.nan, 1e6, -1.0])
+def test_a_result_npz_with_scores_out_of_range_is_refused_as_keypoints(case: Path, scale: float) -> None:
+    # Scores are confidences; a result whose detector placed hidden joints passes them on as they are.
+    with np.load(case / "clip.npz") as npz:
+        scores = npz["scores"] * scale
+    with_meta(case / "clip.npz", case / "bad.npz", scores=scores)
+    result = run("vp3d-convert", "clip.mp4", "--keypoints", "bad.npz", "--out", "out", "--quiet", cwd=case)
+    assert_refused(result, "bad.npz", "scores must be numbers from 0 to 1")
+    assert not (case / "out").exists()
+
+
 def _checkpoint(case: Path, name: str, edit: object) -> Path:
     folder = case / name
     shutil.copytree(REPO / "checkpoints" / "default", folder)
