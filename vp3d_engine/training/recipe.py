@@ -1,0 +1,190 @@
+"""Training recipes: several ``vp3d train`` runs in a row, as one resumable command.
+
+A recipe is a JSON file (``vp3d_engine/training/recipes/NAME.json``, or any path) of shared
+``options`` (architecture, split, license) and a list of ``stages``, each a set of training options
+(epochs, learning-rate schedule, seed, cameras). Stage 1 starts from random weights; each later
+stage starts from the best checkpoint of the one before (a warm restart: fresh optimizer, fresh
+batch-norm momentum), exactly as the chain of commands it stands for. Stages train in
+``<out>-stages/NN-name/``; a stage that has run all its epochs is not run again, an interrupted one
+resumes from its last epoch, so running the same command again goes on where it stopped. The last
+stage's best checkpoint is written to ``<out>`` with the recipe and every stage's history in its
+``config.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, cast
+
+import torch
+
+from converters.errors import ConfigurationError
+from vp3d_engine.checkpoints import load_checkpoint, save_checkpoint
+from vp3d_engine.training.train import STATE_NAME, TrainOptions, train
+
+__all__ = ["load_recipe", "recipe_names", "stage_dirs", "train_recipe"]
+
+RECIPES_DIR = Path(__file__).parent / "recipes"
+# What all stages share (the architecture and the split cannot change between a stage and the next).
+SHARED_KEYS = {"lifter", "filter_widths", "channels", "trajectory_channels", "dropout", "causal", "fps",
+               "val_fraction", "val_views", "license"}
+# What each stage sets.
+STAGE_KEYS = {"name", "epochs", "batch_size", "lr", "lr_decay", "lr_schedule", "lr_final", "seed",
+              "samples_per_epoch", "chunk", "noise", "body_shape", "camera_distance"}
+_TYPES: dict[str, tuple[type, ...]] = {
+    "lifter": (str,), "filter_widths": (list,), "channels": (int,), "trajectory_channels": (int,),
+    "dropout": (float, int), "causal": (bool,), "fps": (float, int), "val_fraction": (float, int),
+    "val_views": (int,), "license": (str,), "name": (str,), "epochs": (int,), "batch_size": (int,),
+    "lr": (float, int), "lr_decay": (float, int), "lr_schedule": (str,), "lr_final": (float, int),
+    "seed": (int,), "samples_per_epoch": (int,), "chunk": (int,), "noise": (bool,), "body_shape": (bool,),
+    "camera_distance": (list,),
+}
+
+
+def recipe_names() -> list[str]:
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.json"))
+
+
+def _check_value(where: str, key: str, value: Any) -> Any:
+    types = _TYPES[key]
+    if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+        kinds = ("a number" if float in types else "a whole number" if int in types
+                 else "true or false" if bool in types else f"a {types[0].__name__}")
+        raise ConfigurationError(f"{where}: {key} must be {kinds}, not {json.dumps(value)[:40]}")
+    value = cast(Any, value)  # checked above; mypy narrows it to object
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigurationError(f"{where}: {key} must be a finite number")
+    if key in ("filter_widths", "camera_distance"):
+        want = 2 if key == "camera_distance" else None
+        ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+        if not value or not ok or (want and len(value) != want):
+            shape = "two numbers (near, far metres)" if want else "a list of whole numbers"
+            raise ConfigurationError(f"{where}: {key} must be {shape}")
+        return [float(v) for v in value] if want else [int(v) for v in value]
+    if key in ("epochs", "batch_size", "samples_per_epoch", "chunk", "channels", "val_views") and value < 1:
+        raise ConfigurationError(f"{where}: {key} must be at least 1")
+    if key in ("lr", "lr_decay") and value <= 0:
+        raise ConfigurationError(f"{where}: {key} must be above 0")
+    return value
+
+
+def load_recipe(name_or_path: str | Path) -> dict[str, Any]:
+    """Read and check a recipe: a name from ``recipes/`` (e.g. ``default``) or a JSON file."""
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        if str(name_or_path) not in recipe_names():
+            raise ConfigurationError(f"--recipe {name_or_path}: no such recipe; give a JSON file or one of "
+                                     f"{', '.join(recipe_names())}")
+        path = RECIPES_DIR / f"{name_or_path}.json"
+    try:
+        recipe = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigurationError(f"--recipe {name_or_path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"--recipe {name_or_path}: cannot be read ({exc})") from None
+    except (ValueError, RecursionError) as exc:
+        raise ConfigurationError(f"--recipe {name_or_path}: not valid JSON ({str(exc)[:120]})") from None
+    if not isinstance(recipe, dict) or not isinstance(recipe.get("stages"), list) or not recipe["stages"]:
+        raise ConfigurationError(f"--recipe {name_or_path}: must be a JSON object with a list of \"stages\" "
+                                 "(see vp3d_engine/training/recipes/default.json)")
+    unknown = set(recipe) - {"description", "options", "stages"}
+    if unknown:
+        raise ConfigurationError(f"--recipe {name_or_path}: unknown key {sorted(unknown)[0]!r}; "
+                                 "use description, options and stages")
+    options = recipe.get("options", {})
+    if not isinstance(options, dict):
+        raise ConfigurationError(f"--recipe {name_or_path}: options must be a JSON object")
+    for key, value in options.items():
+        if key not in SHARED_KEYS:
+            hint = " (a stage option: set it in each stage)" if key in STAGE_KEYS else ""
+            raise ConfigurationError(f"--recipe {name_or_path}: options: unknown key {key!r}{hint}; "
+                                     f"use {', '.join(sorted(SHARED_KEYS))}")
+        options[key] = _check_value(f"--recipe {name_or_path}: options", key, value)
+    names = set()
+    for i, stage in enumerate(recipe["stages"], 1):
+        where = f"--recipe {name_or_path}: stage {i}"
+        if not isinstance(stage, dict):
+            raise ConfigurationError(f"{where} must be a JSON object")
+        for key, value in stage.items():
+            if key not in STAGE_KEYS:
+                hint = " (shared by all stages: set it in options)" if key in SHARED_KEYS else ""
+                raise ConfigurationError(f"{where}: unknown key {key!r}{hint}; use {', '.join(sorted(STAGE_KEYS))}")
+            stage[key] = _check_value(where, key, value)
+        if "epochs" not in stage:
+            raise ConfigurationError(f"{where}: give its epochs")
+        stage.setdefault("name", f"stage{i}")
+        if not stage["name"].replace("-", "").replace("_", "").isalnum() or stage["name"] in names:
+            raise ConfigurationError(f"{where}: name {stage['name']!r} must be unique letters, digits, - or _")
+        names.add(stage["name"])
+    recipe["options"] = options
+    recipe["source"] = str(path)
+    return recipe
+
+
+def stage_dirs(out: Path, recipe: dict[str, Any]) -> list[Path]:
+    work = Path(out).resolve().with_name(Path(out).resolve().name + "-stages")
+    return [work / f"{i:02d}-{s['name']}" for i, s in enumerate(recipe["stages"], 1)]
+
+
+def _stage_options(recipe: dict[str, Any], i: int, data: list[Path], out: Path, device: str) -> TrainOptions:
+    values = {**recipe["options"], **{k: v for k, v in recipe["stages"][i].items() if k != "name"}}
+    if "camera_distance" in values:
+        values["camera_distance"] = tuple(values["camera_distance"])
+    dirs = stage_dirs(out, recipe)
+    opts = TrainOptions(data=data, out=dirs[i], device=device, init=dirs[i - 1] if i else None,
+                        extra={"recipe_stage": f"{i + 1} of {len(dirs)} ({recipe['stages'][i]['name']})"})
+    return replace(opts, **values)
+
+
+def _finished_epochs(folder: Path) -> int:
+    path = folder / STATE_NAME
+    if not path.is_file():
+        return 0
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
+    except Exception:  # a damaged state: let train() say so, with its own message
+        return -1
+
+
+def train_recipe(recipe: dict[str, Any], data: list[Path], out: Path, device: str = "auto", restart: bool = False,
+                 command: str = "", progress: Callable[[dict[str, Any]], None] | None = None,
+                 ) -> dict[str, Any]:
+    """Run (or go on with) every stage, then write the last stage's best checkpoint to ``out``."""
+    dirs = stage_dirs(out, recipe)
+    stages = []
+    for i, stage in enumerate(recipe["stages"]):
+        opts = replace(_stage_options(recipe, i, data, out, device), command=command, resume=not restart)
+        if restart and (dirs[i] / STATE_NAME).is_file():
+            (dirs[i] / STATE_NAME).unlink()
+        done = _finished_epochs(dirs[i])
+        if done >= opts.epochs and (dirs[i] / "config.json").is_file():
+            state = torch.load(dirs[i] / STATE_NAME, map_location="cpu", weights_only=True)
+            history = json.loads(state["history"])
+        else:
+            if progress is not None:
+                progress({"kind": "stage", "stage": i + 1, "stages": len(dirs), "name": stage["name"],
+                          "epochs": opts.epochs, "done": max(0, done), "folder": str(dirs[i])})
+            history = train(opts, progress)["history"]
+        best = min(history, key=lambda h: h["val_mpjpe_mm"])
+        stages.append({"name": stage["name"], "options": stage, "folder": str(dirs[i]),
+                       "best_epoch": best["epoch"], "best_val_mpjpe_mm": best["val_mpjpe_mm"],
+                       "best_val_p_mpjpe_mm": best["val_p_mpjpe_mm"],
+                       "hours": sum(h["seconds"] for h in history) / 3600, "history": history})
+    last = load_checkpoint(dirs[-1])
+    config = dict(last.config)
+    training = dict(config.get("training", {}))
+    training.update(command=command, init=None, recipe={k: v for k, v in recipe.items() if k != "source"},
+                    recipe_file=recipe["source"],
+                    stages=[{k: v for k, v in s.items() if k != "history"} for s in stages],
+                    hours=sum(s["hours"] for s in stages))
+    config["training"] = training
+    for key in ("format", "format_version", "receptive_field", "sha256"):
+        config.pop(key, None)
+    save_checkpoint(Path(out), config, last.pose, last.trajectory)
+    return {"out": str(out), "stages": stages, "best_val_mpjpe_mm": stages[-1]["best_val_mpjpe_mm"],
+            "hours": training["hours"], "command": command or " ".join(shlex.quote(str(d)) for d in data)}
