@@ -145,3 +145,91 @@ def test_bad_arguments_give_one_line_errors(takes_dir: Path, tmp_path: Path,
         assert exc.value.code == 2
         assert bad[0] in capsys.readouterr().err
     assert not (tmp_path / "sched").exists()
+
+
+def _recipe(path: Path) -> Path:
+    recipe = {"options": {"lifter": "test", "val_fraction": 0.3, "val_views": 1},
+              "stages": [{"name": "first", "epochs": 2, "batch_size": 128, "samples_per_epoch": 2048, "lr": 3e-3,
+                          "seed": 7},
+                         {"name": "near", "epochs": 2, "batch_size": 128, "samples_per_epoch": 2048, "lr": 1e-3,
+                          "lr_schedule": "cosine", "seed": 8, "camera_distance": [1.5, 9]}]}
+    path.write_text(json.dumps(recipe))
+    return path
+
+
+def test_a_recipe_runs_its_stages_in_a_row_and_goes_on_after_an_interruption(
+        takes_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vp3d_engine.training.recipe import load_recipe, train_recipe
+
+    recipe_file = _recipe(tmp_path / "recipe.json")
+    out = tmp_path / "model"
+    assert main(["train", "--data", str(takes_dir), "--out", str(out), "--recipe", str(recipe_file), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "stage 1 of 2 (first): 2 epochs" in printed and "stage 2 (near): best epoch" in printed
+    first, near = tmp_path / "model-stages" / "01-first", tmp_path / "model-stages" / "02-near"
+    cfg = json.loads((out / "config.json").read_text())
+    near_cfg = json.loads((near / "config.json").read_text())
+    # The checkpoint is the last stage's best, which started from the first stage's best with its
+    # own options; the recipe and each stage's figures are recorded with it.
+    assert cfg["sha256"] == near_cfg["sha256"]
+    assert near_cfg["training"]["init"] == str(first)
+    assert near_cfg["training"]["camera_ranges"]["distance_m"] == [1.5, 9.0]
+    assert json.loads((first / "config.json").read_text())["training"]["init"] is None
+    stages = cfg["training"]["stages"]
+    assert [s["name"] for s in stages] == ["first", "near"]
+    assert cfg["training"]["recipe"]["stages"][1]["lr_schedule"] == "cosine"
+    state = torch.load(near / "training_state.pt", weights_only=True)
+    history = json.loads(state["history"])
+    assert [h["lr"] for h in history] == pytest.approx([1e-3, 1e-5], rel=1e-9)  # its own cosine, lr_final 0.01
+    # The second stage learns on from the first: its first epoch is ahead of the first stage's
+    # first epoch (from random weights).
+    first_history = json.loads(torch.load(first / "training_state.pt", weights_only=True)["history"])
+    assert history[0]["train_mpjpe_mm"] < first_history[0]["train_mpjpe_mm"]
+
+    # Interrupted during the second stage, then run again: the first stage is not run again and the
+    # result is the uninterrupted one.
+    batches: list[dict] = []
+
+    def interrupt(event: dict) -> None:
+        batches.extend([event] if event["kind"] == "batch" else [])
+        if len(batches) == 2 * 16 + 16 + 5:  # 16 batches an epoch: the second stage's second epoch
+            raise KeyboardInterrupt
+
+    again = tmp_path / "again"
+    recipe = load_recipe(recipe_file)
+    with pytest.raises(KeyboardInterrupt):
+        train_recipe(recipe, [takes_dir], again, progress=interrupt)
+    first_state = tmp_path / "again-stages" / "01-first" / "training_state.pt"
+    stamp = first_state.stat().st_mtime_ns
+    assert not (again / "config.json").exists()  # nothing half-made where the checkpoint goes
+    done = train_recipe(load_recipe(recipe_file), [takes_dir], again)
+    assert first_state.stat().st_mtime_ns == stamp
+    assert done["stages"][1]["history"][-1]["val_mpjpe_mm"] == pytest.approx(history[-1]["val_mpjpe_mm"], rel=1e-4)
+    assert json.loads((again / "config.json").read_text())["sha256"] == cfg["sha256"]
+
+    # Options that the recipe sets are refused beside it, and a broken recipe is named; nothing written.
+    assert main(["train", "--data", str(takes_dir), "--out", str(tmp_path / "x"), "--recipe", str(recipe_file),
+                 "--lr", "1e-2"]) == 2
+    assert "--lr cannot go with --recipe" in capsys.readouterr().err
+    for text, message in [('{"stages": [{"epochs": "3"}]}', "stage 1: epochs must be a whole number"),
+                          ('{"stages": [{"epochs": 3, "channels": 8}]}', "'channels' (shared by all stages"),
+                          ('{"stages": []}', 'a list of "stages"'), ("[1", "not valid JSON")]:
+        (tmp_path / "bad.json").write_text(text)
+        assert main(["train", "--data", str(takes_dir), "--out", str(tmp_path / "x"), "--recipe",
+                     str(tmp_path / "bad.json")]) == 2
+        assert message in capsys.readouterr().err
+    assert main(["train", "--data", str(takes_dir), "--out", str(tmp_path / "x"), "--recipe", "nope"]) == 2
+    assert "one of default" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "x-stages").exists()
+
+
+def test_the_default_recipe_reads_as_the_chain_behind_the_default_checkpoint() -> None:
+    from vp3d_engine.training.recipe import _stage_options, load_recipe
+
+    recipe = load_recipe("default")
+    opts = [_stage_options(recipe, i, [Path("mocap")], Path("out"), "cpu") for i in range(len(recipe["stages"]))]
+    assert [o.epochs for o in opts] == [70, 10, 25, 14]
+    assert opts[0].init is None and all(o.init == p.out for o, p in zip(opts[1:], opts[:-1], strict=True))
+    assert opts[-1].camera_distance == (1.5, 9.0) and opts[0].camera_distance is None
+    shapes = {(o.channels, o.trajectory_channels, tuple(o.filter_widths or ())) for o in opts}
+    assert shapes == {(256, 128, (3, 3, 3, 3))}
