@@ -2,8 +2,9 @@
 
 Reference: MediaPipe 2D from every camera, left/right labels checked across views, undistorted and
 triangulated per joint, dropping views that reproject more than 30 px away (``vp3d_engine.multiview``).
-Each single camera is then converted with ``vp3d-convert`` (the shipped lifter with the default
-left/right label-swap fix, the same with the detector's labels kept, and ``--lifter
+Each single camera is then converted with ``vp3d-convert`` (as users run it: the shipped lifter
+with the default left/right label-swap fix and MediaPipe's own 3D blended in at the default share;
+the lifter alone, ``--mediapipe-3d 0``; the default with the detector's labels kept; and ``--lifter
 blazepose-world``, MediaPipe's own 3D, as the anchor) and scored on the 12 limb joints (shoulders,
 elbows, wrists, hips, knees, ankles) on the frames the reference has them:
 
@@ -249,12 +250,16 @@ def lift_reprojected(lifter: Any, world: np.ndarray, detected: np.ndarray, times
     return lift_keypoints(kp, lifter).joints.astype(np.float64)
 
 
-def configs(checkpoints: list[str]) -> dict[str, tuple[str, str, str]]:
-    """What is compared, by column: each lifter through vp3d-convert (label swaps fixed, the
-    default), the first with the detector's labels kept, and MediaPipe's own 3D."""
-    out = {("vp3d" if i == 0 else f"vp3d #{i + 1}"): ("videopose3d", "fix", c) for i, c in enumerate(checkpoints)}
-    out["vp3d labels kept"] = ("videopose3d", "keep", checkpoints[0])
-    out["blazepose"] = ("blazepose-world", "keep", "")
+def configs(checkpoints: list[str]) -> dict[str, tuple[str, str, str, float]]:
+    """What is compared, by column: each lifter through vp3d-convert as a user runs it (label swaps
+    fixed, MediaPipe's 3D blended in at the default share), the first as the lifter alone (no
+    MediaPipe 3D) and with the detector's labels kept, and MediaPipe's own 3D."""
+    share = PipelineOptions().mediapipe_3d
+    out = {("vp3d" if i == 0 else f"vp3d #{i + 1}"): ("videopose3d", "fix", c, share)
+           for i, c in enumerate(checkpoints)}
+    out["lifter alone"] = ("videopose3d", "fix", checkpoints[0], 0.0)
+    out["vp3d labels kept"] = ("videopose3d", "keep", checkpoints[0], share)
+    out["blazepose"] = ("blazepose-world", "keep", "", 0.0)
     return out
 
 
@@ -304,9 +309,9 @@ def main() -> None:
         detections: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # xy, scores, raw
         for person, index in PEOPLE.items():
             for cam in CAMERAS:
-                for k, (name, (lifter, label_swaps, checkpoint)) in enumerate(columns.items()):
+                for k, (name, (lifter, label_swaps, checkpoint, share)) in enumerate(columns.items()):
                     options = ConvertOptions(pipeline=PipelineOptions(lifter=lifter, person=index, workers=1,
-                                                                      label_swaps=label_swaps,
+                                                                      label_swaps=label_swaps, mediapipe_3d=share,
                                                                       checkpoint=checkpoint or "default"),
                                              formats=["npz"])
                     try:

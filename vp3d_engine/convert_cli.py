@@ -168,6 +168,17 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"give a share from 0 (the lifter alone) to 1 (MediaPipe's 3D alone), "
+                                         f"not {text}")
+    return value
+
+
 def _degrees(low: float, high: float) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
@@ -285,6 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fix (default): where the detector labels the whole body mirrored for a while (left for "
                         "right), seen as the lifted body snapping half a turn round while the 2D points trade "
                         "sides, relabel those frames; keep: the detector's labels as they are")
+    p.add_argument("--mediapipe-3d", type=_share, default=0.5, metavar="SHARE",
+                   help="share of MediaPipe's own 3D averaged into the lifted pose, frame by frame, where MediaPipe "
+                        "detected the video (default 0.5: closer to a 4-camera reference than either alone; 0: the "
+                        "lifter alone, as from keypoint files, which do not hold MediaPipe's 3D)")
     p.add_argument("--detector", default="mediapipe", choices=detector_names())
     p.add_argument("--keypoints", help="2D keypoints from another tool (file or OpenPose folder): skip detection; "
                                        "the video is optional (it gives the image size and frame rate if the file "
@@ -343,7 +358,7 @@ def _run(args: argparse.Namespace) -> int:
                            start=args.start, end=args.end, stride=args.stride, person=args.person,
                            image_size=args.image_size, fps=args.fps, flip=False if args.no_flip else None,
                            resample=args.resample, workers=args.workers, trajectory=args.trajectory,
-                           label_swaps=args.label_swaps)
+                           label_swaps=args.label_swaps, mediapipe_3d=args.mediapipe_3d)
     options = ConvertOptions(pipeline=opts, rig=args.rig, units=args.bvh_units, root_motion=args.root_motion,
                              smoothing=str(args.smooth), feet=args.feet,
                              render=RenderOptions(azimuth=args.render_azimuth, elevation=args.render_elevation,

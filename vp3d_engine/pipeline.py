@@ -53,6 +53,9 @@ class PipelineOptions:
     workers: int | None = None  # detection processes for long videos; None: one per core
     trajectory: str = "image"  # "model": the trajectory model's root as it is (see converters.trajectory)
     label_swaps: str = "fix"  # "keep": the detector's left/right labels as they are (see vp3d_engine.swaps)
+    # Share of MediaPipe's own 3D averaged into the lifted pose (vp3d_engine.lifters.blend); it
+    # applies where MediaPipe detected the video (not to keypoint files); 0: the lifter alone.
+    mediapipe_3d: float = 0.5
 
 
 @dataclass
@@ -244,9 +247,35 @@ def _followed_world(dets: FrameDetections, extras: dict[str, Any], kp: Keypoints
     return out
 
 
+def _detector_pose(dets: FrameDetections, extras: dict[str, Any], kp: Keypoints2D, person: int) -> Pose3D:
+    """MediaPipe's own 3D of the person the track follows, on the track's frames."""
+    from vp3d_engine.lifters.blazepose_world import blazepose_world_pose
+
+    world = extras["blazepose_world"] if person == 0 else _followed_world(dets, extras, kp)
+    return blazepose_world_pose(world, kp.timestamps, kp.fps)
+
+
+def _blend(pose: Pose3D, dets: FrameDetections, extras: dict[str, Any], kp: Keypoints2D, opts: PipelineOptions,
+           relabelled: np.ndarray | None) -> Pose3D:
+    """The lifted pose with MediaPipe's own 3D blended in at ``opts.mediapipe_3d`` where the video
+    was detected by MediaPipe (its 3D is not in keypoint files), else as it is."""
+    from vp3d_engine.lifters.blend import blend_detector_3d
+
+    if opts.mediapipe_3d > 0 and "blazepose_world" in extras:
+        try:
+            detector = _detector_pose(dets, extras, kp, opts.person)
+        except ConversionError:  # no 3D for the followed person in any frame: the lifter alone
+            log.info("MediaPipe gave no 3D for this person; the lifted pose is used alone")
+        else:
+            return blend_detector_3d(pose, detector, opts.mediapipe_3d, relabelled)
+    pose.meta["detector_3d_weight"] = 0.0
+    return pose
+
+
 def _fix_label_swaps(kp: Keypoints2D, pose: Pose3D, lift: Callable[[Keypoints2D], Pose3D]
-                     ) -> tuple[Keypoints2D, Pose3D]:
-    """The keypoints and pose with the detector's mirrored episodes relabelled (vp3d_engine.swaps)."""
+                     ) -> tuple[Keypoints2D, Pose3D, np.ndarray | None]:
+    """The keypoints and pose with the detector's mirrored episodes relabelled (vp3d_engine.swaps),
+    and the frames relabelled (None: none)."""
     from vp3d_engine.swaps import fix_label_swaps
 
     lifted: list[Pose3D] = []
@@ -257,11 +286,11 @@ def _fix_label_swaps(kp: Keypoints2D, pose: Pose3D, lift: Callable[[Keypoints2D]
 
     fixed = fix_label_swaps(kp, pose.joints, relift)
     if fixed is None:
-        return kp, pose
+        return kp, pose, None
     frames = int(fixed[2].sum())
     log.info("left/right labels put right in %d frames", frames)
     lifted[-1].meta["label_swaps_fixed"] = frames
-    return fixed[0], lifted[-1]
+    return fixed[0], lifted[-1], fixed[2]
 
 
 def load_lifter(opts: PipelineOptions) -> LoadedLifter | None:
@@ -288,6 +317,9 @@ def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
     from vp3d_engine.lifting import lift_keypoints
 
     opts = opts or PipelineOptions()
+    if not 0.0 <= opts.mediapipe_3d <= 1.0:
+        raise ConfigurationError(f"--mediapipe-3d {opts.mediapipe_3d:g}: give a share from 0 (the lifter alone) "
+                                 "to 1 (MediaPipe's 3D alone)")
     path = Path(source)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -341,18 +373,17 @@ def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
         log.warning("%s: the video is damaged; %d packets could not be decoded, %d frames were",
                     source, report.damaged_packets, report.yielded)
     if lifter is None:
-        from vp3d_engine.lifters.blazepose_world import blazepose_world_pose
-
-        world = extras["blazepose_world"] if opts.person == 0 else _followed_world(dets, extras, track.keypoints)
-        pose = blazepose_world_pose(world, track.keypoints.timestamps, track.keypoints.fps)
+        pose = _detector_pose(dets, extras, track.keypoints, opts.person)
     else:
         def lift(kp: Keypoints2D) -> Pose3D:
             return lift_keypoints(kp, lifter, device=device, flip=opts.flip, resample=opts.resample,
                                   trajectory=opts.trajectory)
 
         pose = lift(keypoints)
+        relabelled = None
         if opts.label_swaps == "fix":
-            keypoints, pose = _fix_label_swaps(keypoints, pose, lift)
+            keypoints, pose, relabelled = _fix_label_swaps(keypoints, pose, lift)
+        pose = _blend(pose, dets, extras, keypoints, opts, relabelled)
     timings["track_lift_s"] = time.perf_counter() - t2
     timings["total_s"] = time.perf_counter() - t0
     if fps_assumed:

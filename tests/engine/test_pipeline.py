@@ -32,6 +32,12 @@ def taiji(shared_data: Path) -> PipelineResult:
     return run_pipeline(shared_data / "videos" / "taiji_green_336p.mp4", PipelineOptions(end=10.0))
 
 
+@pytest.fixture(scope="module")
+def taiji_alone(shared_data: Path) -> PipelineResult:
+    """The same clip lifted without MediaPipe's 3D blended in."""
+    return run_pipeline(shared_data / "videos" / "taiji_green_336p.mp4", PipelineOptions(end=10.0, mediapipe_3d=0.0))
+
+
 def test_a_person_is_found_and_lifted_to_plausible_3d(taiji: PipelineResult) -> None:
     kp, pose = taiji.keypoints, taiji.pose
     assert kp.image_size == (448, 336) and kp.num_frames == pose.num_frames == 150
@@ -122,8 +128,8 @@ def test_convert_command_writes_files_and_reports_bad_inputs(shared_data: Path, 
         assert np.array_equal(first["valid"], second["valid"])
 
 
-def test_keypoints_from_another_tool_skip_detection(taiji: PipelineResult, shared_data: Path,
-                                                    tmp_path: Path) -> None:
+def test_keypoints_from_another_tool_skip_detection(taiji: PipelineResult, taiji_alone: PipelineResult,
+                                                    shared_data: Path, tmp_path: Path) -> None:
     # Write the detector's own 2D as an OpenPose BODY_25 folder, then lift from it.
     body25_of_coco = {0: 0, 2: 15, 1: 16, 4: 17, 3: 18, 6: 2, 8: 3, 10: 4, 5: 5, 7: 6, 9: 7, 12: 9, 14: 10,
                       16: 11, 11: 12, 13: 13, 15: 14}
@@ -138,7 +144,9 @@ def test_keypoints_from_another_tool_skip_detection(taiji: PipelineResult, share
         (folder / f"clip_{t:012d}_keypoints.json").write_text(json.dumps({"version": 1.3, "people": people}))
     result = run_pipeline(shared_data / "videos" / "taiji_green_336p.mp4", PipelineOptions(keypoints=folder))
     assert result.keypoints.num_frames == kp.num_frames
-    assert np.abs(result.pose.joints - taiji.pose.joints).mean() < 0.02
+    # A keypoint file holds no MediaPipe 3D: the lifter alone, as from the video with --mediapipe-3d 0.
+    assert result.pose.meta["detector_3d_weight"] == 0.0
+    assert np.abs(result.pose.joints - taiji_alone.pose.joints).mean() < 0.02
 
 
 def test_blazepose_world_lifter_gives_a_comparable_pose(taiji: PipelineResult, shared_data: Path) -> None:
@@ -152,6 +160,41 @@ def test_blazepose_world_lifter_gives_a_comparable_pose(taiji: PipelineResult, s
     assert metrics.p_mpjpe(other.pose.joints, taiji.pose.joints) < 0.12  # measured 0.082 on this clip
     thigh = np.linalg.norm(other.pose.joints[:, 1] - other.pose.joints[:, 2], axis=-1)
     assert 0.25 < np.median(thigh) < 0.6
+
+
+def test_mediapipe_3d_is_blended_into_the_lifted_pose(taiji: PipelineResult, taiji_alone: PipelineResult,
+                                                      shared_data: Path) -> None:
+    from vp3d_engine import metrics
+
+    mediapipe = run_pipeline(shared_data / "videos" / "taiji_green_336p.mp4",
+                             PipelineOptions(end=10.0, lifter="blazepose-world")).pose.joints
+    blended, alone = taiji.pose.joints, taiji_alone.pose.joints
+    assert taiji.pose.meta["detector_3d_weight"] == 0.5 and taiji_alone.pose.meta["detector_3d_weight"] == 0.0
+    # Half way between the two: nearer each than they are to each other (about half as far).
+    apart = metrics.p_mpjpe(mediapipe, alone)
+    assert 0.3 * apart < metrics.p_mpjpe(blended, alone) < 0.7 * apart
+    assert 0.3 * apart < metrics.p_mpjpe(blended, mediapipe) < 0.7 * apart
+    # Only the body's articulation changes: same 2D, same root path, the body turned the same way
+    # (the torso within a few degrees of the lifted one in every frame).
+    assert np.array_equal(taiji.keypoints.xy, taiji_alone.keypoints.xy)
+    assert taiji.pose.trajectory is not None and taiji_alone.pose.trajectory is not None
+    assert np.allclose(taiji.pose.trajectory, taiji_alone.pose.trajectory)
+
+    def across(j: np.ndarray) -> np.ndarray:
+        v = j[:, H36M17.index("left_shoulder")] - j[:, H36M17.index("right_shoulder")]
+        return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+    cosine = (across(blended) * across(alone)).sum(axis=-1)
+    assert np.degrees(np.arccos(np.clip(cosine, -1, 1))).max() < 20
+    # No shake added: frame-to-frame acceleration stays near the lifter's (MediaPipe's own is
+    # several times larger; its 3D is smoothed over time before blending).
+
+    def shake(j: np.ndarray) -> float:
+        rel = j - j[:, :1]
+        return float(np.linalg.norm(np.diff(rel, 2, axis=0), axis=-1).mean())
+
+    assert shake(mediapipe) > 2 * shake(alone)
+    assert shake(blended) < 1.5 * shake(alone)
 
 
 def test_truncated_videos(shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
