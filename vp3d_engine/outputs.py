@@ -55,6 +55,9 @@ def result_arrays(result: PipelineResult, world: WorldMotion | None = None,
         "timestamps": kp.timestamps.astype(np.float64),
         "foot_contacts": _on_frames(world.contacts, pose.timestamps - pose.timestamps[0], pose.fps),
     }
+    if result.detector_3d is not None:  # MediaPipe's own 3D, so that a re-lift can blend it in again
+        arrays["detector_3d"] = result.detector_3d.joints.astype(np.float32)
+        arrays["detector_3d_seen"] = result.detector_3d.confidence > 0
     meta = {
         "format_name": "vp3d-result", "version": 1, "source": result.source, "fps": kp.fps,
         "image_size": list(kp.image_size), "camera_frame": "x right, y down, z forward; metres",
@@ -170,7 +173,8 @@ def solve_world(pose: Pose3D, rig: str = "h36m", root_motion: str = "on", smooth
         meta["feet"] = "as recorded"
     motion = solve(joints, pose.fps, rig)
     motion.meta.update(meta)
-    motion.meta.update({k: v for k, v in pose.meta.items() if k in ("checkpoint", "source", "trajectory")})
+    motion.meta.update({k: v for k, v in pose.meta.items() if k in ("checkpoint", "source", "trajectory",
+                                                                        "detector_3d_weight")})
     if root_motion != "on":
         motion, joints = _hold_root(motion, joints, root_motion)
     return WorldMotion(motion, joints, contacts)

@@ -67,6 +67,8 @@ class PipelineResult:
     info: VideoInfo | None = None
     decode: DecodeReport | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    # MediaPipe's own 3D of the person on the keypoints' frames, labels as theirs (None: none).
+    detector_3d: Pose3D | None = None
 
 
 def _pick_device(name: str) -> str:
@@ -256,20 +258,25 @@ def _detector_pose(dets: FrameDetections, extras: dict[str, Any], kp: Keypoints2
 
 
 def _blend(pose: Pose3D, dets: FrameDetections, extras: dict[str, Any], kp: Keypoints2D, opts: PipelineOptions,
-           relabelled: np.ndarray | None) -> Pose3D:
-    """The lifted pose with MediaPipe's own 3D blended in at ``opts.mediapipe_3d`` where the video
-    was detected by MediaPipe (its 3D is not in keypoint files), else as it is."""
-    from vp3d_engine.lifters.blend import blend_detector_3d
+           relabelled: np.ndarray | None) -> tuple[Pose3D, Pose3D | None]:
+    """The lifted pose with MediaPipe's own 3D blended in at ``opts.mediapipe_3d`` where there is
+    one (the video detected by MediaPipe, or a result file that kept it), and that 3D."""
+    from vp3d_engine.lifters.blend import blend_detector_3d, mirror_labels
 
-    if opts.mediapipe_3d > 0 and "blazepose_world" in extras:
+    detector: Pose3D | None = None
+    if "blazepose_world" in extras:
         try:
-            detector = _detector_pose(dets, extras, kp, opts.person)
+            detector = mirror_labels(_detector_pose(dets, extras, kp, opts.person), relabelled)
         except ConversionError:  # no 3D for the followed person in any frame: the lifter alone
             log.info("MediaPipe gave no 3D for this person; the lifted pose is used alone")
-        else:
-            return blend_detector_3d(pose, detector, opts.mediapipe_3d, relabelled)
+    elif "detector_3d" in dets.meta and dets.meta["detector_3d"].shape[0] == kp.num_frames:
+        joints, seen = dets.meta["detector_3d"], dets.meta["detector_3d_seen"]
+        detector = mirror_labels(Pose3D(joints=joints, frame="camera", fps=kp.fps, timestamps=kp.timestamps,
+                                        confidence=seen.astype(np.float64)), relabelled)
+    if detector is not None and opts.mediapipe_3d > 0:
+        return blend_detector_3d(pose, detector, opts.mediapipe_3d), detector
     pose.meta["detector_3d_weight"] = 0.0
-    return pose
+    return pose, detector
 
 
 def _fix_label_swaps(kp: Keypoints2D, pose: Pose3D, lift: Callable[[Keypoints2D], Pose3D]
@@ -372,6 +379,7 @@ def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
     if report is not None and report.damaged:
         log.warning("%s: the video is damaged; %d packets could not be decoded, %d frames were",
                     source, report.damaged_packets, report.yielded)
+    detector_3d: Pose3D | None = None
     if lifter is None:
         pose = _detector_pose(dets, extras, track.keypoints, opts.person)
     else:
@@ -383,7 +391,7 @@ def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
         relabelled = None
         if opts.label_swaps == "fix":
             keypoints, pose, relabelled = _fix_label_swaps(keypoints, pose, lift)
-        pose = _blend(pose, dets, extras, keypoints, opts, relabelled)
+        pose, detector_3d = _blend(pose, dets, extras, track.keypoints, opts, relabelled)
     timings["track_lift_s"] = time.perf_counter() - t2
     timings["total_s"] = time.perf_counter() - t0
     if fps_assumed:
@@ -391,4 +399,4 @@ def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
     if not np.isfinite(pose.joints).all():
         raise ConversionError(f"{source}: the lifter produced non-finite joints")
     return PipelineResult(source=str(source), keypoints=keypoints, pose=pose, track=track, info=info,
-                          decode=report, timings=timings)
+                          decode=report, timings=timings, detector_3d=detector_3d)

@@ -140,4 +140,25 @@ def read_result_keypoints(path: Path) -> FrameDetections:
     score = scores if placed else np.where(valid, scores, 0.0)
     people = [np.concatenate([xy[i], score[i][:, None]], axis=-1)[None] for i in range(t)]
     return FrameDetections(people=people, image_size=(size[0], size[1]), fps=float(meta["fps"]),
-                           timestamps=arrays["timestamps"].astype(np.float64), source=str(path), places_hidden=placed)
+                           timestamps=arrays["timestamps"].astype(np.float64), source=str(path), places_hidden=placed,
+                           meta=_detector_3d(path, t))
+
+
+def _detector_3d(path: Path, t: int) -> dict[str, np.ndarray]:
+    """MediaPipe's own 3D kept in a result file (``detector_3d (T,17,3)``, ``detector_3d_seen
+    (T,)``), for the pipeline to blend in again; nothing when the file has none."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:  # its array headers were checked by _read_result
+            if "detector_3d" not in npz.files:
+                return {}
+            if "detector_3d_seen" not in npz.files:
+                raise InputFileError(f"{path}: detector_3d without detector_3d_seen; convert the video again")
+            joints, seen = npz["detector_3d"], npz["detector_3d_seen"]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise InputFileError(f"{path}: not a readable vp3d-convert .npz ({exc})") from None
+    if (joints.shape != (t, 17, 3) or joints.dtype.kind != "f" or seen.shape != (t,) or seen.dtype != bool
+            or not np.isfinite(joints).all()):
+        raise InputFileError(f"{path}: detector_3d must be (T,17,3) finite metres and detector_3d_seen (T,) true or "
+                             f"false for the {t} frames; got {joints.shape} and {seen.shape} {seen.dtype}; convert "
+                             "the video again (or use --mediapipe-3d 0 after removing them)")
+    return {"detector_3d": joints.astype(np.float64), "detector_3d_seen": seen}

@@ -75,6 +75,27 @@ def test_a_result_npz_with_broken_meta_or_timestamps(case: Path, change: dict[st
         assert not (case / "bad.bvh").exists() and not (case / "out").exists()
 
 
+@pytest.mark.parametrize("damage", ["nan", "shape", "seen as numbers", "no seen"])
+def test_a_result_npz_with_a_broken_mediapipe_3d_is_refused_as_keypoints(case: Path, damage: str) -> None:
+    # The result keeps MediaPipe's own 3D so that a re-lift blends it in again; a damaged copy is
+    # named in one line, with nothing written.
+    with np.load(case / "clip.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    assert arrays["detector_3d"].shape == (len(arrays["timestamps"]), 17, 3)
+    if damage == "nan":
+        arrays["detector_3d"][3, 5] = np.nan
+    elif damage == "shape":
+        arrays["detector_3d"] = arrays["detector_3d"][:, :12]
+    elif damage == "seen as numbers":
+        arrays["detector_3d_seen"] = arrays["detector_3d_seen"].astype(np.float32)
+    else:
+        del arrays["detector_3d_seen"]
+    np.savez_compressed(case / "bad.npz", **arrays)
+    result = run("vp3d-convert", "clip.mp4", "--keypoints", "bad.npz", "--out", "out", "--quiet", cwd=case)
+    assert_refused(result, "bad.npz", "detector_3d")
+    assert not (case / "out").exists()
+
+
 @pytest.mark.parametrize("scale", [np.nan, 1e6, -1.0])
 def test_a_result_npz_with_scores_out_of_range_is_refused_as_keypoints(case: Path, scale: float) -> None:
     # Scores are confidences; a result whose detector placed hidden joints passes them on as they are.

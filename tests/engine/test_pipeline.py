@@ -117,13 +117,16 @@ def test_convert_command_writes_files_and_reports_bad_inputs(shared_data: Path, 
         assert fbx.bone_names == list(mixamo.names) and fbx.positions.shape[0] == bvh.num_frames
         head, hips = fbx.bone_names.index("mixamorig:Head"), fbx.bone_names.index("mixamorig:Hips")
         assert (fbx.positions[:, head, 1] > fbx.positions[:, hips, 1] + 0.3).mean() > 0.95
-    # Its 2D can be lifted again (here with the same checkpoint: the same 3D) without detection.
+    # Its 2D can be lifted again (here with the same checkpoint: the same 3D, MediaPipe's own 3D,
+    # which the result keeps, blended in again) without detection.
     again = tmp_path / "again"
     assert main([str(videos / "ball.mp4"), "--keypoints", str(out / "ball.npz"), "--out", str(again), "--quiet"]) == 0
     with np.load(out / "ball.npz") as first, np.load(again / "ball.npz") as second:
         assert np.abs(first["joints_3d"] - second["joints_3d"]).max() < 1e-3
         # MediaPipe's own estimates of its hidden joints come back as they were written.
         assert json.loads(str(first["meta"]))["hidden_joints_placed"] is True
+        assert json.loads(str(second["meta"]))["detector_3d_weight"] == 0.5
+        assert np.array_equal(first["detector_3d"], second["detector_3d"])
         assert np.array_equal(first["keypoints_2d"], second["keypoints_2d"])
         assert np.array_equal(first["valid"], second["valid"])
 

@@ -23,7 +23,7 @@ from scipy.ndimage import gaussian_filter1d
 from converters.joints import H36M17
 from converters.types import Pose3D
 
-__all__ = ["DEFAULT_WEIGHT", "SMOOTH_SECONDS", "blend_detector_3d"]
+__all__ = ["DEFAULT_WEIGHT", "SMOOTH_SECONDS", "blend_detector_3d", "mirror_labels"]
 
 DEFAULT_WEIGHT = 0.5  # equal weights: the two are about as far from the reference (multiview_accuracy.py)
 SMOOTH_SECONDS = 0.1  # Gaussian sigma of the difference: 3 frames at 30 fps
@@ -40,6 +40,16 @@ def _rotations(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.einsum("tji,tj,tkj->tik", vt, fix, u)
 
 
+def mirror_labels(pose: Pose3D, frames: np.ndarray | None) -> Pose3D:
+    """``pose`` with left and right labels traded in ``frames (T,)`` (the detector's 3D in frames
+    whose 2D labels were put right after detection, so that the two agree)."""
+    if frames is None or not frames.any():
+        return pose
+    joints = pose.joints.copy()
+    joints[frames] = joints[frames][:, H36M17.flip_permutation()]
+    return replace(pose, joints=joints)
+
+
 def blend_detector_3d(pose: Pose3D, detector: Pose3D, weight: float = DEFAULT_WEIGHT,
                       relabelled: np.ndarray | None = None) -> Pose3D:
     """``pose`` (the lifter's, root-relative camera space) with ``detector`` (BlazePose's world
@@ -52,10 +62,8 @@ def blend_detector_3d(pose: Pose3D, detector: Pose3D, weight: float = DEFAULT_WE
     if detector.joints.shape[0] != t:
         raise ValueError(f"{detector.joints.shape[0]} frames of the detector's 3D for {t} lifted frames")
     lifted = pose.joints - pose.joints[:, :1]
+    detector = mirror_labels(detector, relabelled)
     other = detector.joints - detector.joints[:, :1]
-    if relabelled is not None and relabelled.any():
-        other = other.copy()
-        other[relabelled] = other[relabelled][:, H36M17.flip_permutation()]
     difference = np.einsum("tjk,tik->tji", other, _rotations(other, lifted)) - lifted
     seen = (detector.confidence > 0).astype(np.float64)
     sigma = SMOOTH_SECONDS * pose.fps
