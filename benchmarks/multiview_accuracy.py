@@ -33,13 +33,16 @@ People: the man (``--person 1``) and the woman (``--person 0``). cam03 cannot te
 (one person per BlazePose pass, and she stands behind him): its detections join the reference only
 where they agree with the other views, and cam03 is scored for the woman only, where it keeps her.
 
-    python benchmarks/multiview_accuracy.py [--checkpoint NAME_OR_DIR [NAME_OR_DIR ...]]
+    python benchmarks/multiview_accuracy.py [--checkpoint NAME_OR_DIR [NAME_OR_DIR ...]] [--shares W ...]
 
-Several checkpoints are scored side by side in one run (columns vp3d, vp3d #2, ...).
+Several checkpoints are scored side by side in one run (columns vp3d, vp3d #2, ...). ``--shares``
+adds the first with MediaPipe's 3D blended in at other shares than the default (columns ``share
+W``; default 0.25 and 0.75; ``--shares`` alone: none).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -250,6 +253,20 @@ def lift_reprojected(lifter: Any, world: np.ndarray, detected: np.ndarray, times
     return lift_keypoints(kp, lifter).joints.astype(np.float64)
 
 
+def blended(npz: Any, share: float) -> np.ndarray:
+    """A lifter-alone result's camera-space joints with the MediaPipe 3D it keeps blended in."""
+    from converters.types import Pose3D
+    from vp3d_engine.lifters.blend import blend_detector_3d
+
+    fps = float(json.loads(str(npz["meta"]))["fps"])
+    times = npz["timestamps"].astype(np.float64)
+    lifted = Pose3D(joints=npz["joints_3d_root_relative"].astype(np.float64), frame="camera", fps=fps,
+                    timestamps=times, confidence=np.ones(len(times)))
+    detector = Pose3D(joints=npz["detector_3d"].astype(np.float64), frame="camera", fps=fps, timestamps=times,
+                      confidence=npz["detector_3d_seen"].astype(np.float64))
+    return blend_detector_3d(lifted, detector, share).joints + npz["trajectory"].astype(np.float64)[:, None]
+
+
 def configs(checkpoints: list[str]) -> dict[str, tuple[str, str, str, float]]:
     """What is compared, by column: each lifter through vp3d-convert as a user runs it (label swaps
     fixed, MediaPipe's 3D blended in at the default share), the first as the lifter alone (no
@@ -279,7 +296,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", nargs="+", default=["default"],
                     help="the lifters to score side by side (default: the shipped one)")
+    ap.add_argument("--shares", nargs="*", type=float, default=[0.25, 0.75],
+                    help="also score the first lifter with MediaPipe's 3D blended in at these shares (computed from "
+                         "its lifter-alone result, which keeps MediaPipe's 3D; no further conversions)")
     args = ap.parse_args()
+    if not all(0 <= w <= 1 for w in args.shares):
+        ap.error("--shares: give shares from 0 to 1")
     from vp3d_engine.checkpoints import CheckpointError, load_checkpoint
 
     for checkpoint in args.checkpoint:  # one line now, not a crash after minutes of detection
@@ -288,7 +310,8 @@ def main() -> None:
         except (CheckpointError, OSError, ValueError) as exc:
             ap.error(f"--checkpoint {checkpoint}: {exc}")
     columns = configs(args.checkpoint)
-    names = list(columns)
+    shares = [f"share {w:g}" for w in args.shares]
+    names = list(columns) + shares
     for name, checkpoint in zip(names[:len(args.checkpoint)], args.checkpoint, strict=True):
         print(f"{name}: {checkpoint}")
     models: dict[tuple[str, str], Models] = {}
@@ -322,6 +345,9 @@ def main() -> None:
                         continue
                     with np.load(done.files[0]) as npz:
                         results[(person, cam, name)] = npz["joints_3d"][:, h36m].astype(np.float64)
+                        if name == "lifter alone":
+                            for w, column in zip(args.shares, shares, strict=True):
+                                results[(person, cam, column)] = blended(npz, w)[:, h36m]
                         if name == "vp3d labels kept":  # the detector's own 2D builds the reference
                             detections[(person, cam)] = (npz["keypoints_2d"].astype(np.float64),
                                                          (npz["scores"] * npz["valid"]).astype(np.float64),

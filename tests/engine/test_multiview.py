@@ -101,6 +101,34 @@ def test_benchmark_refuses_a_bad_checkpoint_in_one_line(tmp_path: Path) -> None:
         assert "Traceback" not in run.stderr
         assert run.stderr.strip().splitlines()[-1].startswith(f"multiview_accuracy.py: error: --checkpoint {bad}:")
         assert run.stdout == ""
+    run = subprocess.run([sys.executable, str(script), "--shares", "0.5", "2"], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 2 and run.stderr.strip().splitlines()[-1].endswith("give shares from 0 to 1")
+
+
+def test_benchmark_blends_a_lifter_alone_result_as_the_pipeline_does(walker: np.ndarray) -> None:
+    """The --shares columns: a lifter-alone result and the MediaPipe 3D it keeps, blended as
+    vp3d-convert blends them; share 0 is the result as it is."""
+    import json
+
+    from converters.types import Pose3D
+    from vp3d_engine.lifters.blend import blend_detector_3d
+
+    bench = _benchmark()
+    t = len(walker)
+    rng = np.random.default_rng(0)
+    rel = walker - walker[:, :1]
+    npz = {"meta": np.array(json.dumps({"fps": 20.0})), "timestamps": np.arange(t) / 20.0,
+           "joints_3d_root_relative": rel, "trajectory": walker[:, 0] + [0, 0, 4.0],
+           "detector_3d": rel + rng.normal(0, 0.02, rel.shape), "detector_3d_seen": np.arange(t) % 7 > 0}
+    assert np.allclose(bench.blended(npz, 0.0), walker + [0, 0, 4.0])
+
+    def pose(j: np.ndarray, seen: np.ndarray) -> Pose3D:
+        return Pose3D(joints=j, frame="camera", fps=20.0, timestamps=npz["timestamps"], confidence=seen * 1.0)
+
+    expected = blend_detector_3d(pose(rel, np.ones(t)), pose(npz["detector_3d"], npz["detector_3d_seen"]), 0.5)
+    assert np.allclose(bench.blended(npz, 0.5), expected.joints + npz["trajectory"][:, None])
+    assert not np.allclose(bench.blended(npz, 0.5), bench.blended(npz, 0.0))
 
 
 def _benchmark() -> Any:
