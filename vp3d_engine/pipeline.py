@@ -67,7 +67,8 @@ class PipelineResult:
     info: VideoInfo | None = None
     decode: DecodeReport | None = None
     timings: dict[str, float] = field(default_factory=dict)
-    # MediaPipe's own 3D of the person on the keypoints' frames, labels as theirs (None: none).
+    # MediaPipe's own 3D of the person on the keypoints' frames, not seen where their labels were
+    # put right (None: none).
     detector_3d: Pose3D | None = None
 
 
@@ -261,18 +262,18 @@ def _blend(pose: Pose3D, dets: FrameDetections, extras: dict[str, Any], kp: Keyp
            relabelled: np.ndarray | None) -> tuple[Pose3D, Pose3D | None]:
     """The lifted pose with MediaPipe's own 3D blended in at ``opts.mediapipe_3d`` where there is
     one (the video detected by MediaPipe, or a result file that kept it), and that 3D."""
-    from vp3d_engine.lifters.blend import blend_detector_3d, mirror_labels
+    from vp3d_engine.lifters.blend import blend_detector_3d, drop_frames
 
     detector: Pose3D | None = None
     if "blazepose_world" in extras:
         try:
-            detector = mirror_labels(_detector_pose(dets, extras, kp, opts.person), relabelled)
+            detector = drop_frames(_detector_pose(dets, extras, kp, opts.person), relabelled)
         except ConversionError:  # no 3D for the followed person in any frame: the lifter alone
             log.info("MediaPipe gave no 3D for this person; the lifted pose is used alone")
     elif "detector_3d" in dets.meta and dets.meta["detector_3d"].shape[0] == kp.num_frames:
         joints, seen = dets.meta["detector_3d"], dets.meta["detector_3d_seen"]
-        detector = mirror_labels(Pose3D(joints=joints, frame="camera", fps=kp.fps, timestamps=kp.timestamps,
-                                        confidence=seen.astype(np.float64)), relabelled)
+        detector = drop_frames(Pose3D(joints=joints, frame="camera", fps=kp.fps, timestamps=kp.timestamps,
+                                      confidence=seen.astype(np.float64)), relabelled)
     if detector is not None and opts.mediapipe_3d > 0:
         return blend_detector_3d(pose, detector, opts.mediapipe_3d), detector
     pose.meta["detector_3d_weight"] = 0.0
