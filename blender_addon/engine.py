@@ -47,10 +47,12 @@ class EngineOptions:
     start: float = 0.0  # seconds into the video; 0 = from the start
     end: float = 0.0  # seconds; 0 = to the end
     person: int = 0
+    mediapipe_3d: float = 0.5  # share of MediaPipe's own 3D blended into the lifted pose
 
     def convert_arguments(self) -> list[str]:
         args = ["--rig", self.rig, "--detector", self.detector, "--lifter", self.lifter, "--root-motion",
-                self.root_motion, "--feet", self.feet, "--smooth", self.smooth, "--person", str(self.person)]
+                self.root_motion, "--feet", self.feet, "--smooth", self.smooth, "--person", str(self.person),
+                "--mediapipe-3d", f"{self.mediapipe_3d:g}"]
         if self.lifter == "videopose3d":
             args += ["--checkpoint", self.checkpoint]
         if self.start > 0:
@@ -62,7 +64,7 @@ class EngineOptions:
     def form_fields(self) -> dict[str, str]:
         fields = {"rig": self.rig, "detector": self.detector, "checkpoint": self.checkpoint, "lifter": self.lifter,
                   "root_motion": self.root_motion, "feet": self.feet, "smooth": self.smooth,
-                  "person": str(self.person), "formats": "motion"}
+                  "person": str(self.person), "mediapipe_3d": f"{self.mediapipe_3d:g}", "formats": "motion"}
         if self.start > 0:
             fields["start"] = f"{self.start:g}"
         if self.end > 0:

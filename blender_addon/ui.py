@@ -97,6 +97,9 @@ def _options_props() -> dict[str, Any]:
         "start_time": FloatProperty(name="From (s)", min=0.0, default=0.0, description="seconds into the video"),
         "end_time": FloatProperty(name="To (s)", min=0.0, default=0.0, description="0: to the end of the video"),
         "person": IntProperty(name="Person", min=0, default=0, description="0: the main subject; 1, 2: others"),
+        "mediapipe_3d": FloatProperty(name="MediaPipe 3D", min=0.0, max=1.0, default=0.5,
+                                      description="share of MediaPipe's own 3D blended into the lifted pose "
+                                                  "(0: the lifter alone; 0.5 is closest to a 4-camera reference)"),
         "frame_start": IntProperty(name="Start frame", default=1),
         "target": EnumProperty(name="Target", items=TARGETS, default="NEW"),
         "fps_mode": EnumProperty(name="Frame rate", items=FPS_MODES, default="SET_SCENE"),
@@ -168,7 +171,8 @@ class VP3D_OT_import_video(bpy.types.Operator):
             return None
         options = EngineOptions(rig="mixamo" if self.target == "SELECTED" else self.rig, detector=self.detector,
                                 checkpoint=self.checkpoint, root_motion=self.root_motion, feet=self.feet,
-                                smooth=self.smooth, start=self.start_time, end=self.end_time, person=self.person)
+                                smooth=self.smooth, start=self.start_time, end=self.end_time, person=self.person,
+                                mediapipe_3d=self.mediapipe_3d)
         prefs = preferences(context)
         try:
             if self.engine == "REMOTE":
@@ -378,7 +382,7 @@ class VP3D_PT_import(bpy.types.Panel):
         row.prop(settings, "engine", expand=True)
         row.operator("vp3d.refresh_backends", text="", icon="FILE_REFRESH")
         for name in ("detector", "checkpoint", "rig", "root_motion", "feet", "smooth", "start_time", "end_time",
-                     "person", "frame_start", "fps_mode", "target"):
+                     "person", "mediapipe_3d", "frame_start", "fps_mode", "target"):
             layout.prop(settings, name)
         if wm.vp3d_running:
             layout.progress(factor=wm.vp3d_progress, text=f"{wm.vp3d_status} {wm.vp3d_progress:.0%}")
@@ -387,7 +391,7 @@ class VP3D_PT_import(bpy.types.Panel):
         op = layout.operator("vp3d.import_video", text="Import", icon="IMPORT")
         op.filepath = settings.filepath
         for name in ("engine", "rig", "root_motion", "feet", "smooth", "start_time", "end_time", "person",
-                     "frame_start", "target", "fps_mode"):
+                     "mediapipe_3d", "frame_start", "target", "fps_mode"):
             setattr(op, name, getattr(settings, name))
         if settings.detector:
             op.detector = settings.detector

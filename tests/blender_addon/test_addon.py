@@ -109,14 +109,16 @@ def test_import_video_locally_builds_an_armature_that_matches_the_engine(bpy: Mo
     _clear(bpy)
     video = shared_data / "videos" / "dance_ball_480p.mp4"
     result = bpy.ops.vp3d.import_video(filepath=str(video), engine="LOCAL", rig="mixamo", target="NEW",
-                                       end_time=2.0, frame_start=10)
+                                       end_time=2.0, frame_start=10, mediapipe_3d=0.25)
     assert result == {"FINISHED"}
     obj = bpy.context.active_object
     assert obj.type == "ARMATURE" and obj.name == "dance_ball_480p"
-    # The engine's own answer for the same clip and options: the Motion file vp3d-convert writes.
+    # The engine's own answer for the same clip and options: the Motion file vp3d-convert writes
+    # (the share of MediaPipe's 3D too: the default 0.5 moves the joints by centimetres).
     subprocess.run([CONVERT, str(video), "--motion", "--rig", "mixamo", "--end", "2", "--out", str(tmp_path),
-                    "--quiet"], check=True, timeout=300)
+                    "--mediapipe-3d", "0.25", "--quiet"], check=True, timeout=300)
     motion = load_motion_file(tmp_path / "dance_ball_480p.motion.npz").motion
+    assert motion.meta["detector_3d_weight"] == 0.25
     scene = bpy.context.scene
     assert (scene.frame_start, scene.frame_end) == (10, 10 + motion.num_frames - 1)
     assert scene.render.fps / scene.render.fps_base == pytest.approx(motion.fps)

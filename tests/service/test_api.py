@@ -88,7 +88,7 @@ def test_a_failing_job_says_why(serve: Callable[..., Server], clip: Path) -> Non
     ("not a video", 415, "not a video"), ("empty", 400, "empty"), ("too big", 413, "larger than the limit"),
     ("bad option", 422, "rig must be one of"), ("no file", 400, "no file"), ("wrong token", 401, "token"),
     ("path checkpoint", 422, "checkpoint must be the name"), ("path name", 400, "is a path"),
-    ("hidden name", 400, "not a plain name"),
+    ("hidden name", 400, "not a plain name"), ("bad share", 422, "mediapipe_3d must be from 0 to 1"),
 ])
 def test_bad_uploads_get_a_readable_4xx_and_leave_nothing(serve: Callable[..., Server], clip: Path, tmp_path: Path,
                                                            case: str, expected: int, words: str) -> None:
@@ -105,7 +105,8 @@ def test_bad_uploads_get_a_readable_4xx_and_leave_nothing(serve: Callable[..., S
                                       {"Content-Type": "multipart/form-data; boundary=b"})
     else:
         path = {"not a video": text, "empty": empty, "too big": big}.get(case, clip)
-        fields = {"bad option": {"rig": "robot"}, "path checkpoint": {"checkpoint": "../../etc"}}.get(case, {})
+        fields = {"bad option": {"rig": "robot"}, "path checkpoint": {"checkpoint": "../../etc"},
+                  "bad share": {"mediapipe_3d": "1.5"}}.get(case, {})
         filename = {"path name": "../../../tmp/evil.mp4", "hidden name": ".bashrc"}.get(case)
         status, body = server.upload(path, filename=filename, token="wrong" if case == "wrong token" else None,
                                      **fields)

@@ -23,7 +23,8 @@ def test_a_real_clip_through_the_real_pipeline(serve: Callable[..., Server], sha
                                                tmp_path: Path) -> None:
     server = serve()
     clip = shared_data / "videos" / "taiji_green_336p.mp4"
-    job = server.wait(server.upload(clip, end="2", formats="motion,bvh,glb,fbx", rig="mixamo")[1]["id"])
+    job = server.wait(server.upload(clip, end="2", formats="motion,bvh,glb,fbx", rig="mixamo",
+                                    mediapipe_3d="0.25")[1]["id"])
     assert job["state"] == "done", job
     assert sorted(job["files"]) == ["taiji_green_336p.bvh", "taiji_green_336p.fbx", "taiji_green_336p.glb",
                                     "taiji_green_336p.motion.npz"]  # FBX: Blender's module in the worker process
@@ -35,6 +36,7 @@ def test_a_real_clip_through_the_real_pipeline(serve: Callable[..., Server], sha
     motion = load_motion_file(tmp_path / "taiji_green_336p.motion.npz").motion
     assert bvh.num_frames == motion.num_frames and abs(motion.num_frames / motion.fps - 2.0) < 0.1
     assert motion.rig.preset == "mixamo" and motion.meta["feet"] == "lock"
+    assert motion.meta["detector_3d_weight"] == 0.25  # the form's share of MediaPipe's 3D reached the pipeline
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,8 @@ API (also in the OpenAPI schema at ``/docs``):
 
 - ``POST /api/jobs``: multipart upload, the video in field ``file``, options as form fields
   (``detector``, ``checkpoint``, ``lifter``, ``rig``, ``root_motion``, ``feet``, ``smooth``,
-  ``start``, ``end``, ``person``, ``formats`` e.g. ``motion,bvh,glb``); answers ``{"id": ...}`` at
+  ``start``, ``end``, ``person``, ``mediapipe_3d`` (0 to 1, the share of MediaPipe's own 3D blended
+  into the lifted pose), ``formats`` e.g. ``motion,bvh,glb``); answers ``{"id": ...}`` at
   once. The upload is streamed to disk with its size checked as it comes (413 past the limit),
   then checked as a real video of at most the allowed duration before it is queued (415/422);
   a full queue answers 503 with Retry-After.

@@ -20,6 +20,7 @@ def options_from_form(form: dict[str, str]) -> dict[str, Any]:
     from converters.smoothing import parse_smooth
     from vp3d_engine.detectors.registry import detector_names
     from vp3d_engine.lifters.registry import lifter_names
+    from vp3d_engine.pipeline import PipelineOptions
 
     def choice(name: str, allowed: list[str] | tuple[str, ...], default: str) -> str:
         value = form.get(name, "").strip() or default
@@ -50,13 +51,15 @@ def options_from_form(form: dict[str, str]) -> dict[str, Any]:
     if not checkpoint.replace("-", "").replace("_", "").isalnum():  # a name, never a path
         raise ConfigurationError(f"checkpoint must be the name of an installed checkpoint, not {checkpoint!r}")
     person = number("person", 0, 9)
+    share = number("mediapipe_3d", 0, 1)
     return {"detector": choice("detector", [d for d in detector_names() if d != "precomputed"], "mediapipe"),
             "lifter": choice("lifter", lifter_names(), "videopose3d"), "checkpoint": checkpoint,
             "rig": choice("rig", list(PRESETS), "mixamo"),
             "root_motion": choice("root_motion", ("on", "in-place", "off"), "on"),
             "feet": choice("feet", ("lock", "off"), "lock"), "smooth": smooth,
             "start": number("start", 0, 1e6), "end": number("end", 0, 1e6),
-            "person": int(person or 0), "formats": sorted(set(formats), key=JOB_FORMATS.index)}
+            "person": int(person or 0), "formats": sorted(set(formats), key=JOB_FORMATS.index),
+            "mediapipe_3d": PipelineOptions().mediapipe_3d if share is None else share}
 
 
 def make_runner() -> Callable[[Any, Callable[[str, float], None]], dict[str, Any]]:
@@ -69,7 +72,8 @@ def make_runner() -> Callable[[Any, Callable[[str, float], None]], dict[str, Any
     def run(task: Any, progress: Callable[[str, float], None]) -> dict[str, Any]:
         o = task.options
         pipeline = PipelineOptions(detector=o["detector"], lifter=o["lifter"], checkpoint=o["checkpoint"],
-                                   start=o.get("start"), end=o.get("end"), person=o.get("person", 0), workers=1)
+                                   start=o.get("start"), end=o.get("end"), person=o.get("person", 0), workers=1,
+                                   mediapipe_3d=o.get("mediapipe_3d", PipelineOptions().mediapipe_3d))
         options = ConvertOptions(pipeline=pipeline, rig=o["rig"], root_motion=o["root_motion"], feet=o["feet"],
                                  smoothing=o["smooth"], formats=list(o["formats"]))
         models = loaded.setdefault((o["lifter"], o["checkpoint"]), Models())
