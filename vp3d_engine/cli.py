@@ -121,7 +121,9 @@ def _train_recipe(args: argparse.Namespace) -> int:
     show = _train_progress(args)
 
     def progress(event: dict[str, Any]) -> None:
-        if event["kind"] == "stage":
+        if event["kind"] == "note":
+            tqdm.write(event["text"])
+        elif event["kind"] == "stage":
             tqdm.write(f"stage {event['stage']} of {event['stages']} ({event['name']}): "
                        + (f"going on after epoch {event['done']} of {event['epochs']}" if event["done"]
                           else f"{event['epochs']} epochs") + f", in {event['folder']}")

@@ -207,6 +207,23 @@ def test_a_recipe_runs_its_stages_in_a_row_and_goes_on_after_an_interruption(
     assert done["stages"][1]["history"][-1]["val_mpjpe_mm"] == pytest.approx(history[-1]["val_mpjpe_mm"], rel=1e-4)
     assert json.loads((again / "config.json").read_text())["sha256"] == cfg["sha256"]
 
+    # The first stage's checkpoint changes (here: re-saved with other weights): the second stage,
+    # trained from the old one, is trained again from the new one.
+    from vp3d_engine.checkpoints import load_checkpoint
+
+    old = load_checkpoint(first)
+    with torch.no_grad():
+        for p in old.pose.parameters():
+            p.mul_(0.9)
+    save_checkpoint(first, {k: v for k, v in old.config.items() if k not in ("sha256", "format", "format_version")},
+                    old.pose, old.trajectory)
+    notes: list[str] = []
+    redone = train_recipe(load_recipe(recipe_file), [takes_dir], out,
+                          progress=lambda e: notes.append(e["text"]) if e["kind"] == "note" else None)
+    assert notes == ["stage 2 (near) started from an earlier first: trained again"]
+    assert len(redone["stages"][1]["history"]) == 2
+    assert json.loads((out / "config.json").read_text())["sha256"] != cfg["sha256"]
+
     # Options that the recipe sets are refused beside it, and a broken recipe is named; nothing written.
     assert main(["train", "--data", str(takes_dir), "--out", str(tmp_path / "x"), "--recipe", str(recipe_file),
                  "--lr", "1e-2"]) == 2

@@ -6,7 +6,8 @@ A recipe is a JSON file (``vp3d_engine/training/recipes/NAME.json``, or any path
 stage starts from the best checkpoint of the one before (a warm restart: fresh optimizer, fresh
 batch-norm momentum), exactly as the chain of commands it stands for. Stages train in
 ``<out>-stages/NN-name/``; a stage that has run all its epochs is not run again, an interrupted one
-resumes from its last epoch, so running the same command again goes on where it stopped. The last
+resumes from its last epoch, so running the same command again goes on where it stopped; a stage
+whose predecessor's checkpoint has changed since (it was trained on) is trained again. The last
 stage's best checkpoint is written to ``<out>`` with the recipe and every stage's history in its
 ``config.json``.
 """
@@ -23,8 +24,8 @@ from typing import Any, cast
 
 import torch
 
-from converters.errors import ConfigurationError
-from vp3d_engine.checkpoints import load_checkpoint, save_checkpoint
+from converters.errors import CheckpointError, ConfigurationError
+from vp3d_engine.checkpoints import load_checkpoint, read_config, save_checkpoint
 from vp3d_engine.training.train import STATE_NAME, TrainOptions, train
 
 __all__ = ["load_recipe", "recipe_names", "stage_dirs", "train_recipe"]
@@ -141,6 +142,15 @@ def _stage_options(recipe: dict[str, Any], i: int, data: list[Path], out: Path, 
     return replace(opts, **values)
 
 
+def _trained_from(folder: Path) -> str | None:
+    """The sha256 of the checkpoint a stage's folder was trained from (None: not recorded)."""
+    try:
+        training = read_config(folder).get("training")
+    except CheckpointError:
+        return None
+    return training.get("init_sha256") if isinstance(training, dict) else None
+
+
 def _finished_epochs(folder: Path) -> int:
     path = folder / STATE_NAME
     if not path.is_file():
@@ -159,7 +169,13 @@ def train_recipe(recipe: dict[str, Any], data: list[Path], out: Path, device: st
     stages = []
     for i, stage in enumerate(recipe["stages"]):
         opts = replace(_stage_options(recipe, i, data, out, device), command=command, resume=not restart)
-        if restart and (dirs[i] / STATE_NAME).is_file():
+        init_sha = read_config(dirs[i - 1]).get("sha256") if i else None
+        opts.extra["init_sha256"] = init_sha
+        stale = i > 0 and _trained_from(dirs[i]) not in (None, init_sha)
+        if stale and progress is not None:
+            progress({"kind": "note", "text": f"stage {i + 1} ({stage['name']}) started from an earlier "
+                                              f"{recipe['stages'][i - 1]['name']}: trained again"})
+        if (restart or stale) and (dirs[i] / STATE_NAME).is_file():
             (dirs[i] / STATE_NAME).unlink()
         done = _finished_epochs(dirs[i])
         if done >= opts.epochs and (dirs[i] / "config.json").is_file():
