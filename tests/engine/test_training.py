@@ -230,7 +230,10 @@ def test_a_recipe_runs_its_stages_in_a_row_and_goes_on_after_an_interruption(
     assert "--lr cannot go with --recipe" in capsys.readouterr().err
     for text, message in [('{"stages": [{"epochs": "3"}]}', "stage 1: epochs must be a whole number"),
                           ('{"stages": [{"epochs": 3, "channels": 8}]}', "'channels' (shared by all stages"),
-                          ('{"stages": []}', 'a list of "stages"'), ("[1", "not valid JSON")]:
+                          ('{"stages": []}', 'a list of "stages"'), ("[1", "not valid JSON"),
+                          ('{"stages": [{"epochs": 1, "name": "../x"}]}', "must be unique letters"),
+                          ('{"stages": [{"epochs": 1}, {"epochs": 1, "name": "stage1"}]}', "must be unique letters"),
+                          (" " * (1 << 20) + "{}", "is no recipe")]:
         (tmp_path / "bad.json").write_text(text)
         assert main(["train", "--data", str(takes_dir), "--out", str(tmp_path / "x"), "--recipe",
                      str(tmp_path / "bad.json")]) == 2

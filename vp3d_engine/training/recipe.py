@@ -31,6 +31,7 @@ from vp3d_engine.training.train import STATE_NAME, TrainOptions, train
 __all__ = ["load_recipe", "recipe_names", "stage_dirs", "train_recipe"]
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
+MAX_RECIPE_BYTES = 1 << 20
 # What all stages share (the architecture and the split cannot change between a stage and the next).
 SHARED_KEYS = {"lifter", "filter_widths", "channels", "trajectory_channels", "dropout", "causal", "fps",
                "val_fraction", "val_views", "license"}
@@ -83,9 +84,14 @@ def load_recipe(name_or_path: str | Path) -> dict[str, Any]:
                                      f"{', '.join(recipe_names())}")
         path = RECIPES_DIR / f"{name_or_path}.json"
     try:
+        if path.is_file() and path.stat().st_size > MAX_RECIPE_BYTES:
+            raise ConfigurationError(f"--recipe {name_or_path}: {path.stat().st_size:,} bytes is no recipe (a recipe "
+                                     "is a small JSON file; see vp3d_engine/training/recipes/default.json)")
         recipe = json.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigurationError(f"--recipe {name_or_path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigurationError(f"--recipe {name_or_path}: is a folder; give a JSON file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigurationError(f"--recipe {name_or_path}: cannot be read ({exc})") from None
     except (ValueError, RecursionError) as exc:
