@@ -85,7 +85,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         lr_decay=args.lr_decay, lr_schedule=args.lr_schedule, lr_final=args.lr_final, seed=args.seed,
         val_fraction=args.val_fraction, device=args.device,
         max_minutes=args.max_minutes, samples_per_epoch=args.samples_per_epoch, noise=not args.no_noise,
-        chunk=args.chunk, body_shape=not args.no_body_shape,
+        chunk=args.chunk, body_shape=not args.no_body_shape, body_shape_share=args.body_shape_share,
         camera_distance=tuple(args.camera_distance) if args.camera_distance else None,
         init=Path(args.init) if args.init else None,
         resume=not args.restart, license=args.license, unlabeled=[Path(u) for u in args.unlabeled],
@@ -232,6 +232,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-noise", action="store_true", help="train on clean 2D (no detector noise)")
     p.add_argument("--no-body-shape", action="store_true",
                    help="keep the mocap actors' proportions (no random torso, shoulder, hip and limb scales)")
+    p.add_argument("--body-shape-share", type=_bounded(float, 0.0, 1.0), default=0.8,
+                   help="share of training windows given random body proportions (default 0.8; 0: the actors' own, "
+                        "as --no-body-shape)")
     p.add_argument("--camera-distance", nargs=2, type=_bounded(float, 0.1, 1000.0), metavar=("NEAR", "FAR"),
                    help="metres from the training cameras to the person, drawn log-uniformly (default 2.5 9; "
                         "--camera-distance 1.5 9 adds the close range of webcams and small rooms)")

@@ -98,6 +98,14 @@ def test_train_and_evaluate_commands(takes_dir: Path, tmp_path: Path, capsys: py
     # The training cameras' range is the one asked for, and recorded with the checkpoint.
     ranges = json.loads((out / "config.json").read_text())["training"]["camera_ranges"]
     assert ranges["distance_m"] == [1.5, 9.0]
+    assert json.loads((out / "config.json").read_text())["training"]["body_shape"]["probability"] == 0.8
+    # The share of windows given random body proportions, as asked; 0 gives none.
+    for share, recorded in (("0.3", 0.3), ("0", None)):
+        assert main(["train", "--data", str(takes_dir), "--out", str(tmp_path / f"shape{share}"), "--lifter", "test",
+                     "--epochs", "1", "--batch-size", "128", "--samples-per-epoch", "256", "--val-fraction", "0.3",
+                     "--body-shape-share", share, "--quiet"]) == 0
+        shape = json.loads((tmp_path / f"shape{share}" / "config.json").read_text())["training"]["body_shape"]
+        assert (shape and shape["probability"]) == recorded
     report = tmp_path / "eval.json"
     for noise in ("none", "detector"):
         assert main(["evaluate", "--data", str(takes_dir), "--checkpoint", str(out), "--noise", noise,

@@ -37,13 +37,14 @@ SHARED_KEYS = {"lifter", "filter_widths", "channels", "trajectory_channels", "dr
                "val_fraction", "val_views", "license"}
 # What each stage sets.
 STAGE_KEYS = {"name", "epochs", "batch_size", "lr", "lr_decay", "lr_schedule", "lr_final", "seed",
-              "samples_per_epoch", "chunk", "noise", "body_shape", "camera_distance"}
+              "samples_per_epoch", "chunk", "noise", "body_shape", "body_shape_share", "camera_distance"}
 _TYPES: dict[str, tuple[type, ...]] = {
     "lifter": (str,), "filter_widths": (list,), "channels": (int,), "trajectory_channels": (int,),
     "dropout": (float, int), "causal": (bool,), "fps": (float, int), "val_fraction": (float, int),
     "val_views": (int,), "license": (str,), "name": (str,), "epochs": (int,), "batch_size": (int,),
     "lr": (float, int), "lr_decay": (float, int), "lr_schedule": (str,), "lr_final": (float, int),
     "seed": (int,), "samples_per_epoch": (int,), "chunk": (int,), "noise": (bool,), "body_shape": (bool,),
+    "body_shape_share": (float, int),
     "camera_distance": (list,),
 }
 
@@ -70,6 +71,8 @@ def _check_value(where: str, key: str, value: Any) -> Any:
         return [float(v) for v in value] if want else [int(v) for v in value]
     if key in ("epochs", "batch_size", "samples_per_epoch", "chunk", "channels", "val_views") and value < 1:
         raise ConfigurationError(f"{where}: {key} must be at least 1")
+    if key in ("body_shape_share", "lr_final", "val_fraction", "dropout", "lr_decay") and not 0 <= value <= 1:
+        raise ConfigurationError(f"{where}: {key} must be from 0 to 1")
     if key in ("lr", "lr_decay") and value <= 0:
         raise ConfigurationError(f"{where}: {key} must be above 0")
     return value

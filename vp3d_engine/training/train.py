@@ -65,6 +65,7 @@ class TrainOptions:
     chunk: int = 1  # output frames per sample: 1 trains the strided 1f model, more the dilated one
     noise: bool = True
     body_shape: bool = True
+    body_shape_share: float = BodyShape.probability  # of the windows reshaped (when body_shape)
     camera_distance: tuple[float, float] | None = None  # metres, training cameras only; None: CameraRanges'
     init: Path | None = None  # a checkpoint folder to start from (same architecture): fine-tuning
     unlabeled: list[Path] = field(default_factory=list)  # videos / 2D files for semi-supervised training
@@ -272,7 +273,10 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
     train_takes = load_takes(train_files, opts.fps)
     val_takes = load_takes(val_files, opts.fps)
     log.info("loaded %d training and %d validation takes in %.1fs", len(train_takes), len(val_takes), time.time() - t0)
-    noise, shape = NoiseModel(), BodyShape() if opts.body_shape else None
+    if not 0 <= opts.body_shape_share <= 1:
+        raise ConfigurationError(f"--body-shape-share {opts.body_shape_share:g}: give a share of windows from 0 to 1")
+    use_shape = opts.body_shape and opts.body_shape_share > 0
+    noise, shape = NoiseModel(), BodyShape(probability=opts.body_shape_share) if use_shape else None
     sampler = WindowSampler(train_takes, rf, pose_train.total_causal_shift, cameras,
                             noise if opts.noise else None, flip=True, outputs=opts.chunk, shape=shape)
     views = make_views(val_takes, seed=opts.seed, views=opts.val_views, noise="detector")
