@@ -274,7 +274,8 @@ def configs(checkpoints: list[str]) -> dict[str, tuple[str, str, str, float]]:
     share = PipelineOptions().mediapipe_3d
     out = {("vp3d" if i == 0 else f"vp3d #{i + 1}"): ("videopose3d", "fix", c, share)
            for i, c in enumerate(checkpoints)}
-    out["lifter alone"] = ("videopose3d", "fix", checkpoints[0], 0.0)
+    for i, c in enumerate(checkpoints):
+        out["lifter alone" if i == 0 else f"alone #{i + 1}"] = ("videopose3d", "fix", c, 0.0)
     out["vp3d labels kept"] = ("videopose3d", "keep", checkpoints[0], share)
     out["blazepose"] = ("blazepose-world", "keep", "", 0.0)
     return out
