@@ -174,8 +174,8 @@ def _share(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"give a share from 0 (the lifter alone) to 1 (MediaPipe's 3D alone), "
-                                         f"not {text}")
+        raise argparse.ArgumentTypeError("give a share from 0 (the lifter alone) to 1 (MediaPipe's body, turned as "
+                                         f"the lifted one), not {text}")
     return value
 
 
@@ -298,8 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "sides, relabel those frames; keep: the detector's labels as they are")
     p.add_argument("--mediapipe-3d", type=_share, default=0.5, metavar="SHARE",
                    help="share of MediaPipe's own 3D averaged into the lifted pose, frame by frame, where MediaPipe "
-                        "detected the video (default 0.5: closer to a 4-camera reference than either alone; 0: the "
-                        "lifter alone, as from keypoint files, which do not hold MediaPipe's 3D)")
+                        "detected the video, or from a vp3d result file, which keeps it (default 0.5: closer to a "
+                        "4-camera reference than either alone; 0: the lifter alone, as from other keypoint files)")
     p.add_argument("--detector", default="mediapipe", choices=detector_names())
     p.add_argument("--keypoints", help="2D keypoints from another tool (file or OpenPose folder): skip detection; "
                                        "the video is optional (it gives the image size and frame rate if the file "

@@ -94,8 +94,10 @@ def _work(path: str, part: Part, detector: str, options: dict[str, Any], index: 
         finally:
             extras = det.extras()
             det.close()
-        if first_kept is not None:  # per-frame extras: the warm-up frames before the part's start go
-            extras = {k: v[first_kept:] if isinstance(v, list) else v for k, v in extras.items()}
+        # Per-frame extras: the warm-up frames before the part's start go (all of them when the
+        # part kept no frame, as a part past the end of a file cut short).
+        extras = {k: (v[first_kept:] if first_kept is not None else []) if isinstance(v, list) else v
+                  for k, v in extras.items()}
         messages.put(("done", index, (people, times, extras, report.damaged_packets, report.first_error,
                                       report.decoded, report.yielded)))
     except BaseException as exc:  # handed to the parent, which raises it

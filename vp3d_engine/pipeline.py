@@ -54,7 +54,8 @@ class PipelineOptions:
     trajectory: str = "image"  # "model": the trajectory model's root as it is (see converters.trajectory)
     label_swaps: str = "fix"  # "keep": the detector's left/right labels as they are (see vp3d_engine.swaps)
     # Share of MediaPipe's own 3D averaged into the lifted pose (vp3d_engine.lifters.blend); it
-    # applies where MediaPipe detected the video (not to keypoint files); 0: the lifter alone.
+    # applies where MediaPipe detected the video, or to a vp3d result file that kept its 3D (not to
+    # other keypoint files); 0: the lifter alone.
     mediapipe_3d: float = 0.5
 
 
@@ -266,10 +267,17 @@ def _blend(pose: Pose3D, dets: FrameDetections, extras: dict[str, Any], kp: Keyp
 
     detector: Pose3D | None = None
     if "blazepose_world" in extras:
-        try:
-            detector = drop_frames(_detector_pose(dets, extras, kp, opts.person), relabelled)
-        except ConversionError:  # no 3D for the followed person in any frame: the lifter alone
-            log.info("MediaPipe gave no 3D for this person; the lifted pose is used alone")
+        if len(extras["blazepose_world"]) != kp.num_frames:
+            log.warning("MediaPipe's 3D covers %d frames of %d; the lifted pose is used alone",
+                        len(extras["blazepose_world"]), kp.num_frames)
+        else:
+            try:
+                found = _detector_pose(dets, extras, kp, opts.person)
+            except ConversionError:  # no 3D landmarks for the followed person in any frame
+                log.info("MediaPipe gave no 3D for this person; the lifted pose is used alone")
+            else:
+                # Frames without the followed person: the detector's 3D there is someone else's, or none.
+                detector = drop_frames(drop_frames(found, relabelled), ~kp.valid.any(axis=1))
     elif "detector_3d" in dets.meta and dets.meta["detector_3d"].shape[0] == kp.num_frames:
         joints, seen = dets.meta["detector_3d"], dets.meta["detector_3d_seen"]
         detector = drop_frames(Pose3D(joints=joints, frame="camera", fps=kp.fps, timestamps=kp.timestamps,
@@ -327,7 +335,7 @@ def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
     opts = opts or PipelineOptions()
     if not 0.0 <= opts.mediapipe_3d <= 1.0:
         raise ConfigurationError(f"--mediapipe-3d {opts.mediapipe_3d:g}: give a share from 0 (the lifter alone) "
-                                 "to 1 (MediaPipe's 3D alone)")
+                                 "to 1 (MediaPipe's body, turned as the lifted one)")
     path = Path(source)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()

@@ -160,5 +160,5 @@ def _detector_3d(path: Path, t: int) -> dict[str, np.ndarray]:
             or not np.isfinite(joints).all()):
         raise InputFileError(f"{path}: detector_3d must be (T,17,3) finite metres and detector_3d_seen (T,) true or "
                              f"false for the {t} frames; got {joints.shape} and {seen.shape} {seen.dtype}; convert "
-                             "the video again (or use --mediapipe-3d 0 after removing them)")
+                             "the video again (or remove those two arrays from the file to lift it alone)")
     return {"detector_3d": joints.astype(np.float64), "detector_3d_seen": seen}

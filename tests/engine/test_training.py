@@ -232,6 +232,22 @@ def test_a_recipe_runs_its_stages_in_a_row_and_goes_on_after_an_interruption(
     assert len(redone["stages"][1]["history"]) == 2
     assert json.loads((out / "config.json").read_text())["sha256"] != cfg["sha256"]
 
+    # A finished stage whose options change in the recipe is trained again (and the ones after it).
+    edited = json.loads(recipe_file.read_text())
+    edited["stages"][1]["lr"] = 2e-3
+    recipe_file.write_text(json.dumps(edited))
+    notes.clear()
+    train_recipe(load_recipe(recipe_file), [takes_dir], out,
+                 progress=lambda e: notes.append(e["text"]) if e["kind"] == "note" else None)
+    assert notes == ["stage 2 (near) had other options or data: trained again"]
+    # A wrong value in a later stage is refused before the first stage trains.
+    edited["stages"][1]["camera_distance"] = [9, 1.5]
+    recipe_file.write_text(json.dumps(edited))
+    assert main(["train", "--data", str(takes_dir), "--out", str(tmp_path / "late"), "--recipe",
+                 str(recipe_file)]) == 2
+    assert "stage 2 (near): --camera-distance 9 1.5" in capsys.readouterr().err
+    assert not (tmp_path / "late-stages").exists()
+
     # Options that the recipe sets are refused beside it, and a broken recipe is named; nothing written.
     assert main(["train", "--data", str(takes_dir), "--out", str(tmp_path / "x"), "--recipe", str(recipe_file),
                  "--lr", "1e-2"]) == 2

@@ -7,13 +7,15 @@ stage starts from the best checkpoint of the one before (a warm restart: fresh o
 batch-norm momentum), exactly as the chain of commands it stands for. Stages train in
 ``<out>-stages/NN-name/``; a stage that has run all its epochs is not run again, an interrupted one
 resumes from its last epoch, so running the same command again goes on where it stopped; a stage
-whose predecessor's checkpoint has changed since (it was trained on) is trained again. The last
+whose predecessor's checkpoint, options or data have changed since it was trained is trained again.
+Every stage's options are checked before the first stage starts. The last
 stage's best checkpoint is written to ``<out>`` with the recipe and every stage's history in its
 ``config.json``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shlex
@@ -26,7 +28,7 @@ import torch
 
 from converters.errors import CheckpointError, ConfigurationError
 from vp3d_engine.checkpoints import load_checkpoint, read_config, save_checkpoint
-from vp3d_engine.training.train import STATE_NAME, TrainOptions, train
+from vp3d_engine.training.train import STATE_NAME, TrainOptions, check_options, train
 
 __all__ = ["load_recipe", "recipe_names", "stage_dirs", "train_recipe"]
 
@@ -151,13 +153,14 @@ def _stage_options(recipe: dict[str, Any], i: int, data: list[Path], out: Path, 
     return replace(opts, **values)
 
 
-def _trained_from(folder: Path) -> str | None:
-    """The sha256 of the checkpoint a stage's folder was trained from (None: not recorded)."""
+def _recorded(folder: Path) -> dict[str, Any]:
+    """What a stage's folder records of how it was trained (the checkpoint it started from, its
+    options and data); empty when nothing is recorded."""
     try:
         training = read_config(folder).get("training")
     except CheckpointError:
-        return None
-    return training.get("init_sha256") if isinstance(training, dict) else None
+        return {}
+    return training if isinstance(training, dict) else {}
 
 
 def _finished_epochs(folder: Path) -> int:
@@ -175,15 +178,29 @@ def train_recipe(recipe: dict[str, Any], data: list[Path], out: Path, device: st
                  ) -> dict[str, Any]:
     """Run (or go on with) every stage, then write the last stage's best checkpoint to ``out``."""
     dirs = stage_dirs(out, recipe)
+    every = [replace(_stage_options(recipe, i, data, out, device), command=command, resume=not restart)
+             for i in range(len(dirs))]
+    for i, opts in enumerate(every):  # a wrong value in the last stage is found now, not hours later
+        try:
+            check_options(opts)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"--recipe stage {i + 1} ({recipe['stages'][i]['name']}): {exc}") from None
     stages = []
     for i, stage in enumerate(recipe["stages"]):
-        opts = replace(_stage_options(recipe, i, data, out, device), command=command, resume=not restart)
+        opts = every[i]
         init_sha = read_config(dirs[i - 1]).get("sha256") if i else None
-        opts.extra["init_sha256"] = init_sha
-        stale = i > 0 and _trained_from(dirs[i]) not in (None, init_sha)
+        # What the stage is trained on and with: a stage trained otherwise is trained again.
+        key = hashlib.sha256(json.dumps([recipe["options"], stage, sorted(str(Path(d).resolve()) for d in data)],
+                                        sort_keys=True)
+                             .encode()).hexdigest()[:16]
+        opts.extra.update(init_sha256=init_sha, stage_key=key)
+        before = _recorded(dirs[i])
+        why = ("started from an earlier " + recipe["stages"][i - 1]["name"]
+               if i > 0 and before.get("init_sha256") not in (None, init_sha)
+               else "had other options or data" if before.get("stage_key") not in (None, key) else "")
+        stale = bool(why)
         if stale and progress is not None:
-            progress({"kind": "note", "text": f"stage {i + 1} ({stage['name']}) started from an earlier "
-                                              f"{recipe['stages'][i - 1]['name']}: trained again"})
+            progress({"kind": "note", "text": f"stage {i + 1} ({stage['name']}) {why}: trained again"})
         if (restart or stale) and (dirs[i] / STATE_NAME).is_file():
             (dirs[i] / STATE_NAME).unlink()
         done = _finished_epochs(dirs[i])
@@ -202,7 +219,8 @@ def train_recipe(recipe: dict[str, Any], data: list[Path], out: Path, device: st
                        "hours": sum(h["seconds"] for h in history) / 3600, "history": history})
     last = load_checkpoint(dirs[-1])
     config = dict(last.config)
-    training = dict(config.get("training", {}))
+    training = {k: v for k, v in config.get("training", {}).items()
+                if k not in ("recipe_stage", "init_sha256", "stage_key")}  # the last stage's own, in stages
     training.update(command=command, init=None, recipe={k: v for k, v in recipe.items() if k != "source"},
                     recipe_file=recipe["source"],
                     stages=[{k: v for k, v in s.items() if k != "history"} for s in stages],

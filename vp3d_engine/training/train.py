@@ -33,7 +33,7 @@ from vp3d_engine.training.batches import Batch, WindowSampler
 from vp3d_engine.training.mocap_data import find_bvh_files, is_validation, load_takes
 from vp3d_engine.training.synthetic import BodyShape, CameraRanges, NoiseModel
 
-__all__ = ["TrainOptions", "train"]
+__all__ = ["TrainOptions", "check_options", "train"]
 
 log = logging.getLogger(__name__)
 STATE_NAME = "training_state.pt"
@@ -238,19 +238,19 @@ def _unlabeled_losses(ub: Any, pose_model: torch.nn.Module, traj_model: torch.nn
     return [proj, prior, consistency]
 
 
-def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Train and write the best checkpoint to ``opts.out``; returns a summary with the history."""
-    from vp3d_engine.evaluation import evaluate_views, make_views
-
-    device = pick_device(opts.device)
-    torch.manual_seed(opts.seed)
-    rng = np.random.default_rng(opts.seed)
+def check_options(opts: TrainOptions) -> tuple[dict[str, Any], CameraRanges]:
+    """The checkpoint config and training cameras ``opts`` give, or a :class:`ConfigurationError`
+    naming the option that is wrong: checked before any work (a recipe checks every stage first)."""
     config = _config(opts)
+    if not 0 <= opts.seed < 2**32:
+        raise ConfigurationError(f"--seed {opts.seed}: give a whole number from 0 to {2**32 - 1}")
     if opts.chunk < 1:
         raise ConfigurationError("--chunk must be at least 1")
     if not (0 < opts.lr_decay <= 1 and 0 <= opts.lr_final <= 1):
         raise ConfigurationError("--lr-decay must be in (0, 1] and --lr-final in [0, 1]")
     epoch_lr(opts, 0)  # an unknown schedule fails before any work
+    if not 0 <= opts.body_shape_share <= 1:
+        raise ConfigurationError(f"--body-shape-share {opts.body_shape_share:g}: give a share of windows from 0 to 1")
     cameras = CameraRanges()
     if opts.camera_distance is not None:
         near, far = opts.camera_distance
@@ -258,6 +258,17 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
             raise ConfigurationError(f"--camera-distance {near:g} {far:g}: give the nearest distance first, at least "
                                      f"{cameras.min_depth_m:g} m (e.g. --camera-distance 1.5 9)")
         cameras = replace(cameras, distance_m=(float(near), float(far)))
+    return config, cameras
+
+
+def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Train and write the best checkpoint to ``opts.out``; returns a summary with the history."""
+    from vp3d_engine.evaluation import evaluate_views, make_views
+
+    device = pick_device(opts.device)
+    config, cameras = check_options(opts)
+    torch.manual_seed(opts.seed)
+    rng = np.random.default_rng(opts.seed)
     pose_train, traj_train = build_models(config, optimized_1f=opts.chunk == 1)
     pose_eval, traj_eval = build_models(config)
     rf = pose_train.receptive_field
@@ -273,8 +284,6 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
     train_takes = load_takes(train_files, opts.fps)
     val_takes = load_takes(val_files, opts.fps)
     log.info("loaded %d training and %d validation takes in %.1fs", len(train_takes), len(val_takes), time.time() - t0)
-    if not 0 <= opts.body_shape_share <= 1:
-        raise ConfigurationError(f"--body-shape-share {opts.body_shape_share:g}: give a share of windows from 0 to 1")
     use_shape = opts.body_shape and opts.body_shape_share > 0
     noise, shape = NoiseModel(), BodyShape(probability=opts.body_shape_share) if use_shape else None
     sampler = WindowSampler(train_takes, rf, pose_train.total_causal_shift, cameras,
