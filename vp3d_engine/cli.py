@@ -108,8 +108,9 @@ def _train_recipe(args: argparse.Namespace) -> int:
 
     from vp3d_engine.training.recipe import load_recipe, stage_dirs, train_recipe
 
+    named = {args.train_flags.get(token.split("=")[0]) for token in args.argv if token.startswith("--")}
     given = sorted(k for k, default in args.train_defaults.items()
-                   if k not in _RECIPE_FREE and getattr(args, k, default) != default)
+                   if k not in _RECIPE_FREE and (k in named or getattr(args, k, default) != default))
     if given:
         flag = "--" + given[0].replace("_", "-")
         raise ConfigurationError(f"{flag} cannot go with --recipe, which sets the training options: copy the recipe "
@@ -255,7 +256,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="run a recipe of several training stages in a row, each starting from the one before "
                         "(`default`: the chain behind checkpoints/default, about 2.8 h on a 2-core CPU); stages "
                         "train in OUT-stages/ and run again goes on where it stopped")
-    p.set_defaults(func=_cmd_train, train_defaults={a.dest: a.default for a in p._actions})
+    p.set_defaults(func=_cmd_train, train_defaults={a.dest: a.default for a in p._actions},
+                   train_flags={flag: a.dest for a in p._actions for flag in a.option_strings})
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -476,6 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     quiet = getattr(args, "quiet", False)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")

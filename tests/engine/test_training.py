@@ -252,6 +252,9 @@ def test_a_recipe_runs_its_stages_in_a_row_and_goes_on_after_an_interruption(
     assert main(["train", "--data", str(takes_dir), "--out", str(tmp_path / "x"), "--recipe", str(recipe_file),
                  "--lr", "1e-2"]) == 2
     assert "--lr cannot go with --recipe" in capsys.readouterr().err
+    assert main(["train", "--data", str(takes_dir), "--out", str(tmp_path / "x"), "--recipe", str(recipe_file),
+                 "--epochs", "40"]) == 2  # the default's value, but given: the recipe would ignore it
+    assert "--epochs cannot go with --recipe" in capsys.readouterr().err
     for text, message in [('{"stages": [{"epochs": "3"}]}', "stage 1: epochs must be a whole number"),
                           ('{"stages": [{"epochs": 3, "channels": 8}]}', "'channels' (shared by all stages"),
                           ('{"stages": []}', 'a list of "stages"'), ("[1", "not valid JSON"),
