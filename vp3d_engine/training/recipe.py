@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import shlex
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -163,14 +162,16 @@ def _recorded(folder: Path) -> dict[str, Any]:
     return training if isinstance(training, dict) else {}
 
 
-def _finished_epochs(folder: Path) -> int:
+def _saved_history(folder: Path) -> list[dict[str, Any]] | None:
+    """The epochs a stage's saved training state holds (empty: none saved; None: damaged, for
+    train() to say so with its own message)."""
     path = folder / STATE_NAME
     if not path.is_file():
-        return 0
+        return []
     try:
-        return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
-    except Exception:  # a damaged state: let train() say so, with its own message
-        return -1
+        return list(json.loads(torch.load(path, map_location="cpu", weights_only=True)["history"]))
+    except Exception:  # a damaged state
+        return None
 
 
 def train_recipe(recipe: dict[str, Any], data: list[Path], out: Path, device: str = "auto", restart: bool = False,
@@ -203,10 +204,10 @@ def train_recipe(recipe: dict[str, Any], data: list[Path], out: Path, device: st
             progress({"kind": "note", "text": f"stage {i + 1} ({stage['name']}) {why}: trained again"})
         if (restart or stale) and (dirs[i] / STATE_NAME).is_file():
             (dirs[i] / STATE_NAME).unlink()
-        done = _finished_epochs(dirs[i])
-        if done >= opts.epochs and (dirs[i] / "config.json").is_file():
-            state = torch.load(dirs[i] / STATE_NAME, map_location="cpu", weights_only=True)
-            history = json.loads(state["history"])
+        saved = _saved_history(dirs[i])
+        done = len(saved) if saved is not None else -1
+        if saved is not None and done >= opts.epochs and (dirs[i] / "config.json").is_file():
+            history = saved
         else:
             if progress is not None:
                 progress({"kind": "stage", "stage": i + 1, "stages": len(dirs), "name": stage["name"],
@@ -230,4 +231,4 @@ def train_recipe(recipe: dict[str, Any], data: list[Path], out: Path, device: st
         config.pop(key, None)
     save_checkpoint(Path(out), config, last.pose, last.trajectory)
     return {"out": str(out), "stages": stages, "best_val_mpjpe_mm": stages[-1]["best_val_mpjpe_mm"],
-            "hours": training["hours"], "command": command or " ".join(shlex.quote(str(d)) for d in data)}
+            "hours": training["hours"], "command": command}
