@@ -68,6 +68,44 @@ def test_training_learns_and_resumes_exactly(takes_dir: Path, tmp_path: Path, sc
     assert cfg["training"]["train_takes"] + cfg["training"]["val_takes"] == len(list(takes_dir.glob("*.bvh")))
 
 
+def test_averaged_weights_are_validated_kept_and_resumed(takes_dir: Path, tmp_path: Path) -> None:
+    from vp3d_engine.checkpoints import load_checkpoint
+
+    opts = replace(_opts(takes_dir, tmp_path / "avg", 3), average_epochs=1.0)
+    full = train(opts)
+    history = full["history"]
+    # Each epoch validates the average (what is kept) and the last weights, both recorded.
+    for h in history:
+        assert np.isfinite(h["val_last_mpjpe_mm"]) and h["val_last_mpjpe_mm"] != h["val_mpjpe_mm"]
+    assert history[-1]["val_mpjpe_mm"] < history[0]["val_mpjpe_mm"]
+    best = min(history, key=lambda h: h["val_mpjpe_mm"])
+    cfg = json.loads((tmp_path / "avg" / "config.json").read_text())
+    assert cfg["training"]["average_epochs"] == 1.0 and cfg["training"]["epoch"] == best["epoch"]
+    # The checkpoint holds the averaged weights, not the last ones; the state keeps both.
+    state = torch.load(tmp_path / "avg" / "training_state.pt", weights_only=True)
+    assert state["average_steps"] == 3 * (2048 // 128)
+    kept = load_checkpoint(tmp_path / "avg").pose.state_dict()
+    name = next(k for k, v in state["pose"].items() if v.is_floating_point() and v.dim() > 1)
+    if best["epoch"] == 3:
+        assert torch.allclose(kept[name], state["average"]["0." + name])
+    assert not torch.allclose(state["average"]["0." + name], state["pose"][name])
+    # Interrupted in the third epoch and run again: the average goes on from where it was saved.
+    def interrupt(event: dict) -> None:
+        if event["kind"] == "batch" and event["epoch"] == 3 and event["batch"] == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(replace(opts, out=tmp_path / "again"), interrupt)
+    resumed = train(replace(opts, out=tmp_path / "again"))
+    assert resumed["history"][-1]["val_mpjpe_mm"] == pytest.approx(history[-1]["val_mpjpe_mm"], rel=1e-4)
+    # Without averaging the figures are the last weights' alone.
+    plain = train(_opts(takes_dir, tmp_path / "plain", 1))["history"][0]
+    assert "val_last_mpjpe_mm" not in plain and plain["val_mpjpe_mm"] == pytest.approx(
+        history[0]["val_last_mpjpe_mm"], rel=1e-4)
+    with pytest.raises(ConfigurationError, match="--average-epochs"):
+        train(replace(opts, average_epochs=-1.0, out=tmp_path / "bad"))
+
+
 def test_fine_tuning_starts_from_a_checkpoint(takes_dir: Path, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     base = train(_opts(takes_dir, tmp_path / "base", 2))

@@ -4,8 +4,10 @@ As in VideoPose3D: the strided 1f models train on single output frames (MPJPE lo
 MPJPE weighted by inverse depth for the trajectory), Adam with AMSGrad, learning rate decayed per
 epoch, batch-norm momentum decayed from 0.1 to 0.001. Validation runs the dilated model on whole
 held-out takes, each filmed by fixed seeded cameras with detector-like noise; the checkpoint with
-the lowest validation MPJPE is kept. State is saved after each epoch, so an interrupted run picks
-up where it stopped.
+the lowest validation MPJPE is kept. With ``average_epochs`` the weights validated and kept are an
+exponential moving average of the trained ones (Polyak averaging), which smooths out the epoch-to-
+epoch swing of the last weights; the last weights are validated too and their figures recorded.
+State is saved after each epoch, so an interrupted run picks up where it stopped.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class TrainOptions:
     body_shape: bool = True
     body_shape_share: float = BodyShape.probability  # of the windows reshaped (when body_shape)
     camera_distance: tuple[float, float] | None = None  # metres, training cameras only; None: CameraRanges'
+    average_epochs: float = 0.0  # weights averaged over about this many epochs (exponential); 0: the last weights
     init: Path | None = None  # a checkpoint folder to start from (same architecture): fine-tuning
     unlabeled: list[Path] = field(default_factory=list)  # videos / 2D files for semi-supervised training
     unlabeled_weight: float = 1.0  # of the unlabeled losses against the supervised ones
@@ -238,6 +241,33 @@ def _unlabeled_losses(ub: Any, pose_model: torch.nn.Module, traj_model: torch.nn
     return [proj, prior, consistency]
 
 
+def _averaged(models: list[torch.nn.Module | None]) -> dict[str, torch.Tensor]:
+    """A copy of the models' weights and batch-norm statistics: the start of their moving average."""
+    return {f"{i}.{k}": v.detach().clone() for i, m in enumerate(models) if m is not None
+            for k, v in m.state_dict().items()}
+
+
+def _update_average(average: dict[str, torch.Tensor], models: list[torch.nn.Module | None], decay: float) -> None:
+    """``average = decay * average + (1 - decay) * weights``; counters are copied."""
+    with torch.no_grad():
+        for i, m in enumerate(models):
+            if m is None:
+                continue
+            for k, v in m.state_dict().items():
+                a = average[f"{i}.{k}"]
+                if a.is_floating_point():
+                    a.mul_(decay).add_(v.detach(), alpha=1 - decay)
+                else:
+                    a.copy_(v)
+
+
+def _load_average(average: dict[str, torch.Tensor], models: list[torch.nn.Module | None]) -> None:
+    for i, m in enumerate(models):
+        if m is not None:
+            prefix = f"{i}."
+            m.load_state_dict({k[len(prefix):]: v for k, v in average.items() if k.startswith(prefix)})
+
+
 def check_options(opts: TrainOptions) -> tuple[dict[str, Any], CameraRanges]:
     """The checkpoint config and training cameras ``opts`` give, or a :class:`ConfigurationError`
     naming the option that is wrong: checked before any work (a recipe checks every stage first)."""
@@ -249,6 +279,9 @@ def check_options(opts: TrainOptions) -> tuple[dict[str, Any], CameraRanges]:
     if not (0 < opts.lr_decay <= 1 and 0 <= opts.lr_final <= 1):
         raise ConfigurationError("--lr-decay must be in (0, 1] and --lr-final in [0, 1]")
     epoch_lr(opts, 0)  # an unknown schedule fails before any work
+    if not 0 <= opts.average_epochs <= 1000:
+        raise ConfigurationError(f"--average-epochs {opts.average_epochs:g}: give a number of epochs from 0 to 1000 "
+                                 "(0 keeps the last weights)")
     if not 0 <= opts.body_shape_share <= 1:
         raise ConfigurationError(f"--body-shape-share {opts.body_shape_share:g}: give a share of windows from 0 to 1")
     cameras = CameraRanges()
@@ -306,6 +339,10 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
     start_epoch, best, history = 0, math.inf, []
     if opts.init is not None:
         _load_initial(opts.init, pose_train, traj_train)
+    trained: list[torch.nn.Module | None] = [pose_train, traj_train]
+    average, steps = (_averaged(trained) if opts.average_epochs else None), 0
+    # Per batch, so that the average spans ``average_epochs`` epochs; shorter while few batches are in.
+    decay = math.exp(-1 / (opts.average_epochs * batches)) if opts.average_epochs else 0.0
     if opts.resume and state_path.is_file():
         try:
             state = torch.load(state_path, map_location="cpu", weights_only=True)
@@ -320,6 +357,9 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
             torch.set_rng_state(state["torch_rng"])
             if "unlabeled_rng" in state:
                 urng.bit_generator.state = json.loads(state["unlabeled_rng"])
+            if average is not None:  # a state saved without averaging starts the average from its weights
+                average = {**_averaged(trained), **state.get("average", {})}
+                steps = int(state.get("average_steps", 0))
         except ConfigurationError:
             raise
         except Exception as exc:  # a damaged file or another architecture can fail in many ways
@@ -369,6 +409,9 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if average is not None:
+                steps += 1
+                _update_average(average, trained, min(decay, (1 + steps) / (10 + steps)))
             sums[:2] += [loss_pose.item(), loss_traj.item()]
             if progress is not None:
                 progress({"kind": "batch", "epoch": epoch + 1, "epochs": opts.epochs, "batch": b + 1,
@@ -379,12 +422,20 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
             traj_eval.load_state_dict(traj_train.state_dict())
         val = evaluate_views(pose_eval.to(device), traj_eval.to(device) if traj_eval else None, views,
                              flip=True, device=device)
+        last = None
+        if average is not None:  # the last weights' figures are kept beside the average's
+            last = val
+            _load_average(average, [pose_eval, traj_eval])
+            val = evaluate_views(pose_eval.to(device), traj_eval.to(device) if traj_eval else None, views,
+                                 flip=True, device=device)
         record = {
             "epoch": epoch + 1, "lr": lr, "train_mpjpe_mm": sums[0] / batches * 1000,
             "train_traj_loss": sums[1] / batches, "val_mpjpe_mm": val["mpjpe_mm"],
             "val_p_mpjpe_mm": val["p_mpjpe_mm"], "val_root_error_mm": val.get("root_error_mm"),
             "samples_per_s": batches * windows * opts.chunk / seconds, "seconds": seconds,
         }
+        if last is not None:
+            record.update({"val_last_mpjpe_mm": last["mpjpe_mm"], "val_last_p_mpjpe_mm": last["p_mpjpe_mm"]})
         if unlabeled is not None:
             record.update({"unlabeled_projection_mm": sums[2] / batches * 1000,
                            "unlabeled_bone_prior_mm": sums[3] / batches * 1000,
@@ -402,7 +453,7 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
                 "epoch": epoch + 1, "seed": opts.seed, "batch_size": opts.batch_size,
                 "val_fraction": opts.val_fraction, "chunk": opts.chunk,
                 "camera_ranges": cameras.to_dict(), "noise_model": noise.to_dict() if opts.noise else None,
-                "body_shape": shape.to_dict() if shape else None,
+                "body_shape": shape.to_dict() if shape else None, "average_epochs": opts.average_epochs or None,
                 "init": str(opts.init) if opts.init else None, "unlabeled": unlabeled_info or None,
                 "command": opts.command, **opts.extra,
                 "val": {k: v for k, v in val.items() if k not in ("per_take", "per_action")},
@@ -414,6 +465,7 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
             "schedule": json.dumps(_schedule(opts)),
             "history": json.dumps(history), "numpy_rng": json.dumps(rng.bit_generator.state),
             "torch_rng": torch.get_rng_state(), "unlabeled_rng": json.dumps(urng.bit_generator.state),
+            **({"average": average, "average_steps": steps} if average is not None else {}),
         }, str(state_path) + ".tmp")
         Path(str(state_path) + ".tmp").replace(state_path)
     return {"best_val_mpjpe_mm": best * 1000, "history": history, "out": str(opts.out),
