@@ -111,14 +111,35 @@ def card(ckpt: Path, evals: dict[str, dict[str, Any]], train: dict[str, Any] | N
         "## Training",
         "",
         f"- Command: `{t.get('command', '')}`",
-        f"- Best epoch {t.get('epoch')} (by validation MPJPE with detector noise); batch "
+        f"- Best epoch {t.get('epoch')}{' of the last stage' if t.get('stages') else ''} (by validation MPJPE "
+        "with detector noise); batch "
         f"{t.get('batch_size')}, seed {t.get('seed')}.",
     ]
     if hours is not None:
         lines.append(f"- Wall-clock time: {hours:.2f} h on a 2-core CPU (no GPU).")
     if note:
         lines.append(f"- {note}")
-    if train:
+    if train and train.get("stages"):  # a recipe: one command, several stages in a row
+        stages = train["stages"]
+        lines += [f"- One command, {len(stages)} stages in a row (`{t.get('recipe_file', 'the recipe')}`), each "
+                  "from the best checkpoint of the one before (a warm restart of the learning rate):", "",
+                  "| stage | epochs | options | best epoch | val MPJPE | val P-MPJPE | hours of training |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for i, st in enumerate(stages, 1):
+            opts = ", ".join(f"{k} {v}" for k, v in st["options"].items() if k not in ("name", "epochs"))
+            lines.append(f"| {i} {st['name']} | {st['options']['epochs']} | {opts} | {st['best_epoch']} | "
+                         f"{st['best_val_mpjpe_mm']:.1f} | {st['best_val_p_mpjpe_mm']:.1f} | {st['hours']:.2f} |")
+        hist = stages[-1]["history"]
+        speed = sorted(h["samples_per_s"] for st in stages for h in st["history"])
+        epochs = sum(len(st["history"]) for st in stages)
+        lines += ["", f"- {epochs} epochs in all, median {speed[len(speed) // 2]:.0f} "
+                  "samples/s (pose + trajectory); validation with detector noise on the training's own seeded "
+                  "cameras (seed of each stage). The last stage's epochs:", "",
+                  "| epoch | train MPJPE | val MPJPE | val P-MPJPE | val root error |",
+                  "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {h['epoch']} | {h['train_mpjpe_mm']:.1f} | {h['val_mpjpe_mm']:.1f} | "
+                  f"{h['val_p_mpjpe_mm']:.1f} | {h['val_root_error_mm'] or float('nan'):.0f} |" for h in hist]
+    elif train:
         hist = train.get("history", [])
         if hist:
             speed = sorted(h["samples_per_s"] for h in hist)[len(hist) // 2]
