@@ -86,7 +86,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction, device=args.device,
         max_minutes=args.max_minutes, samples_per_epoch=args.samples_per_epoch, noise=not args.no_noise,
         chunk=args.chunk, body_shape=not args.no_body_shape, body_shape_share=args.body_shape_share,
-        average_epochs=args.average_epochs,
+        average_epochs=args.average_epochs, frame_span=args.frame_span,
         camera_distance=tuple(args.camera_distance) if args.camera_distance else None,
         init=Path(args.init) if args.init else None,
         resume=not args.restart, license=args.license, unlabeled=[Path(u) for u in args.unlabeled],
@@ -243,6 +243,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--average-epochs", type=_bounded(float, 0.0, 1000.0), default=0.0, metavar="N",
                    help="validate and keep a moving average of the weights over about N epochs (Polyak averaging; "
                         "the last weights' validation figures are recorded too); 0: the last weights")
+    p.add_argument("--frame-span", type=_bounded(float, 0.0, 600.0), default=0.0, metavar="SECONDS",
+                   help="each training camera frames up to this many seconds of the take around its window, as a "
+                        "static camera filming a whole walk (people who travel are seen far and small); default 0: "
+                        "the window alone")
     p.add_argument("--init", metavar="CHECKPOINT",
                    help="start from this checkpoint's weights (same architecture): fine-tuning")
     p.add_argument("--unlabeled", nargs="+", metavar="PATH", default=[],

@@ -290,7 +290,7 @@ def test_a_share_of_mediapipe_3d_that_is_no_share(tmp_path: Path, shared_data: P
 @pytest.mark.parametrize("args", [("evaluate", "--views", "0"), ("evaluate", "--seed", "-1"),
                                   ("train", "--batch-size", "0"), ("train", "--lr", "nan"), ("train", "--epochs", "0"),
                                   ("train", "--body-shape-share", "1.5"),
-                                  ("train", "--average-epochs", "-1")],
+                                  ("train", "--average-epochs", "-1"), ("train", "--frame-span", "-1")],
                          ids=" ".join)
 def test_out_of_range_train_and_evaluate_flags(case: Path, shared_data: Path, args: tuple[str, str, str]) -> None:
     command, flag, value = args

@@ -20,12 +20,12 @@ from vp3d_engine.training.synthetic import (
 )
 
 
-def _walking_take(frames: int = 120) -> Take:
-    """A stick figure walking 2 m along +X: enough structure for geometry checks."""
+def _walking_take(frames: int = 120, metres: float = 2.0) -> Take:
+    """A stick figure walking ``metres`` along +X: enough structure for geometry checks."""
     rng = np.random.default_rng(0)
     base = rng.normal(scale=0.25, size=(17, 3)) + [0.0, 1.0, 0.0]
     base[0] = [0.0, 1.0, 0.0]
-    shift = np.linspace(0, 2, frames)[:, None, None] * np.array([1.0, 0.0, 0.0])
+    shift = np.linspace(0, metres, frames)[:, None, None] * np.array([1.0, 0.0, 0.0])
     h36m = (base[None] + shift).astype(np.float32)
     coco = (rng.normal(scale=0.25, size=(17, 3)) + [0.0, 1.2, 0.0] + shift).astype(np.float32)
     # Shoulders are the same points in both sets; keep that so projections can be compared.
@@ -113,6 +113,32 @@ def test_window_sampler_shapes_flip_and_edges() -> None:
     ref = np.linalg.norm(take.h36m[0, 1:] - take.h36m[0, list(H36M17.parents[1:])], axis=-1)
     # (a flipped sample swaps left and right bones, so compare the sorted lengths)
     assert np.allclose(np.sort(bones, axis=1), np.sort(ref)[None], atol=1e-4)
+
+
+def test_framing_a_longer_span_sees_travellers_far_and_small_and_whole() -> None:
+    """A camera that frames a stretch of a walk around its window stands further back, as a static
+    camera filming the whole walk does: the person is smaller in the picture, and every point of
+    the stretch (not only of the window) lands inside the image."""
+    take = _walking_take(300, metres=12.0)  # 12 m in 10 s; windows of 27 frames cover 1.1 m of it
+    cams_for = {}
+    heights = {}
+    for span in (0, 300):
+        sampler = WindowSampler([take], receptive_field=27, noise=None, flip=False, frame_span=span)
+        batch = sampler.sample(np.random.default_rng(3), 512)
+        xy = batch.inputs[:, 13]  # the output frame, normalised (x / w * 2 - 1)
+        heights[span] = np.median(np.ptp(xy[..., 1], axis=1))
+        cams_for[span] = np.median(batch.trajectory[:, 0, 2])
+    assert cams_for[300] > cams_for[0] * 1.3 and heights[300] < heights[0] / 1.3
+    # Whatever stretch is framed, it is inside the image: cameras from the sampler's own draw.
+    sampler = WindowSampler([take], receptive_field=27, noise=None, flip=False, frame_span=300)
+    rng = np.random.default_rng(4)
+    pick = rng.integers(sampler.num_frames, size=64)
+    window = sampler.coco[sampler.window_starts[pick, None] + np.arange(27)][:, ::4].reshape(64, -1, 3)
+    framed = sampler._framed(rng, pick, window)
+    assert framed.shape[1] == window.shape[1] + 16 * 17
+    cams = sample_cameras(rng, framed[:, :1].astype(np.float64), CameraRanges(), keep_in_frame=framed)
+    uv = project_world(framed.astype(np.float64), cams)
+    assert (uv >= 0).all() and (uv <= cams.size[:, None]).all()
 
 
 def test_split_resample_and_action_names() -> None:

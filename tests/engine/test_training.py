@@ -131,8 +131,9 @@ def test_train_and_evaluate_commands(takes_dir: Path, tmp_path: Path, capsys: py
     out = tmp_path / "ckpt"
     assert main(["train", "--data", str(takes_dir), "--out", str(out), "--lifter", "test", "--epochs", "2",
                  "--batch-size", "128", "--samples-per-epoch", "1024", "--val-fraction", "0.3",
-                 "--camera-distance", "1.5", "9", "--quiet"]) == 0
+                 "--camera-distance", "1.5", "9", "--frame-span", "4", "--quiet"]) == 0
     assert "best validation MPJPE" in capsys.readouterr().out
+    assert json.loads((out / "config.json").read_text())["training"]["frame_span_s"] == 4.0
     # The training cameras' range is the one asked for, and recorded with the checkpoint.
     ranges = json.loads((out / "config.json").read_text())["training"]["camera_ranges"]
     assert ranges["distance_m"] == [1.5, 9.0]

@@ -53,7 +53,12 @@ class WindowSampler:
     """Draws random windows from takes; every frame of every take is equally likely to be the
     (first) output frame (takes are edge-padded like VideoPose3D's). ``outputs`` consecutive
     output frames per sample (1 for the strided 1f model, more for chunked training of the
-    dilated model); takes shorter than that are skipped."""
+    dilated model); takes shorter than that are skipped.
+
+    ``frame_span`` (frames): each camera frames a stretch of the take around its window, of a
+    length drawn uniformly from the window's up to this (within the take), as a static camera
+    filming a whole walk keeps the whole path in view: people who travel far are seen far and
+    small in the picture, as in whole-take views (``render_view``). 0 frames the window only."""
 
     def __init__(
         self,
@@ -66,6 +71,7 @@ class WindowSampler:
         normalization: str = "screen",
         outputs: int = 1,
         shape: BodyShape | None = None,
+        frame_span: int = 0,
     ) -> None:
         takes = [t for t in takes if t.num_frames >= outputs]
         if not takes:
@@ -79,24 +85,43 @@ class WindowSampler:
         self.shape = shape
         self.flip = flip
         self.normalization = normalization
-        coco, h36m, starts = [], [], []
+        self.frame_span = frame_span
+        coco, h36m, starts, bounds = [], [], [], []
         offset = 0
         for take in takes:
             coco.append(np.pad(take.coco, ((left, right), (0, 0), (0, 0)), mode="edge"))
             h36m.append(np.pad(take.h36m, ((left, right), (0, 0), (0, 0)), mode="edge"))
             starts.append(offset + np.arange(take.num_frames - outputs + 1))
+            # The take's own frames (padding left out), for each of its windows.
+            bounds.append(np.broadcast_to([offset + left, offset + left + take.num_frames - 1],
+                                          (take.num_frames - outputs + 1, 2)))
             offset += take.num_frames + left + right
         self.coco = np.concatenate(coco)
         self.h36m = np.concatenate(h36m)
         self.window_starts = np.concatenate(starts)
+        self.take_bounds = np.concatenate(bounds)
         self.target_offset = left
 
     @property
     def num_frames(self) -> int:
         return int(self.window_starts.size)
 
+    def _framed(self, rng: np.random.Generator, pick: np.ndarray, window: np.ndarray) -> np.ndarray:
+        """Points each camera keeps in frame: the window's ``(B,P,3)``, plus 16 frames spread over a
+        random stretch of the take around it when ``frame_span`` is set."""
+        if self.frame_span <= 0:
+            return window
+        lo, hi = self.take_bounds[pick, 0], self.take_bounds[pick, 1]
+        centre = self.window_starts[pick] + self.receptive_field // 2
+        span = rng.uniform(0, self.frame_span, len(pick))
+        first = np.clip(centre - rng.uniform(0, 1, len(pick)) * span, lo, hi)
+        last = np.clip(first + span, lo, hi)
+        idx = np.rint(first[:, None] + (last - first)[:, None] * np.linspace(0, 1, 16)[None]).astype(np.int64)
+        return np.concatenate([window, self.coco[idx].reshape(len(pick), -1, 3)], axis=1)
+
     def sample(self, rng: np.random.Generator, batch_size: int) -> Batch:
-        starts = self.window_starts[rng.integers(self.num_frames, size=batch_size)]
+        pick = rng.integers(self.num_frames, size=batch_size)
+        starts = self.window_starts[pick]
         length = self.receptive_field + self.outputs - 1
         idx = starts[:, None] + np.arange(length)[None]
         coco = self.coco[idx]  # (B,L,17,3) float32
@@ -107,7 +132,8 @@ class WindowSampler:
         else:
             target = self.h36m[starts[:, None] + frames]
         roots = self.h36m[idx, 0].astype(np.float64)  # (B,L,3)
-        cams = sample_cameras(rng, roots, self.cameras, keep_in_frame=coco[:, ::4].reshape(batch_size, -1, 3))
+        framed = self._framed(rng, pick, coco[:, ::4].reshape(batch_size, -1, 3))
+        cams = sample_cameras(rng, roots, self.cameras, keep_in_frame=framed)
         xy = project_world(coco, cams)
         if self.noise is not None:
             xy, _, _ = self.noise.apply(rng, xy)

@@ -39,7 +39,7 @@ SHARED_KEYS = {"lifter", "filter_widths", "channels", "trajectory_channels", "dr
 # What each stage sets.
 STAGE_KEYS = {"name", "epochs", "batch_size", "lr", "lr_decay", "lr_schedule", "lr_final", "seed",
               "samples_per_epoch", "chunk", "noise", "body_shape", "body_shape_share", "camera_distance",
-              "average_epochs"}
+              "average_epochs", "frame_span"}
 _TYPES: dict[str, tuple[type, ...]] = {
     "lifter": (str,), "filter_widths": (list,), "channels": (int,), "trajectory_channels": (int,),
     "dropout": (float, int), "causal": (bool,), "fps": (float, int), "val_fraction": (float, int),
@@ -47,6 +47,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "lr": (float, int), "lr_decay": (float, int), "lr_schedule": (str,), "lr_final": (float, int),
     "seed": (int,), "samples_per_epoch": (int,), "chunk": (int,), "noise": (bool,), "body_shape": (bool,),
     "body_shape_share": (float, int), "average_epochs": (float, int),
+    "frame_span": (float, int),
     "camera_distance": (list,),
 }
 

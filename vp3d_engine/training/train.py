@@ -69,6 +69,7 @@ class TrainOptions:
     body_shape: bool = True
     body_shape_share: float = BodyShape.probability  # of the windows reshaped (when body_shape)
     camera_distance: tuple[float, float] | None = None  # metres, training cameras only; None: CameraRanges'
+    frame_span: float = 0.0  # seconds: cameras frame up to this much of the take around each window; 0: the window
     average_epochs: float = 0.0  # weights averaged over about this many epochs (exponential); 0: the last weights
     init: Path | None = None  # a checkpoint folder to start from (same architecture): fine-tuning
     unlabeled: list[Path] = field(default_factory=list)  # videos / 2D files for semi-supervised training
@@ -282,6 +283,9 @@ def check_options(opts: TrainOptions) -> tuple[dict[str, Any], CameraRanges]:
     if not 0 <= opts.average_epochs <= 1000:
         raise ConfigurationError(f"--average-epochs {opts.average_epochs:g}: give a number of epochs from 0 to 1000 "
                                  "(0 keeps the last weights)")
+    if not 0 <= opts.frame_span <= 600:
+        raise ConfigurationError(f"--frame-span {opts.frame_span:g}: give seconds from 0 to 600 (0 frames each "
+                                 "training window alone)")
     if not 0 <= opts.body_shape_share <= 1:
         raise ConfigurationError(f"--body-shape-share {opts.body_shape_share:g}: give a share of windows from 0 to 1")
     cameras = CameraRanges()
@@ -320,7 +324,8 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
     use_shape = opts.body_shape and opts.body_shape_share > 0
     noise, shape = NoiseModel(), BodyShape(probability=opts.body_shape_share) if use_shape else None
     sampler = WindowSampler(train_takes, rf, pose_train.total_causal_shift, cameras,
-                            noise if opts.noise else None, flip=True, outputs=opts.chunk, shape=shape)
+                            noise if opts.noise else None, flip=True, outputs=opts.chunk, shape=shape,
+                            frame_span=round(opts.frame_span * opts.fps))
     views = make_views(val_takes, seed=opts.seed, views=opts.val_views, noise="detector")
     urng = np.random.default_rng(opts.seed + 1)  # the prefetch thread owns ``rng``
     # An epoch sees about one output frame per training frame; a batch holds batch_size output
@@ -454,6 +459,7 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
                 "val_fraction": opts.val_fraction, "chunk": opts.chunk,
                 "camera_ranges": cameras.to_dict(), "noise_model": noise.to_dict() if opts.noise else None,
                 "body_shape": shape.to_dict() if shape else None, "average_epochs": opts.average_epochs or None,
+                "frame_span_s": opts.frame_span or None,
                 "init": str(opts.init) if opts.init else None, "unlabeled": unlabeled_info or None,
                 "command": opts.command, **opts.extra,
                 "val": {k: v for k, v in val.items() if k not in ("per_take", "per_action")},
