@@ -5,6 +5,9 @@ default), lifted by each checkpoint; printed per checkpoint:
 
 - MPJPE, MPJPE after a per-frame rotation only (what is left once the lean and heading are
   right), N-MPJPE (after scale only) and P-MPJPE, per group of actions and overall;
+- MPJPE by how far off the camera's optical axis the person is (angle of the ray to the pelvis):
+  whole-take views of walks and runs put people near the edges of the picture, where the camera
+  sees them from the side of its axis;
 - MPJPE per joint;
 - the lifted body's proportions against the actor's (ratio of means over all frames): shoulder
   and hip width, torso (pelvis to thorax), thigh, shin, upper arm and forearm. A lifter trained on
@@ -33,6 +36,7 @@ from vp3d_engine.evaluation import make_views  # noqa: E402
 from vp3d_engine.lifters.inference import predict_sequence  # noqa: E402
 from vp3d_engine.training.mocap_data import find_bvh_files, is_validation, load_takes  # noqa: E402
 
+OFF_AXIS = (0, 10, 20, 30, 90)  # degrees
 GROUPS = {"gestures": ("wave", "raise", "bye"), "locomotion": ("walk", "run", "dash")}
 J = H36M17.index
 PROPORTIONS = {
@@ -68,6 +72,7 @@ def breakdown(checkpoint: str, views: list) -> dict:
     pi, po = COCO17.flip_permutation(), H36M17.flip_permutation()
     rows: dict[str, list[tuple[int, dict[str, float]]]] = defaultdict(list)
     joints, ratios = [], defaultdict(list)
+    off_sum, off_count = np.zeros(len(OFF_AXIS) - 1), np.zeros(len(OFF_AXIS) - 1)
     for v in views:
         pred = predict_sequence(lifter.pose, v.inputs, flip=True, flip_perm_in=pi, flip_perm_out=po)
         pred, gt = pred - pred[:, :1], v.pose - v.pose[:, :1]
@@ -76,13 +81,19 @@ def breakdown(checkpoint: str, views: list) -> dict:
         for group in (group_of(v.action), "all"):
             rows[group].append((len(pred), figures))
         joints.append(np.linalg.norm(pred - gt, axis=-1))
+        ray = np.degrees(np.arctan2(np.linalg.norm(v.trajectory[:, :2], axis=1), v.trajectory[:, 2]))
+        bins = np.clip(np.digitize(ray, OFF_AXIS) - 1, 0, len(OFF_AXIS) - 2)
+        off_sum += np.bincount(bins, weights=joints[-1].mean(1), minlength=len(OFF_AXIS) - 1)
+        off_count += np.bincount(bins, minlength=len(OFF_AXIS) - 1)
         for name, pairs in PROPORTIONS.items():
             ratios[name].append((len(pred), length(pred, pairs), length(gt, pairs)))
     table = {g: {k: sum(n * f[k] for n, f in items) / sum(n for n, _ in items) * 1000 for k in items[0][1]}
              | {"frames": sum(n for n, _ in items)} for g, items in rows.items()}
     per_joint = np.concatenate(joints).mean(0) * 1000
     proportion = {name: sum(n * p for n, p, _ in r) / sum(n * t for n, _, t in r) for name, r in ratios.items()}
-    return {"table": table, "per_joint": per_joint, "proportion": proportion}
+    off_axis = off_sum / np.maximum(off_count, 1) * 1000
+    return {"table": table, "per_joint": per_joint, "proportion": proportion, "off_axis": off_axis,
+            "off_axis_frames": off_count}
 
 
 def main() -> None:
@@ -111,6 +122,11 @@ def main() -> None:
                                                                                     "P-MPJPE")).rjust(34)
                           for n in names)
         print(f"{group:12s} {frames:6d}  {cells}")
+    print("\nMPJPE by the angle between the optical axis and the ray to the pelvis, mm")
+    for j in range(len(OFF_AXIS) - 1):
+        frames = int(results[names[0]]["off_axis_frames"][j])
+        print(f"  {OFF_AXIS[j]:2d}-{OFF_AXIS[j + 1]:2d} degrees {frames:6d} frames  "
+              + "  ".join(f"#{i + 1} {results[n]['off_axis'][j]:6.1f}" for i, n in enumerate(names)))
     print("\nMPJPE per joint, mm")
     for j, joint in enumerate(H36M17.names[1:], 1):
         print(f"  {joint:15s} " + "  ".join(f"#{i + 1} {results[n]['per_joint'][j]:6.1f}" for i, n in enumerate(names)))

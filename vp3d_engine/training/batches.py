@@ -55,10 +55,11 @@ class WindowSampler:
     output frames per sample (1 for the strided 1f model, more for chunked training of the
     dilated model); takes shorter than that are skipped.
 
-    ``frame_span`` (frames): each camera frames a stretch of the take around its window, of a
-    length drawn uniformly from the window's up to this (within the take), as a static camera
-    filming a whole walk keeps the whole path in view: people who travel far are seen far and
-    small in the picture, as in whole-take views (``render_view``). 0 frames the window only."""
+    ``frame_span`` (frames): each camera is aimed at, and frames, a stretch of the take around its
+    window, of a length drawn uniformly up to this (within the take), as a static camera filming a
+    whole walk keeps the whole path in view: the person is seen anywhere in the picture, out to its
+    edges and off the camera's axis, and far and small when the path is long, as in whole-take
+    views (``render_view``). 0 aims at and frames the window alone."""
 
     def __init__(
         self,
@@ -106,18 +107,21 @@ class WindowSampler:
     def num_frames(self) -> int:
         return int(self.window_starts.size)
 
-    def _framed(self, rng: np.random.Generator, pick: np.ndarray, window: np.ndarray) -> np.ndarray:
-        """Points each camera keeps in frame: the window's ``(B,P,3)``, plus 16 frames spread over a
-        random stretch of the take around it when ``frame_span`` is set."""
+    def _framed(self, rng: np.random.Generator, pick: np.ndarray, roots: np.ndarray,
+                window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Where each camera aims (the roots of ``(B,T,3)`` frames, their middle one) and the
+        points it keeps in frame (the window's ``(B,P,3)``): the window's own, or, when
+        ``frame_span`` is set, 16 frames spread over a random stretch of the take around it."""
         if self.frame_span <= 0:
-            return window
+            return roots, window
         lo, hi = self.take_bounds[pick, 0], self.take_bounds[pick, 1]
         centre = self.window_starts[pick] + self.receptive_field // 2
         span = rng.uniform(0, self.frame_span, len(pick))
         first = np.clip(centre - rng.uniform(0, 1, len(pick)) * span, lo, hi)
         last = np.clip(first + span, lo, hi)
         idx = np.rint(first[:, None] + (last - first)[:, None] * np.linspace(0, 1, 16)[None]).astype(np.int64)
-        return np.concatenate([window, self.coco[idx].reshape(len(pick), -1, 3)], axis=1)
+        return (self.h36m[idx, 0].astype(np.float64),
+                np.concatenate([window, self.coco[idx].reshape(len(pick), -1, 3)], axis=1))
 
     def sample(self, rng: np.random.Generator, batch_size: int) -> Batch:
         pick = rng.integers(self.num_frames, size=batch_size)
@@ -132,8 +136,8 @@ class WindowSampler:
         else:
             target = self.h36m[starts[:, None] + frames]
         roots = self.h36m[idx, 0].astype(np.float64)  # (B,L,3)
-        framed = self._framed(rng, pick, coco[:, ::4].reshape(batch_size, -1, 3))
-        cams = sample_cameras(rng, roots, self.cameras, keep_in_frame=framed)
+        aim, framed = self._framed(rng, pick, roots, coco[:, ::4].reshape(batch_size, -1, 3))
+        cams = sample_cameras(rng, aim, self.cameras, keep_in_frame=framed)
         xy = project_world(coco, cams)
         if self.noise is not None:
             xy, _, _ = self.noise.apply(rng, xy)
