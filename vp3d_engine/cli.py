@@ -244,9 +244,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="validate and keep a moving average of the weights over about N epochs (Polyak averaging; "
                         "the last weights' validation figures are recorded too); 0: the last weights")
     p.add_argument("--frame-span", type=_bounded(float, 0.0, 600.0), default=0.0, metavar="SECONDS",
-                   help="each training camera frames up to this many seconds of the take around its window, as a "
-                        "static camera filming a whole walk (people who travel are seen far and small); default 0: "
-                        "the window alone")
+                   help="each training camera is aimed at and frames up to this many seconds of the take around its "
+                        "window, as a static camera filming a whole walk: people are seen off the camera's axis, out "
+                        "to the picture's edges, where a lifter trained on centred windows fails "
+                        "(benchmarks/results/mocap_breakdown.txt); default 0: the window alone")
     p.add_argument("--init", metavar="CHECKPOINT",
                    help="start from this checkpoint's weights (same architecture): fine-tuning")
     p.add_argument("--unlabeled", nargs="+", metavar="PATH", default=[],
@@ -262,7 +263,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--recipe", metavar="NAME_OR_JSON",
                    help="run a recipe of several training stages in a row, each starting from the one before "
-                        "(`default`: the chain behind checkpoints/default, about 2.8 h on a 2-core CPU); stages "
+                        "(`default`: the chain behind checkpoints/default, about 3.1 h on a 2-core CPU); stages "
                         "train in OUT-stages/ and run again goes on where it stopped")
     p.set_defaults(func=_cmd_train, train_defaults={a.dest: a.default for a in p._actions},
                    train_flags={flag: a.dest for a in p._actions for flag in a.option_strings})

@@ -314,8 +314,12 @@ def test_the_default_recipe_reads_as_the_chain_behind_the_default_checkpoint() -
 
     recipe = load_recipe("default")
     opts = [_stage_options(recipe, i, [Path("mocap")], Path("out"), "cpu") for i in range(len(recipe["stages"]))]
-    assert [o.epochs for o in opts] == [70, 10, 25, 14]
+    assert [o.epochs for o in opts] == [70, 10, 25, 14, 14]
     assert opts[0].init is None and all(o.init == p.out for o, p in zip(opts[1:], opts[:-1], strict=True))
-    assert opts[-1].camera_distance == (1.5, 9.0) and opts[0].camera_distance is None
+    assert opts[-1].camera_distance == opts[-2].camera_distance == (1.5, 9.0) and opts[0].camera_distance is None
+    # The last stage, the default's last run: cameras aimed at and framing 20 s of the take.
+    assert [o.frame_span for o in opts] == [0, 0, 0, 0, 20]
+    cfg = json.loads((Path(__file__).resolve().parents[2] / "checkpoints" / "default" / "config.json").read_text())
+    assert cfg["training"]["frame_span_s"] == opts[-1].frame_span and cfg["training"]["seed"] == opts[-1].seed
     shapes = {(o.channels, o.trajectory_channels, tuple(o.filter_widths or ())) for o in opts}
     assert shapes == {(256, 128, (3, 3, 3, 3))}

@@ -69,7 +69,7 @@ class TrainOptions:
     body_shape: bool = True
     body_shape_share: float = BodyShape.probability  # of the windows reshaped (when body_shape)
     camera_distance: tuple[float, float] | None = None  # metres, training cameras only; None: CameraRanges'
-    frame_span: float = 0.0  # seconds: cameras frame up to this much of the take around each window; 0: the window
+    frame_span: float = 0.0  # seconds: cameras aim at and frame up to this much of the take around each window
     average_epochs: float = 0.0  # weights averaged over about this many epochs (exponential); 0: the last weights
     init: Path | None = None  # a checkpoint folder to start from (same architecture): fine-tuning
     unlabeled: list[Path] = field(default_factory=list)  # videos / 2D files for semi-supervised training
