@@ -115,7 +115,7 @@ class WindowSampler:
         if self.frame_span <= 0:
             return roots, window
         lo, hi = self.take_bounds[pick, 0], self.take_bounds[pick, 1]
-        centre = self.window_starts[pick] + self.receptive_field // 2
+        centre = self.window_starts[pick] + self.target_offset  # the (first) output frame
         span = rng.uniform(0, self.frame_span, len(pick))
         first = np.clip(centre - rng.uniform(0, 1, len(pick)) * span, lo, hi)
         last = np.clip(first + span, lo, hi)
