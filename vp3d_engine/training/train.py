@@ -373,6 +373,11 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
                                   "with other options or is damaged; add --restart to start over") from None
         log.info("resuming from epoch %d (best validation MPJPE %.1f mm)", start_epoch, best * 1000)
 
+    def validate() -> dict[str, Any]:
+        """Figures of the weights now in the evaluation models."""
+        return evaluate_views(pose_eval.to(device), traj_eval.to(device) if traj_eval else None, views,
+                              flip=True, device=device)
+
     deadline = time.time() + opts.max_minutes * 60 if opts.max_minutes else math.inf
     bn_start, bn_end = 0.1, 0.001
     for epoch in range(start_epoch, opts.epochs):
@@ -425,14 +430,10 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
         pose_eval.load_state_dict(pose_train.state_dict())
         if traj_eval is not None and traj_train is not None:
             traj_eval.load_state_dict(traj_train.state_dict())
-        val = evaluate_views(pose_eval.to(device), traj_eval.to(device) if traj_eval else None, views,
-                             flip=True, device=device)
-        last = None
+        val, last = validate(), None
         if average is not None:  # the last weights' figures are kept beside the average's
-            last = val
             _load_average(average, [pose_eval, traj_eval])
-            val = evaluate_views(pose_eval.to(device), traj_eval.to(device) if traj_eval else None, views,
-                                 flip=True, device=device)
+            last, val = val, validate()
         record = {
             "epoch": epoch + 1, "lr": lr, "train_mpjpe_mm": sums[0] / batches * 1000,
             "train_traj_loss": sums[1] / batches, "val_mpjpe_mm": val["mpjpe_mm"],
