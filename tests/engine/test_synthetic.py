@@ -212,6 +212,9 @@ def test_body_shape_changes_proportions_of_input_and_target_alike() -> None:
         assert np.abs(ratio - scales[part][:, None]).max() < 1e-5, part
     ears = _bone(c2, 3, 4) / _bone(coco, 3, 4)  # the head's scale, and the ears' own: the input only
     assert np.abs(ears - 0.5 * scales["head"][:, None]).max() < 1e-5
+    # Only the target frames of the 3D, as training asks: the same numbers, the 2D whole.
+    h4, c4 = shape.apply(h36m, coco, scales, frames=np.array([3, 7]))
+    assert h4.shape == (3, 2, 17, 3) and np.array_equal(h4, h2[:, [3, 7]]) and np.array_equal(c4, c2)
     # Windows left as they are: a probability of 0 changes nothing.
     same = BodyShape(probability=0.0)
     h3, c3 = same.apply(h36m, coco, same.sample(np.random.default_rng(0), 3))

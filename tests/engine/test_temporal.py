@@ -46,6 +46,27 @@ def test_optimized_1f_twin_matches_dilated_model(causal: bool, widths: list[int]
     torch.testing.assert_close(y_fast, y_full, rtol=1e-4, atol=1e-4)
 
 
+def test_bfloat16_training_passes_give_fp32_joints_close_to_fp32() -> None:
+    """`vp3d train --precision bf16` runs the matrix products in bfloat16; the joints still come out
+    in fp32 (bf16 would round a metre to about 2 mm) and within bf16's rounding of the fp32 answer."""
+    torch.manual_seed(0)
+    full = TemporalModel(17, 2, 17, [3, 3, 3], channels=64)
+    _randomise_bn(full)
+    full.eval()
+    fast = TemporalModelOptimized1f(17, 2, 17, [3, 3, 3], channels=64)
+    fast.load_state_dict(full.state_dict(), strict=True)
+    fast.eval()
+    x = torch.randn(4, 27, 17, 2)
+    with torch.no_grad():
+        exact = full(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            halves = [full(x), fast(x)]
+    for y in halves:
+        assert y.dtype == torch.float32 and y.shape == exact.shape
+        err = (y - exact).abs().max() / exact.abs().max()
+        assert 0 < err < 0.05  # rounded (so bf16 really ran), but only by bf16's 3 significant digits
+
+
 @pytest.mark.parametrize("causal", [False, True])
 def test_causal_predictions_never_look_at_future_frames(causal: bool) -> None:
     torch.manual_seed(0)

@@ -106,6 +106,27 @@ def test_averaged_weights_are_validated_kept_and_resumed(takes_dir: Path, tmp_pa
         train(replace(opts, average_epochs=-1.0, out=tmp_path / "bad"))
 
 
+def test_bfloat16_training_learns_as_fp32_does(takes_dir: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    exact = train(_opts(takes_dir, tmp_path / "fp32", 2))["history"]
+    half = train(replace(_opts(takes_dir, tmp_path / "bf16", 2), precision="bf16"))["history"]
+    assert half[-1]["val_mpjpe_mm"] < half[0]["val_mpjpe_mm"]
+    # Same seed, same batches: the two runs stay within a few percent of each other.
+    for a, b in zip(exact, half, strict=True):
+        assert b["train_mpjpe_mm"] == pytest.approx(a["train_mpjpe_mm"], rel=0.05)
+        assert b["val_mpjpe_mm"] == pytest.approx(a["val_mpjpe_mm"], rel=0.1)
+    cfg = json.loads((tmp_path / "bf16" / "config.json").read_text())
+    assert cfg["training"]["precision"] == "bf16"
+    assert json.loads((tmp_path / "fp32" / "config.json").read_text())["training"]["precision"] == "fp32"
+    with pytest.raises(ConfigurationError, match="--precision fp16: use fp32 or bf16"):
+        train(replace(_opts(takes_dir, tmp_path / "bad", 1), precision="fp16"))
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--data", str(takes_dir), "--out", str(tmp_path / "bad"), "--lifter", "test",
+              "--precision", "fp16", "--quiet"])
+    assert exit_.value.code == 2 and "invalid choice: 'fp16'" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_fine_tuning_starts_from_a_checkpoint(takes_dir: Path, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     base = train(_opts(takes_dir, tmp_path / "base", 2))
@@ -319,6 +340,7 @@ def test_the_default_recipe_reads_as_the_chain_behind_the_default_checkpoint() -
     assert opts[-1].camera_distance == opts[-2].camera_distance == (1.5, 9.0) and opts[0].camera_distance is None
     # The last stage, the default's last run: cameras aimed at and framing 20 s of the take.
     assert [o.frame_span for o in opts] == [0, 0, 0, 0, 20]
+    assert {o.precision for o in opts} == {"bf16"}  # 1.7x the samples per second of fp32 on this CPU
     cfg = json.loads((Path(__file__).resolve().parents[2] / "checkpoints" / "default" / "config.json").read_text())
     assert cfg["training"]["frame_span_s"] == opts[-1].frame_span and cfg["training"]["seed"] == opts[-1].seed
     shapes = {(o.channels, o.trajectory_channels, tuple(o.filter_widths or ())) for o in opts}

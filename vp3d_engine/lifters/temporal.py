@@ -128,7 +128,8 @@ class TemporalModel(TemporalModelBase):
             res = x[:, :, pad + shift: x.shape[2] - pad + shift]
             x = self.drop(self.relu(self.layers_bn[2 * i](self.layers_conv[2 * i](x))))
             x = res + self.drop(self.relu(self.layers_bn[2 * i + 1](self.layers_conv[2 * i + 1](x))))
-        return self.shrink(x)
+        with torch.autocast(x.device.type, enabled=False):  # fp32 joints, as in the 1f twin
+            return self.shrink(x.float())
 
 
 class TemporalModelOptimized1f(TemporalModelBase):
@@ -169,7 +170,9 @@ class TemporalModelOptimized1f(TemporalModelBase):
             res = h[:, self._res_start(i):: self.filter_widths[i + 1]]
             h = self._block(h, self.layers_conv[2 * i], self.layers_bn[2 * i], self.filter_widths[i + 1])
             h = res + self._block(h, self.layers_conv[2 * i + 1], self.layers_bn[2 * i + 1], 1)
-        out = F.linear(h, self.shrink.weight[:, :, 0], self.shrink.bias)
+        # The joints come out in fp32 even in bfloat16 training: bf16 would round metres to ~2 mm.
+        with torch.autocast(h.device.type, enabled=False):
+            out = F.linear(h.float(), self.shrink.weight[:, :, 0], self.shrink.bias)
         return out.reshape(n, -1, self.num_joints_out, 3)
 
     def _block(self, h: torch.Tensor, conv: nn.Module, bn: nn.Module, width: int) -> torch.Tensor:

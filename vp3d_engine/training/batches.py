@@ -131,8 +131,7 @@ class WindowSampler:
         coco = self.coco[idx]  # (B,L,17,3) float32
         frames = self.target_offset + np.arange(self.outputs)
         if self.shape is not None:
-            h36m, coco = self.shape.apply(self.h36m[idx], coco, self.shape.sample(rng, batch_size))
-            target = h36m[:, frames]
+            target, coco = self.shape.apply(self.h36m[idx], coco, self.shape.sample(rng, batch_size), frames=frames)
         else:
             target = self.h36m[starts[:, None] + frames]
         roots = self.h36m[idx, 0].astype(np.float64)  # (B,L,3)

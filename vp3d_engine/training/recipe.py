@@ -35,7 +35,7 @@ RECIPES_DIR = Path(__file__).parent / "recipes"
 MAX_RECIPE_BYTES = 1 << 20
 # What all stages share (the architecture and the split cannot change between a stage and the next).
 SHARED_KEYS = {"lifter", "filter_widths", "channels", "trajectory_channels", "dropout", "causal", "fps",
-               "val_fraction", "val_views", "license"}
+               "val_fraction", "val_views", "license", "precision"}
 # What each stage sets.
 STAGE_KEYS = {"name", "epochs", "batch_size", "lr", "lr_decay", "lr_schedule", "lr_final", "seed",
               "samples_per_epoch", "chunk", "noise", "body_shape", "body_shape_share", "camera_distance",
@@ -43,7 +43,7 @@ STAGE_KEYS = {"name", "epochs", "batch_size", "lr", "lr_decay", "lr_schedule", "
 _TYPES: dict[str, tuple[type, ...]] = {
     "lifter": (str,), "filter_widths": (list,), "channels": (int,), "trajectory_channels": (int,),
     "dropout": (float, int), "causal": (bool,), "fps": (float, int), "val_fraction": (float, int),
-    "val_views": (int,), "license": (str,), "name": (str,), "epochs": (int,), "batch_size": (int,),
+    "val_views": (int,), "license": (str,), "precision": (str,), "name": (str,), "epochs": (int,), "batch_size": (int,),
     "lr": (float, int), "lr_decay": (float, int), "lr_schedule": (str,), "lr_final": (float, int),
     "seed": (int,), "samples_per_epoch": (int,), "chunk": (int,), "noise": (bool,), "body_shape": (bool,),
     "body_shape_share": (float, int), "average_epochs": (float, int),

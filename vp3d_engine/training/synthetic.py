@@ -308,40 +308,49 @@ class BodyShape:
             v[keep] = 1.0
         return out
 
-    def apply(self, h36m: np.ndarray, coco: np.ndarray,
-              scales: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def apply(self, h36m: np.ndarray, coco: np.ndarray, scales: dict[str, np.ndarray],
+              frames: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Reshaped copies of ``h36m (n,T,17,3)`` and ``coco (n,T,17,3)`` (world metres, the same
         frames): the pelvis stays, the torso stretches along pelvis-to-thorax, shoulders and hips
         move out from their centres with the limbs attached, limb segments scale along themselves.
-        The H36M pelvis and thorax are the frame for both sets."""
+        The H36M pelvis and thorax are the frame for both sets. ``frames``: reshape and return
+        only these frames of ``h36m`` (the training targets; COCO keeps all ``T``)."""
+        pelvis, thorax = h36m[:, :, 0], h36m[:, :, 8]
+        torso = scales["torso"].astype(h36m.dtype)[:, None, None]
+        new_thorax = thorax + (torso - 1) * (thorax - pelvis)  # (n,T,3)
+        pick = slice(None) if frames is None else frames
+        h_new = self._reshape(h36m[:, pick], pelvis[:, pick], thorax[:, pick], new_thorax[:, pick], scales,
+                              _H36M_LEGS, _H36M_ARMS, _H36M_HEAD)
+        h_new[7] = pelvis[:, pick] + torso * (h36m[:, pick, 7] - pelvis[:, pick])  # spine
+        h_new[8] = new_thorax[:, pick]
+        c_new = self._reshape(coco, pelvis, thorax, new_thorax, scales, _COCO_LEGS, _COCO_ARMS, _COCO_HEAD)
+        mid = 0.5 * (c_new[3] + c_new[4])
+        ear = scales["ear_width"].astype(coco.dtype)[:, None, None]
+        c_new[3], c_new[4] = mid + ear * (c_new[3] - mid), mid + ear * (c_new[4] - mid)
+        return np.moveaxis(h_new, 0, 2), np.moveaxis(c_new, 0, 2)
+
+    @staticmethod
+    def _reshape(pts: np.ndarray, pelvis: np.ndarray, thorax: np.ndarray, new_thorax: np.ndarray,
+                 scales: dict[str, np.ndarray], legs: tuple[tuple[int, int, int], ...],
+                 arms: tuple[tuple[int, int, int], ...], head: tuple[int, ...]) -> np.ndarray:
+        """Legs, arms and head of one point set ``(n,T,J,3)``, returned joint-major ``(J,n,T,3)``
+        (each joint contiguous: a third of the time of working on strided joint slices)."""
 
         def col(name: str) -> np.ndarray:
-            return scales[name].astype(h36m.dtype)[:, None, None]
+            return scales[name].astype(pts.dtype)[:, None, None]
 
-        pelvis, thorax = h36m[:, :, 0], h36m[:, :, 8]
-        lift = (col("torso") - 1) * (thorax - pelvis)  # (n,T,3)
-        new_thorax = thorax + lift
-        out = []
-        for pts, legs, arms, head in ((h36m, _H36M_LEGS, _H36M_ARMS, _H36M_HEAD),
-                                      (coco, _COCO_LEGS, _COCO_ARMS, _COCO_HEAD)):
-            new = pts.copy()
-            for hip, knee, ankle in legs:
-                h = pelvis + col("hip_width") * (pts[:, :, hip] - pelvis)
-                k = h + col("thigh") * (pts[:, :, knee] - pts[:, :, hip])
-                new[:, :, hip], new[:, :, knee] = h, k
-                new[:, :, ankle] = k + col("shin") * (pts[:, :, ankle] - pts[:, :, knee])
-            for shoulder, elbow, wrist in arms:
-                s = new_thorax + col("shoulder_width") * (pts[:, :, shoulder] - thorax)
-                e = s + col("upper_arm") * (pts[:, :, elbow] - pts[:, :, shoulder])
-                new[:, :, shoulder], new[:, :, elbow] = s, e
-                new[:, :, wrist] = e + col("forearm") * (pts[:, :, wrist] - pts[:, :, elbow])
-            for j in head:
-                new[:, :, j] = new_thorax + col("head") * (pts[:, :, j] - thorax)
-            out.append(new)
-        h_new, c_new = out
-        h_new[:, :, 7] = pelvis + col("torso") * (h36m[:, :, 7] - pelvis)  # spine
-        h_new[:, :, 8] = new_thorax
-        ears = c_new[:, :, 3:5]
-        mid = ears.mean(axis=2, keepdims=True)
-        c_new[:, :, 3:5] = mid + scales["ear_width"].astype(coco.dtype)[:, None, None, None] * (ears - mid)
-        return h_new, c_new
+        src = np.ascontiguousarray(np.moveaxis(pts, 2, 0))
+        new = src.copy()
+        for hip, knee, ankle in legs:
+            h = pelvis + col("hip_width") * (src[hip] - pelvis)
+            k = h + col("thigh") * (src[knee] - src[hip])
+            new[hip], new[knee] = h, k
+            new[ankle] = k + col("shin") * (src[ankle] - src[knee])
+        for shoulder, elbow, wrist in arms:
+            s = new_thorax + col("shoulder_width") * (src[shoulder] - thorax)
+            e = s + col("upper_arm") * (src[elbow] - src[shoulder])
+            new[shoulder], new[elbow] = s, e
+            new[wrist] = e + col("forearm") * (src[wrist] - src[elbow])
+        for j in head:
+            new[j] = new_thorax + col("head") * (src[j] - thorax)
+        return new

@@ -39,6 +39,7 @@ __all__ = ["TrainOptions", "check_options", "train"]
 
 log = logging.getLogger(__name__)
 STATE_NAME = "training_state.pt"
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -70,6 +71,7 @@ class TrainOptions:
     body_shape_share: float = BodyShape.probability  # of the windows reshaped (when body_shape)
     camera_distance: tuple[float, float] | None = None  # metres, training cameras only; None: CameraRanges'
     frame_span: float = 0.0  # seconds: cameras aim at and frame up to this much of the take around each window
+    precision: str = "fp32"  # "bf16": the training passes' matrix products in bfloat16 (weights stay fp32)
     average_epochs: float = 0.0  # weights averaged over about this many epochs (exponential); 0: the last weights
     init: Path | None = None  # a checkpoint folder to start from (same architecture): fine-tuning
     unlabeled: list[Path] = field(default_factory=list)  # videos / 2D files for semi-supervised training
@@ -283,6 +285,8 @@ def check_options(opts: TrainOptions) -> tuple[dict[str, Any], CameraRanges]:
     if not 0 <= opts.average_epochs <= 1000:
         raise ConfigurationError(f"--average-epochs {opts.average_epochs:g}: give a number of epochs from 0 to 1000 "
                                  "(0 keeps the last weights)")
+    if opts.precision not in PRECISIONS:
+        raise ConfigurationError(f"--precision {opts.precision}: use {' or '.join(PRECISIONS)}")
     if not 0 <= opts.frame_span <= 600:
         raise ConfigurationError(f"--frame-span {opts.frame_span:g}: give seconds from 0 to 600 (0 frames each "
                                  "training window alone)")
@@ -401,13 +405,16 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
             batch = prefetch.get()
             x = torch.from_numpy(batch.inputs).to(device)
             target = torch.from_numpy(batch.pose).to(device)
-            pred = pose_train(x)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=opts.precision == "bf16"):
+                pred = pose_train(x)
+                traj_p = traj_train(x)[:, :, 0] if traj_train is not None else None
+            pred = pred.float()
             loss_pose = torch.linalg.vector_norm(pred - target, dim=-1).mean()
             loss = loss_pose
             loss_traj = torch.zeros(())
-            if traj_train is not None:
+            if traj_p is not None:
                 traj_t = torch.from_numpy(batch.trajectory).to(device)
-                traj_p = traj_train(x)[:, :, 0]
+                traj_p = traj_p.float()
                 weight = 1.0 / traj_t[..., 2].clamp(min=0.5)
                 loss_traj = (weight * torch.linalg.vector_norm(traj_p - traj_t, dim=-1)).mean()
                 loss = loss + loss_traj
@@ -460,7 +467,7 @@ def train(opts: TrainOptions, progress: Callable[[dict[str, Any]], None] | None 
                 "val_fraction": opts.val_fraction, "chunk": opts.chunk,
                 "camera_ranges": cameras.to_dict(), "noise_model": noise.to_dict() if opts.noise else None,
                 "body_shape": shape.to_dict() if shape else None, "average_epochs": opts.average_epochs or None,
-                "frame_span_s": opts.frame_span or None,
+                "frame_span_s": opts.frame_span or None, "precision": opts.precision,
                 "init": str(opts.init) if opts.init else None, "unlabeled": unlabeled_info or None,
                 "command": opts.command, **opts.extra,
                 "val": {k: v for k, v in val.items() if k not in ("per_take", "per_action")},
