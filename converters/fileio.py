@@ -19,6 +19,7 @@ import secrets
 import shutil
 import stat
 import tempfile
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -44,10 +45,28 @@ def temp_path(target: str | Path) -> Path:
     return target.with_name(f".{target.name}.{TEMP_MARK}-{os.getpid()}-{secrets.token_hex(4)}{target.suffix}")
 
 
-def temp_dir(purpose: str, parent: str | Path | None = None) -> tempfile.TemporaryDirectory[str]:
+class TempDir:
+    """A temporary folder whose clean-up is registered before the folder exists, so an interruption
+    (Ctrl-C, SIGTERM) at any moment of its making leaves nothing behind; ``with`` gives its path."""
+
+    def __init__(self, prefix: str, parent: str | Path | None = None) -> None:
+        self.name = str(Path(parent or tempfile.gettempdir()) / f"{prefix}{secrets.token_hex(6)}")
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self.name, ignore_errors=True)
+        os.mkdir(self.name, 0o700)
+
+    def __enter__(self) -> str:
+        return self.name
+
+    def __exit__(self, *exc: object) -> None:
+        self._cleanup()
+
+
+def temp_dir(purpose: str, parent: str | Path | None = None) -> TempDir:
     """A temporary folder (in the system's temporary folder unless ``parent``) that a later run can
-    recognise as vp3d's and remove if this process is killed before it cleans up."""
-    return tempfile.TemporaryDirectory(prefix=f"{TEMP_MARK}-{os.getpid()}-{purpose}-", dir=parent)
+    recognise as vp3d's and remove if this process is killed before it cleans up. An interruption
+    while it is made leaves none (``tempfile.TemporaryDirectory`` registers its clean-up after
+    making the folder: a Ctrl-C in between, seen on a loaded machine, left one)."""
+    return TempDir(f"{TEMP_MARK}-{os.getpid()}-{purpose}-", parent)
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[Any]], object], binary: bool = True) -> Path:

@@ -119,6 +119,8 @@ def card(ckpt: Path, evals: dict[str, dict[str, Any]], train: dict[str, Any] | N
         f"- Best epoch {t.get('epoch')}{' of the last stage' if t.get('stages') else ''} (by validation MPJPE "
         "with detector noise); batch "
         f"{t.get('batch_size')}, seed {t.get('seed')}.",
+        *(["- The training passes in bfloat16 (`--precision bf16`): matrix products in bf16, weights, losses and "
+           "the output joints in fp32; validation and inference in fp32."] if t.get("precision") == "bf16" else []),
     ]
     if hours is not None:
         lines.append(f"- Wall-clock time: {hours:.2f} h on a 2-core CPU (no GPU).")

@@ -267,8 +267,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--recipe", metavar="NAME_OR_JSON",
                    help="run a recipe of several training stages in a row, each starting from the one before "
-                        "(`default`: the chain behind checkpoints/default, about 2.1 h on a 2-core CPU with AVX512-BF16, in bfloat16); stages "
-                        "train in OUT-stages/ and run again goes on where it stopped")
+                        "(`default`: the chain behind checkpoints/default, about 2.1 h on a 2-core CPU with "
+                        "AVX512-BF16, in bfloat16); stages train in OUT-stages/ and run again goes on where it "
+                        "stopped")
     p.set_defaults(func=_cmd_train, train_defaults={a.dest: a.default for a in p._actions},
                    train_flags={flag: a.dest for a in p._actions for flag in a.option_strings})
 

@@ -392,3 +392,27 @@ def test_a_fifo_in_a_batch(case: Path) -> None:
     assert len(errors) == 1 and "fifo.mp4" in errors[0] and "not a regular file" in errors[0], errors
     assert result.stdout.splitlines()[-1] == "1 converted, 1 failed"
     assert sorted(p.name for p in (case / "out").iterdir()) == ["clip.bvh"]
+
+
+def test_an_interruption_as_a_temporary_folder_is_made_leaves_nothing(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C landing just after the folder exists and before its clean-up is registered (a race a
+    loaded machine hit) still leaves no folder behind."""
+    from converters.fileio import temp_dir
+
+    made = os.mkdir
+
+    def mkdir_then_interrupt(path: str, mode: int = 0o777) -> None:
+        made(path, mode)
+        raise KeyboardInterrupt  # as the signal handler raises it, at the worst moment
+
+    monkeypatch.setattr(os, "mkdir", mkdir_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        with temp_dir("fbx", parent=tmp_path):
+            pass
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
+    with temp_dir("fbx", parent=tmp_path) as folder:  # and a folder made in peace is there until the end
+        assert Path(folder).is_dir() and Path(folder).name.startswith(f"vp3d-tmp-{os.getpid()}-fbx-")
+        (Path(folder) / "motion.bvh").write_text("x")
+    assert list(tmp_path.iterdir()) == []

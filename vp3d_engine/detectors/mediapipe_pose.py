@@ -56,7 +56,11 @@ def _body_mask(person: np.ndarray, height: int, width: int) -> np.ndarray:
     return mask
 
 
-_QUIET_CALLS = 5
+# Process calls per pass (after a start or reset) with native stderr sent to nowhere. The graph
+# threads print their start-up notes a few calls in; on a loaded machine (2 cores both busy) one
+# came after the 5th call, so the spell lasts 30 frames (about a second of video; the progress
+# bar is quiet for that long too).
+_QUIET_CALLS = 30
 
 
 @contextlib.contextmanager
