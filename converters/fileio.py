@@ -1,4 +1,5 @@
-"""Writing files without ever leaving a half-written or mixed result.
+"""Files in and out: writing without ever leaving a half-written or mixed result, checking input
+and output paths, printing names safely.
 
 - :func:`atomic_write`: one file, written to a temporary name in the target folder, then renamed.
 - :class:`OutputSet`: several files that belong together (one input's NPZ, JSON, BVH, GLB, FBX):
@@ -6,7 +7,10 @@
   written, so a folder holds either the old set or the new one.
 - Temporary names carry vp3d's mark and the writing process's id (``.clip.bvh.vp3d-tmp-PID-XXXX.bvh``;
   folders ``vp3d-tmp-PID-...``), so :func:`remove_stale_temps` can delete what a killed run left
-  behind, and only that: files and folders with the mark whose process is gone.
+  behind, and only that: files and folders with the mark whose process is gone. They fit any name
+  that fits the file system (the part taken from the target's name is shortened).
+- Reading numpy files from users: :mod:`converters.npz`.
+- :func:`printable`: a name or message made safe to print (no terminal escapes, no fake lines).
 """
 
 from __future__ import annotations
@@ -25,24 +29,51 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-import numpy as np
-
 from converters.errors import ConfigurationError, InputFileError
 
-__all__ = ["MAX_ARRAY_BYTES", "TEMP_MARK", "OutputSet", "PathSet", "atomic_write", "check_input_path",
-           "check_npz_arrays", "check_output_folder",
-           "remove_stale_temps", "temp_dir", "temp_path"]
+__all__ = ["NAME_MAX", "TEMP_MARK", "OutputSet", "PathSet", "atomic_write", "check_input_path", "check_output_folder",
+           "printable", "remove_stale_temps", "temp_dir", "temp_path"]
 
 TEMP_MARK = "vp3d-tmp"
 _TEMP_FILE = re.compile(rf"^\..+\.{TEMP_MARK}-(\d+)-[0-9a-f]{{8}}(\.[^.]*)?$")
 _TEMP_DIR = re.compile(rf"^\.?{TEMP_MARK}-(\d+)-")
 
 
+#: The longest file name (in bytes) the usual file systems (ext4, APFS, NTFS) take.
+NAME_MAX = 255
+
+
 def temp_path(target: str | Path) -> Path:
     """A fresh temporary name beside ``target`` that keeps its suffix (some writers, Blender's FBX
-    exporter among them, insist on it) and carries vp3d's mark and this process's id."""
+    exporter among them, insist on it) and carries vp3d's mark and this process's id. The part
+    taken from ``target``'s name is shortened where needed, so that any name that fits the file
+    system gives a temporary name that fits too."""
     target = Path(target)
-    return target.with_name(f".{target.name}.{TEMP_MARK}-{os.getpid()}-{secrets.token_hex(4)}{target.suffix}")
+    mark = f".{TEMP_MARK}-{os.getpid()}-{secrets.token_hex(4)}"
+    suffix = target.suffix if len(os.fsencode(target.suffix)) <= 32 else ""
+    room = NAME_MAX - len(os.fsencode(f".{mark}{suffix}"))
+    name = target.name
+    while len(os.fsencode(name)) > room:
+        name = name[:-1]
+    return target.with_name(f".{name}{mark}{suffix}")
+
+
+def printable(text: object) -> str:
+    """``text`` safe to print on a terminal: control and format characters (escape sequences, new
+    lines, direction overrides) shown as Python escapes (``\\x1b``, ``\\n``, ``\\u202e``) and bytes
+    of a file name that are not text in the file system's encoding as ``\\xNN``."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch.isprintable() or ch == " ":
+            out.append(ch)
+        elif "\udc80" <= ch <= "\udcff":  # a byte that os.fsdecode could not decode
+            out.append(f"\\x{ord(ch) - 0xDC00:02x}")
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    return "".join(out)
 
 
 class TempDir:
@@ -219,45 +250,6 @@ def check_input_path(path: str | Path, what: str = "input") -> Path:
     if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
         raise InputFileError(f"{p}: not a regular file (a pipe or a device); save the {what} to a file first")
     return p
-
-
-#: The largest array vp3d reads from a ``.npz`` (a 10-minute result is a few megabytes).
-MAX_ARRAY_BYTES = 1 << 30
-
-
-def check_npz_arrays(path: str | Path, max_bytes: int = MAX_ARRAY_BYTES) -> None:
-    """Read the header of every array in an ``.npz`` and refuse, before anything is allocated, one
-    that claims more bytes than its stored data holds or than ``max_bytes``. (numpy allocates the
-    whole array a header declares before it reads any data.)"""
-    import zipfile
-
-    from numpy.lib import format as npy_format
-
-    check_input_path(path)
-    try:
-        with zipfile.ZipFile(path) as zf:
-            for info in zf.infolist():
-                if not info.filename.endswith(".npy"):
-                    continue
-                with zf.open(info) as f:
-                    version = npy_format.read_magic(f)
-                    read_header = {(1, 0): npy_format.read_array_header_1_0,
-                                   (2, 0): npy_format.read_array_header_2_0}.get(version)
-                    if read_header is None:
-                        raise InputFileError(f"{path}: {info.filename} is .npy version {version}; re-save it with "
-                                             "numpy")
-                    shape, _, dtype = read_header(f)
-                    claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
-                    if dtype.hasobject:
-                        continue  # object arrays are parsed by the restricted unpickler, not allocated here
-                    if claimed > max_bytes or claimed > info.file_size:
-                        raise InputFileError(f"{path}: array {info.filename[:-4]} claims shape {shape} "
-                                             f"({claimed:,} bytes) but the file holds {info.file_size:,}; the file is "
-                                             "damaged or hostile")
-    except InputFileError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise InputFileError(f"{path}: not a readable .npz file ({exc}); check it was fully written") from None
 
 
 def check_output_folder(folder: str | Path) -> Path:

@@ -21,24 +21,31 @@ World space: right-handed, Y up, metres, the floor at y = 0, the subject facing 
 from __future__ import annotations
 
 import json
-import zipfile
-import zlib
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from converters.errors import InputFileError
-from converters.fileio import atomic_write, check_input_path, check_npz_arrays
+from converters.fileio import atomic_write, check_input_path
 from converters.motion import Motion, Rig
-from converters.types import check_fps
+from converters.npz import NpzArrays, open_npz
+from converters.types import MAX_COORDINATE_M, check_fps, check_magnitude
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "MOTION_SUFFIX", "MotionFile", "load_motion_file", "save_motion_file"]
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "MAX_FRAMES", "MAX_JOINTS", "MAX_MOTION_BYTES", "MOTION_SUFFIX",
+           "MotionFile", "load_motion_file", "save_motion_file"]
 
 FORMAT_NAME = "vp3d-motion"
 FORMAT_VERSION = 1
 MOTION_SUFFIX = ".motion.npz"
 AXES = "right-handed, Y up, metres, floor at y = 0, subject facing +Z at frame 0"
+#: What one Motion file may hold, checked from its array headers before anything is read: frames
+#: (an hour at 60 fps; 3.6 minutes at the top rate of 1000 fps), joints, and its arrays' size as
+#: float64 in memory (an hour at 60 fps of a 60-joint rig with its source joints fits).
+MAX_FRAMES = 216_000
+MAX_JOINTS = 256
+MAX_MOTION_BYTES = 512 << 20
 
 
 class MotionFile:
@@ -93,51 +100,80 @@ def _jsonable(value: Any) -> Any:
         return str(value)
 
 
-def _array(npz: Any, name: str, path: Path, shape: tuple[int | None, ...], kinds: str) -> np.ndarray:
-    if name not in npz.files:
+def _array(npz: NpzArrays, name: str, shape: tuple[int | None, ...], kinds: str) -> np.ndarray:
+    """Array ``name`` checked against ``shape`` and ``kinds`` from its header, then read; floats
+    must be finite and no further than :data:`MAX_COORDINATE_M` from zero (metres; unit
+    quaternions, below that)."""
+    path = npz.path
+    if name not in npz:
         raise InputFileError(f"{path}: not a complete Motion file (no {name})")
-    arr = npz[name]
-    if arr.ndim != len(shape) or any(want is not None and got != want for got, want in zip(arr.shape, shape,
-                                                                                            strict=True)):
+    got, dtype = npz.headers[name]
+    if len(got) != len(shape) or any(want is not None and n != want for n, want in zip(got, shape, strict=True)):
         want_text = "(" + ",".join("N" if s is None else str(s) for s in shape) + ")"
-        raise InputFileError(f"{path}: {name} has shape {arr.shape}, expected {want_text}")
-    if arr.dtype.kind not in kinds:
-        raise InputFileError(f"{path}: {name} holds {arr.dtype}, not numbers")
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        raise InputFileError(f"{path}: {name} holds NaN or infinite values")
+        raise InputFileError(f"{path}: {name} has shape {got}, expected {want_text}")
+    if dtype.kind not in kinds:
+        raise InputFileError(f"{path}: {name} holds {dtype}, not numbers")
+    arr = npz.read(name)
+    check_magnitude(arr, MAX_COORDINATE_M, f"{path}: {name}")
     return arr
 
 
+def _check_size(npz: NpzArrays) -> None:
+    """Refuse, from the array headers alone, a file with more frames, joints or memory than
+    :data:`MAX_FRAMES`, :data:`MAX_JOINTS` and :data:`MAX_MOTION_BYTES` allow."""
+    rotations = npz.headers["rotations"][0] if "rotations" in npz else ()
+    frames, joints = (rotations[0], rotations[1]) if len(rotations) == 3 else (0, 0)
+    split = "split the take (vp3d-convert --start/--end) or convert it at a lower frame rate"
+    if frames > MAX_FRAMES:
+        raise InputFileError(f"{npz.path}: {frames:,} frames, more than the {MAX_FRAMES:,} a Motion file may hold (an "
+                             f"hour at 60 fps); {split}")
+    if joints > MAX_JOINTS:
+        raise InputFileError(f"{npz.path}: a rig of {joints:,} joints, more than the {MAX_JOINTS} a Motion file may "
+                             "hold; the file is damaged or not a rig vp3d reads")
+    need = 8 * sum(math.prod(shape) for name, (shape, _) in npz.headers.items() if name != "meta")
+    if need > MAX_MOTION_BYTES:
+        raise InputFileError(f"{npz.path}: {frames:,} frames of {joints} joints, {need / 2**20:,.0f} MiB of arrays, "
+                             f"more than the {MAX_MOTION_BYTES >> 20} MiB a Motion file may hold; {split}")
+
+
+def _is_point(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 3 and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and abs(v) <= MAX_COORDINATE_M
+        for v in value)
+
+
+def _meta(npz: NpzArrays) -> dict[str, Any]:
+    p = npz.path
+    if "meta" not in npz:
+        raise InputFileError(f"{p}: not a Motion file (no meta)")
+    meta = npz.json("meta")
+    if not isinstance(meta, dict) or meta.get("format_name") != FORMAT_NAME:
+        found = meta.get("format_name") if isinstance(meta, dict) else type(meta).__name__
+        raise InputFileError(f"{p}: not a Motion file (format {str(found)[:40]!r})")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version < 1:
+        raise InputFileError(f"{p}: format_version {str(version)[:40]!r} is not a version number")
+    if version > FORMAT_VERSION:
+        raise InputFileError(f"{p}: Motion file format {version} is newer than this vp3d reads "
+                             f"({FORMAT_VERSION}); upgrade vp3d")
+    return meta
+
+
 def load_motion_file(path: str | Path) -> MotionFile:
-    """Read and validate a Motion file; every problem is an :class:`InputFileError` naming the file."""
+    """Read and validate a Motion file; every problem is an :class:`InputFileError` naming the file.
+    Its size is checked from the array headers before any array is read (:func:`_check_size`)."""
     p = check_input_path(path)
-    check_npz_arrays(p)
-    try:
-        with np.load(p, allow_pickle=False) as npz:
-            if "meta" not in npz.files:
-                raise InputFileError(f"{p}: not a Motion file (no meta)")
-            meta = json.loads(str(npz["meta"]))
-            if not isinstance(meta, dict) or meta.get("format_name") != FORMAT_NAME:
-                found = meta.get("format_name") if isinstance(meta, dict) else type(meta).__name__
-                raise InputFileError(f"{p}: not a Motion file (format {found!r})")
-            version = meta.get("format_version")
-            if not isinstance(version, int) or version < 1:
-                raise InputFileError(f"{p}: format_version {version!r} is not a version number")
-            if version > FORMAT_VERSION:
-                raise InputFileError(f"{p}: Motion file format {version} is newer than this vp3d reads "
-                                     f"({FORMAT_VERSION}); upgrade vp3d")
-            parents = _array(npz, "parents", p, (None,), "iu").astype(np.int64)
-            j = len(parents)
-            offsets = _array(npz, "rest_offsets", p, (j, 3), "f")
-            rotations = _array(npz, "rotations", p, (None, j, 4), "f").astype(np.float64)
-            t = rotations.shape[0]
-            root = _array(npz, "root_translation", p, (t, 3), "f")
-            world = _array(npz, "world_joints", p, (t, 17, 3), "f") if "world_joints" in npz.files else None
-            contacts = _array(npz, "foot_contacts", p, (t, 2), "b") if "foot_contacts" in npz.files else None
-    except InputFileError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        raise InputFileError(f"{p}: not a readable Motion file ({exc})") from None
+    with open_npz(p) as npz:
+        meta = _meta(npz)
+        _check_size(npz)
+        parents = _array(npz, "parents", (None,), "iu").astype(np.int64)
+        j = len(parents)
+        offsets = _array(npz, "rest_offsets", (j, 3), "f")
+        rotations = np.asarray(_array(npz, "rotations", (None, j, 4), "f"), dtype=np.float64)
+        t = rotations.shape[0]
+        root = _array(npz, "root_translation", (t, 3), "f")
+        world = _array(npz, "world_joints", (t, 17, 3), "f") if "world_joints" in npz else None
+        contacts = _array(npz, "foot_contacts", (t, 2), "b") if "foot_contacts" in npz else None
     names = meta.get("joint_names")
     if not (isinstance(names, list) and len(names) == j and all(isinstance(n, str) and n for n in names)
             and len(set(names)) == j):
@@ -145,20 +181,24 @@ def load_motion_file(path: str | Path) -> MotionFile:
     if t < 1 or j < 1:
         raise InputFileError(f"{p}: holds no frames or no joints")
     fps = check_fps(meta.get("fps"), str(p))
-    norms = np.linalg.norm(rotations, axis=-1)
+    if float(rotations.max()) > 2 or float(rotations.min()) < -2:  # before squaring them (no overflow)
+        raise InputFileError(f"{p}: rotations are not unit quaternions (values up to {np.abs(rotations).max():.3g})")
+    norms = np.sqrt(np.einsum("...i,...i->...", rotations, rotations))  # no squared copy of the largest array
     if np.abs(norms - 1.0).max() > 1e-3:
         raise InputFileError(f"{p}: rotations are not unit quaternions (lengths from {norms.min():.3g} to "
                              f"{norms.max():.3g})")
-    ends = meta.get("end_sites") or {}
-    if not isinstance(ends, dict) or not all(isinstance(v, list) and len(v) == 3 for v in ends.values()):
-        raise InputFileError(f"{p}: end_sites must map joint names to [x, y, z]")
+    ends = meta.get("end_sites")
+    ends = {} if ends is None else ends
+    if not (isinstance(ends, dict) and all(k in names and _is_point(v) for k, v in ends.items())):
+        raise InputFileError(f"{p}: end_sites must map joint names to [x, y, z]: three finite numbers, metres")
     try:
         rig = Rig(names=tuple(names), parents=parents, rest_offsets=offsets.astype(np.float64),
-                  preset=str(meta.get("preset", "custom")),
+                  preset=str(meta.get("preset", "custom"))[:64],
                   end_sites={str(k): (float(v[0]), float(v[1]), float(v[2])) for k, v in ends.items()})
     except ValueError as exc:
         raise InputFileError(f"{p}: {exc}") from None
     options: dict[str, Any] = meta["options"] if isinstance(meta.get("options"), dict) else {}
-    motion = Motion(rig=rig, rotations=rotations / norms[..., None], root_translation=root.astype(np.float64),
-                    fps=fps, meta=dict(options))
-    return MotionFile(motion, None if world is None else world.astype(np.float64), contacts, meta)
+    rotations /= norms[..., None]  # in place: the file's largest array is not copied
+    motion = Motion(rig=rig, rotations=rotations, root_translation=np.asarray(root, dtype=np.float64), fps=fps,
+                    meta=dict(options))
+    return MotionFile(motion, None if world is None else np.asarray(world, dtype=np.float64), contacts, meta)

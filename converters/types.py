@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 
 from converters.errors import InputFileError
-from converters.fileio import atomic_write, check_npz_arrays
+from converters.fileio import atomic_write
 from converters.joints import joint_set
+from converters.npz import open_npz
 
-__all__ = ["MAX_FPS", "MIN_FPS", "Keypoints2D", "Pose3D", "atomic_save_npz", "check_fps", "check_timestamps",
-           "load_keypoints", "load_pose3d"]
+__all__ = ["MAX_COORDINATE_M", "MAX_FPS", "MAX_TIMESTAMP_S", "MIN_FPS", "Keypoints2D", "Pose3D", "atomic_save_npz",
+           "check_fps", "check_magnitude", "check_timestamps", "load_keypoints", "load_pose3d"]
 
 _KP_FORMAT = "vp3d-keypoints2d"
 _POSE_FORMAT = "vp3d-pose3d"
@@ -30,6 +31,27 @@ _POSE_FORMAT = "vp3d-pose3d"
 #: Frame rates vp3d accepts anywhere (BVH, keypoint files, results, checkpoints): a rate outside
 #: is a broken file, and would make resampling allocate absurd amounts of memory.
 MIN_FPS, MAX_FPS = 1.0, 1000.0
+#: No joint of a person is further from the origin than this (metres); a file that says otherwise
+#: is broken, and arithmetic on its values would overflow.
+MAX_COORDINATE_M = 1e5
+#: Timestamps (seconds) beyond this are broken (and their differences could overflow).
+MAX_TIMESTAMP_S = 1e9
+
+
+def check_magnitude(values: np.ndarray, limit: float, where: str, allow_nan: bool = False) -> None:
+    """Refuse infinite values (and NaN unless ``allow_nan``: a missing value) and any further than
+    ``limit`` from zero, before arithmetic on them overflows (and numpy warns)."""
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "fc" or arr.size == 0:
+        return
+    finite = np.isfinite(arr)
+    if not finite.all() and (not allow_nan or np.isinf(arr).any()):
+        raise InputFileError(f"{where}: holds NaN or infinite values; the file is broken")
+    seen = arr[finite] if allow_nan else arr
+    top = max(-float(seen.min()), float(seen.max())) if seen.size else 0.0
+    if top > limit:
+        raise InputFileError(f"{where}: holds values up to {top:.3g}, beyond {limit:g}; the file is broken or not in "
+                             "the units vp3d reads")
 
 
 def _check(cond: bool, message: str) -> None:
@@ -55,6 +77,9 @@ def check_timestamps(timestamps: np.ndarray, fps: float, where: str = "") -> Non
         return
     if t.dtype.kind not in "fiu" or not np.isfinite(t).all():
         raise InputFileError(f"{prefix}timestamps are not all finite numbers; the file is broken")
+    if max(-float(t.min()), float(t.max())) > MAX_TIMESTAMP_S:
+        raise InputFileError(f"{prefix}timestamps reach {max(-float(t.min()), float(t.max())):.3g} s, beyond "
+                             f"{MAX_TIMESTAMP_S:g} s; the file is broken")
     if t.size > 1 and (np.diff(t) <= 0).any():
         where_back = int(np.argmax(np.diff(t) <= 0))
         raise InputFileError(f"{prefix}timestamps do not go forward after frame {where_back} (a repeated or earlier "
@@ -158,41 +183,51 @@ def atomic_save_npz(path: str | Path, **arrays: np.ndarray) -> Path:
     return atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
 
 
-def _open_npz(path: str | Path, kind: str) -> tuple[Any, dict[str, Any]]:
+def _read_npz(path: str | Path, kind: str, names: tuple[str, ...],
+              optional: tuple[str, ...] = ()) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The arrays ``names`` (and those of ``optional`` it holds) and the meta of a vp3d ``kind``
+    file, read through :func:`converters.npz.open_npz`."""
     p = Path(path)
-    check_npz_arrays(p)
-    try:
-        data = np.load(p, allow_pickle=False)
-        meta = json.loads(str(data["meta"]))
-    except FileNotFoundError:
-        raise InputFileError(f"{p}: no such file") from None
-    except (OSError, ValueError, KeyError) as exc:
-        raise InputFileError(f"{p}: not a vp3d {kind} file ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format_name") != (_KP_FORMAT if kind == "keypoints" else _POSE_FORMAT):
-        found = meta.get("format_name") if isinstance(meta, dict) else f"a JSON {type(meta).__name__}"
-        raise InputFileError(f"{p}: not a vp3d {kind} file (meta is {found!r})")
-    return data, meta
+    with open_npz(p) as npz:
+        if "meta" not in npz:
+            raise InputFileError(f"{p}: not a vp3d {kind} file (no meta)")
+        meta = npz.json("meta")
+        if not isinstance(meta, dict) or meta.get("format_name") != (_KP_FORMAT if kind == "keypoints" else
+                                                                     _POSE_FORMAT):
+            found = meta.get("format_name") if isinstance(meta, dict) else f"a JSON {type(meta).__name__}"
+            raise InputFileError(f"{p}: not a vp3d {kind} file (meta is {str(found)[:40]!r})")
+        missing = npz.missing(*names)
+        if missing:
+            raise InputFileError(f"{p}: not a vp3d {kind} file (no {', '.join(missing)})")
+        arrays = {n: npz.read(n) for n in (*names, *(o for o in optional if o in npz))}
+    for n, arr in arrays.items():
+        if arr.dtype.kind not in "fiub":
+            raise InputFileError(f"{p}: {n} holds {arr.dtype}, not numbers")
+        if kind == "pose3d" and n in ("joints", "trajectory"):  # (far-off 2D is the pipeline's to judge)
+            check_magnitude(arr, MAX_COORDINATE_M, f"{p}: {n}", allow_nan=True)
+    return arrays, meta
 
 
 def load_keypoints(path: str | Path) -> Keypoints2D:
-    data, meta = _open_npz(path, "keypoints")
+    arrays, meta = _read_npz(path, "keypoints", ("xy", "score", "valid", "timestamps"))
     extra = {k: v for k, v in meta.items() if k not in ("format_name", "format", "image_size", "fps")}
     try:
-        return Keypoints2D(xy=data["xy"].astype(np.float64), score=data["score"].astype(np.float64),
-                           valid=data["valid"].astype(bool), format=meta["format"],
+        return Keypoints2D(xy=arrays["xy"].astype(np.float64), score=arrays["score"].astype(np.float64),
+                           valid=arrays["valid"].astype(bool), format=meta["format"],
                            image_size=(int(meta["image_size"][0]), int(meta["image_size"][1])),
-                           fps=float(meta["fps"]), timestamps=data["timestamps"], meta=extra)
-    except (KeyError, ValueError, TypeError, InputFileError) as exc:
-        raise InputFileError(f"{path}: malformed vp3d keypoints file ({exc})") from None
+                           fps=float(meta["fps"]), timestamps=arrays["timestamps"], meta=extra)
+    except (KeyError, ValueError, TypeError, OverflowError, InputFileError) as exc:
+        raise InputFileError(f"{path}: malformed vp3d keypoints file ({str(exc)[:200]})") from None
 
 
 def load_pose3d(path: str | Path) -> Pose3D:
-    data, meta = _open_npz(path, "pose3d")
+    arrays, meta = _read_npz(path, "pose3d", ("joints", "timestamps", "confidence"), ("trajectory",))
     extra = {k: v for k, v in meta.items() if k not in ("format_name", "frame", "fps", "joint_names")}
+    extra["source"] = str(path)  # the file given: errors name it (its meta may record another source)
     try:
-        return Pose3D(joints=data["joints"].astype(np.float64), frame=meta["frame"], fps=float(meta["fps"]),
-                      timestamps=data["timestamps"], confidence=data["confidence"].astype(np.float64),
-                      trajectory=data["trajectory"].astype(np.float64) if "trajectory" in data else None,
+        return Pose3D(joints=arrays["joints"].astype(np.float64), frame=meta["frame"], fps=float(meta["fps"]),
+                      timestamps=arrays["timestamps"], confidence=arrays["confidence"].astype(np.float64),
+                      trajectory=arrays["trajectory"].astype(np.float64) if "trajectory" in arrays else None,
                       meta=extra)
-    except (KeyError, ValueError, TypeError, InputFileError) as exc:
-        raise InputFileError(f"{path}: malformed vp3d pose file ({exc})") from None
+    except (KeyError, ValueError, TypeError, OverflowError, InputFileError) as exc:
+        raise InputFileError(f"{path}: malformed vp3d pose file ({str(exc)[:200]})") from None

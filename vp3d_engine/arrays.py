@@ -12,17 +12,15 @@ one-array ``.npz``, read (never unpickled), told apart by shape, and turned into
 
 from __future__ import annotations
 
-import zipfile
-import zlib
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 from converters.errors import InputFileError
-from converters.fileio import check_npz_arrays
 from converters.joints import H36M17
-from converters.types import Pose3D
+from converters.npz import check_npy_file, open_npz
+from converters.types import MAX_COORDINATE_M, Pose3D, check_magnitude
 from vp3d_engine.detectors.types import FrameDetections
 
 __all__ = ["ARRAY_SHAPES", "DEFAULT_FPS", "array_kind", "detections_from_array", "joints_from_array",
@@ -38,38 +36,42 @@ _LIMBS = [("right_hip", "right_knee"), ("right_knee", "right_ankle"), ("left_hip
           ("left_knee", "left_ankle"), ("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"),
           ("right_shoulder", "right_elbow"), ("right_elbow", "right_wrist")]
 _TYPICAL_LIMB_M = 0.33
+#: The furthest a joint may be from zero in a plain array, in its units (millimetres at most).
+_MAX_VALUE = MAX_COORDINATE_M / min(_UNITS.values())
 
 
 def npz_names(path: Path) -> list[str]:
-    """The array names in an ``.npz`` (read from the zip directory, nothing loaded)."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return sorted(n[:-4] for n in zf.namelist() if n.endswith(".npy"))
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise InputFileError(f"{path}: not a readable .npz file ({exc}); check it was fully written") from None
+    """The array names in an ``.npz``, after checking every member (:func:`converters.npz.open_npz`;
+    object arrays are allowed here, for the 2D readers that parse them safely)."""
+    with open_npz(path, objects=True) as npz:
+        return npz.names
 
 
 def load_plain_array(path: Path) -> np.ndarray:
-    """The one array of a ``.npy`` or one-array ``.npz`` (never unpickled), as float64."""
-    try:
-        if path.suffix.lower() == ".npy":
+    """The one array of a ``.npy`` or one-array ``.npz`` (never unpickled), as float64; its header
+    is checked before anything is read."""
+    if path.suffix.lower() == ".npy":
+        _check_header(path, *check_npy_file(path))
+        try:
             arr = np.load(path, allow_pickle=False, mmap_mode="r")
-        else:
-            check_npz_arrays(path)
-            with np.load(path, allow_pickle=False) as npz:
-                if len(npz.files) != 1:
-                    raise InputFileError(f"{path}: holds {len(npz.files)} arrays ({', '.join(npz.files)}); a plain "
-                                         f"joints file holds one: {ARRAY_SHAPES}")
-                arr = npz[npz.files[0]]
-    except InputFileError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        raise InputFileError(f"{path}: not a readable numpy file ({exc})") from None
-    if arr.ndim != 3 or arr.shape[1:] not in ((17, 3), (17, 2)) or arr.shape[0] < _MIN_FRAMES:
-        raise InputFileError(f"{path}: an array of shape {arr.shape}; vp3d reads {ARRAY_SHAPES}")
-    if arr.dtype.kind not in "fiu":
-        raise InputFileError(f"{path}: an array of {arr.dtype}, not numbers")
+        except (OSError, ValueError, EOFError) as exc:
+            raise InputFileError(f"{path}: not a readable numpy file ({exc})") from None
+    else:
+        with open_npz(path) as npz:
+            if len(npz.names) != 1:
+                raise InputFileError(f"{path}: holds {len(npz.names)} arrays ({', '.join(npz.names)}); a plain "
+                                     f"joints file holds one: {ARRAY_SHAPES}")
+            _check_header(path, *npz.headers[npz.names[0]])
+            arr = npz.read(npz.names[0])
     return np.asarray(arr, dtype=np.float64)
+
+
+def _check_header(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """Refuse, from its header, an array of another shape or kind than vp3d reads."""
+    if len(shape) != 3 or shape[1:] not in ((17, 3), (17, 2)) or shape[0] < _MIN_FRAMES:
+        raise InputFileError(f"{path}: an array of shape {shape}; vp3d reads {ARRAY_SHAPES}")
+    if dtype.kind not in "fiu":
+        raise InputFileError(f"{path}: an array of {dtype}, not numbers")
 
 
 def _is_2d_with_scores(arr: np.ndarray) -> bool:
@@ -88,6 +90,7 @@ def joints_from_array(arr: np.ndarray, path: Path, fps: float | None) -> Pose3D:
     """A plain ``(T,17,3)`` joints array as a :class:`Pose3D` in metres (see the module notes)."""
     if not np.isfinite(arr).all():
         raise InputFileError(f"{path}: the joints contain NaN or infinite values")
+    check_magnitude(arr, _MAX_VALUE, f"{path}: the joints")  # before squaring them overflows
     index = {n: i for i, n in enumerate(H36M17.names)}
     lengths = np.concatenate([np.linalg.norm(arr[:, index[a]] - arr[:, index[b]], axis=-1) for a, b in _LIMBS])
     limb = float(np.median(lengths))

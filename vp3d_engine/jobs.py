@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from converters.errors import Vp3dError
+from converters.fileio import printable
 from vp3d_engine.convert import Conversion
 from vp3d_engine.sources import SourceKind
 
@@ -40,8 +41,10 @@ class Job:
 
 
 def conversion_line(source: str, conv: Conversion, files: Sequence[str | Path]) -> str:
-    """The line printed for a converted input: what was found and the files written."""
-    written = ", ".join(map(str, files))
+    """The line printed for a converted input: what was found and the files written (names with
+    control characters shown escaped: a name cannot send terminal escapes or fake lines)."""
+    source = printable(source)
+    written = ", ".join(printable(f) for f in files)
     result = conv.result
     if result is None:
         return f"{source}: -> {written}{_assumed(conv.pose.meta)}"
@@ -67,11 +70,11 @@ def _assumed(meta: dict[str, object]) -> str:
 
 def report_failure(source: Path | str, exc: BaseException) -> None:
     """One line on stderr for an input that failed: its own error (which says what to do), or the
-    machine's (a full disk, a vanished folder)."""
+    machine's (a full disk, a vanished folder); control characters (in a file name, or anything
+    the error quotes from a file) are shown escaped, so it stays one line."""
     if isinstance(exc, OSError):
         where = f" ({exc.filename})" if exc.filename else ""
-        print(f"vp3d-convert: error: {source}: {exc.strerror or exc}{where}; nothing of it was written",
-              file=sys.stderr)
+        line = f"{source}: {exc.strerror or exc}{where}; nothing of it was written"
     else:
-        print(f"vp3d-convert: error: {exc}" if str(source) in str(exc) else
-              f"vp3d-convert: error: {source}: {exc}", file=sys.stderr)
+        line = str(exc) if str(source) in str(exc) else f"{source}: {exc}"
+    print(f"vp3d-convert: error: {printable(line)}", file=sys.stderr)

@@ -7,51 +7,58 @@ It sits low in the package (no pipeline, no writers), so the 2D file readers can
 
 from __future__ import annotations
 
-import json
-import zipfile
-import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from converters.errors import InputFileError
-from converters.fileio import check_input_path, check_npz_arrays
+from converters.fileio import check_input_path
 from converters.joints import H36M17
-from converters.types import Pose3D, check_fps, check_timestamps
+from converters.npz import open_npz
+from converters.types import MAX_COORDINATE_M, Pose3D, check_fps, check_magnitude, check_timestamps
 from vp3d_engine.detectors.types import FrameDetections
 
 __all__ = ["load_pose_file", "load_result_npz", "read_result_keypoints"]
 
 
-def _read_result(path: Path, names: tuple[str, ...]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The arrays ``names`` and the meta of a ``vp3d-convert`` NPZ, checked: meta an object with a
-    sane fps (and image size), arrays with one row per timestamp, timestamps in order."""
+def _read_result(path: Path, names: tuple[str, ...],
+                 optional: tuple[str, ...] = ()) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The arrays ``names`` (and those of ``optional`` it holds) and the meta of a ``vp3d-convert``
+    NPZ, checked: meta an object with a sane fps (and image size), arrays with one row per
+    timestamp, timestamps in order, values bounded."""
     check_input_path(path)
-    check_npz_arrays(path)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = [n for n in ("meta", "timestamps", *names) if n not in npz.files]
-            if missing:
-                raise InputFileError(f"{path}: not a vp3d-convert result (no {', '.join(missing)})")
-            meta = json.loads(str(npz["meta"]))
-            arrays = {n: npz[n] for n in ("timestamps", *names)}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        raise InputFileError(f"{path}: not a readable vp3d-convert .npz ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format_name") != "vp3d-result":
-        found = meta.get("format_name") if isinstance(meta, dict) else f"a JSON {type(meta).__name__}"
-        raise InputFileError(f"{path}: not a vp3d-convert result (meta is {found!r}); re-create it with vp3d-convert")
-    fps = check_fps(meta.get("fps"), str(path))
+    with open_npz(path) as npz:
+        missing = npz.missing("meta", "timestamps", *names)
+        if missing:
+            raise InputFileError(f"{path}: not a vp3d-convert result (no {', '.join(missing)})")
+        meta = npz.json("meta")
+        if not isinstance(meta, dict) or meta.get("format_name") != "vp3d-result":
+            found = meta.get("format_name") if isinstance(meta, dict) else f"a JSON {type(meta).__name__}"
+            raise InputFileError(f"{path}: not a vp3d-convert result (meta is {str(found)[:40]!r}); re-create it with "
+                                 "vp3d-convert")
+        fps = check_fps(meta.get("fps"), str(path))
+        frames, kind = npz.headers["timestamps"]
+        if len(frames) != 1 or kind.kind not in "fiu":
+            raise InputFileError(f"{path}: timestamps must be one number per frame, got {kind} {frames}")
+        present = (*names, *(o for o in optional if o in npz))
+        for n in present:  # from the headers, before reading
+            if npz.shape(n)[:1] != frames or npz.headers[n][1].kind not in "fiub":
+                raise InputFileError(f"{path}: {n} has shape {npz.shape(n)} for {frames[0]} timestamps")
+        arrays = {n: npz.read(n) for n in ("timestamps", *present)}
     times = arrays["timestamps"]
-    if times.ndim != 1 or times.dtype.kind not in "fiu":
-        raise InputFileError(f"{path}: timestamps must be one number per frame, got {times.dtype} {times.shape}")
     check_timestamps(times, fps, str(path))
     if times.size < 2:
         raise InputFileError(f"{path}: holds {times.size} frame(s); a motion needs at least 2")
-    for n in names:
-        if arrays[n].shape[:1] != times.shape or arrays[n].dtype.kind not in "fiub":
-            raise InputFileError(f"{path}: {n} has shape {arrays[n].shape} for {times.size} timestamps")
+    for n in _METRES:  # before arithmetic on them overflows
+        if n in arrays:
+            check_magnitude(arrays[n], MAX_COORDINATE_M, f"{path}: {n}", allow_nan=True)
     return arrays, meta
+
+
+#: A result's arrays of metres, bounded (far-off 2D keypoints are the pipeline's to judge: a few
+#: are a detector's glitch, many a wrong image size).
+_METRES = ("joints_3d_root_relative", "trajectory", "detector_3d")
 
 
 def load_result_npz(path: Path) -> Pose3D:
@@ -60,7 +67,7 @@ def load_result_npz(path: Path) -> Pose3D:
     traj = arrays["trajectory"].astype(np.float64) if meta.get("has_trajectory") else None
     return Pose3D(joints=arrays["joints_3d_root_relative"].astype(np.float64), frame="camera", fps=float(meta["fps"]),
                   timestamps=arrays["timestamps"].astype(np.float64), confidence=np.ones(len(arrays["timestamps"])),
-                  trajectory=traj, meta={"source": str(meta.get("source", path))})
+                  trajectory=traj, meta={"source": str(path)})  # the file given (its meta names its own source)
 
 
 def _motion_file_pose(path: Path) -> Pose3D:
@@ -74,7 +81,7 @@ def _motion_file_pose(path: Path) -> Pose3D:
     t = loaded.motion.num_frames
     return Pose3D(joints=loaded.world_joints, frame="world", fps=loaded.motion.fps,
                   timestamps=np.arange(t) / loaded.motion.fps, confidence=np.ones(t),
-                  meta={"source": str(loaded.motion.meta.get("source", path))})
+                  meta={"source": str(path)})  # the file given, not the source its options record
 
 
 def load_pose_file(path: Path, fps: float | None = None) -> Pose3D:
@@ -123,7 +130,7 @@ def read_result_keypoints(path: Path) -> FrameDetections:
     whose detector placed hidden joints (``meta['hidden_joints_placed']``) keeps its scores (0 in
     frames without the person) and places them the same way again, so its positions come back as
     they were written."""
-    arrays, meta = _read_result(path, ("keypoints_2d", "scores", "valid"))
+    arrays, meta = _read_result(path, ("keypoints_2d", "scores", "valid"), ("detector_3d", "detector_3d_seen"))
     xy, valid = arrays["keypoints_2d"].astype(np.float64), arrays["valid"].astype(bool)
     t = len(xy)
     if xy.shape != (t, 17, 2) or arrays["scores"].shape != (t, 17) or valid.shape != (t, 17):
@@ -141,21 +148,17 @@ def read_result_keypoints(path: Path) -> FrameDetections:
     people = [np.concatenate([xy[i], score[i][:, None]], axis=-1)[None] for i in range(t)]
     return FrameDetections(people=people, image_size=(size[0], size[1]), fps=float(meta["fps"]),
                            timestamps=arrays["timestamps"].astype(np.float64), source=str(path), places_hidden=placed,
-                           meta=_detector_3d(path, t))
+                           meta=_detector_3d(path, arrays, t))
 
 
-def _detector_3d(path: Path, t: int) -> dict[str, np.ndarray]:
+def _detector_3d(path: Path, arrays: dict[str, np.ndarray], t: int) -> dict[str, np.ndarray]:
     """MediaPipe's own 3D kept in a result file (``detector_3d (T,17,3)``, ``detector_3d_seen
     (T,)``), for the pipeline to blend in again; nothing when the file has none."""
-    try:
-        with np.load(path, allow_pickle=False) as npz:  # its array headers were checked by _read_result
-            if "detector_3d" not in npz.files:
-                return {}
-            if "detector_3d_seen" not in npz.files:
-                raise InputFileError(f"{path}: detector_3d without detector_3d_seen; convert the video again")
-            joints, seen = npz["detector_3d"], npz["detector_3d_seen"]
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        raise InputFileError(f"{path}: not a readable vp3d-convert .npz ({exc})") from None
+    if "detector_3d" not in arrays:
+        return {}
+    if "detector_3d_seen" not in arrays:
+        raise InputFileError(f"{path}: detector_3d without detector_3d_seen; convert the video again")
+    joints, seen = arrays["detector_3d"], arrays["detector_3d_seen"]
     if (joints.shape != (t, 17, 3) or joints.dtype.kind != "f" or seen.shape != (t,) or seen.dtype != bool
             or not np.isfinite(joints).all()):
         raise InputFileError(f"{path}: detector_3d must be (T,17,3) finite metres and detector_3d_seen (T,) true or "

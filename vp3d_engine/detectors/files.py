@@ -52,10 +52,10 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-from numpy.lib import format as npy_format
 
 from converters.errors import InputFileError
-from converters.fileio import check_input_path, check_npz_arrays
+from converters.fileio import check_input_path
+from converters.npz import NpzArrays, open_npz, read_npy_header
 from converters.types import load_keypoints
 from vp3d_engine.detectors.types import FrameDetections
 from vp3d_engine.readers import read_result_keypoints
@@ -100,55 +100,41 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def _read_npy_member(zf: zipfile.ZipFile, member: str, source: str) -> np.ndarray:
-    with zf.open(member) as f:
-        version = npy_format.read_magic(f)
-        if version == (1, 0):
-            shape, _, dtype = npy_format.read_array_header_1_0(f)
-        elif version == (2, 0):
-            shape, _, dtype = npy_format.read_array_header_2_0(f)
-        else:
-            raise InputFileError(f"{source}: unsupported .npy version {version}; re-save it with numpy")
-        if dtype.hasobject:
-            try:
-                arr = _RestrictedUnpickler(f, source).load()
-            except InputFileError:
-                raise
-            except Exception as exc:  # a corrupt pickle can fail in almost any way
-                raise InputFileError(f"{source}: corrupt object array ({type(exc).__name__}: {exc})") from exc
-            if not isinstance(arr, np.ndarray) or arr.shape != shape:
-                raise InputFileError(f"{source}: object member does not hold the array its header describes")
-            return arr
-    with zf.open(member) as f:
-        return np.asarray(npy_format.read_array(f, allow_pickle=False))
+def _read_member(npz: NpzArrays, key: str, source: str) -> np.ndarray:
+    """Member ``key``: numbers read as they are, an object array through the restricted unpickler."""
+    if not npz.headers[key][1].hasobject:
+        return npz.read(key)
+    with npz.open(key) as f:
+        shape, _ = read_npy_header(f, source)
+        try:
+            arr = _RestrictedUnpickler(f, source).load()
+        except InputFileError:
+            raise
+        except Exception as exc:  # a corrupt pickle can fail in almost any way
+            raise InputFileError(f"{source}: corrupt object array ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(arr, np.ndarray) or arr.shape != shape:
+        raise InputFileError(f"{source}: object member does not hold the array its header describes")
+    return arr
 
 
 def _npz_keys(path: Path) -> list[str]:
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return sorted(n[:-4] for n in zf.namelist() if n.endswith(".npy"))
-    except FileNotFoundError:
-        raise InputFileError(f"{path}: no such file") from None
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise InputFileError(f"{path}: not a readable .npz file ({exc}); check it was fully written") from exc
+    with open_npz(path, objects=True) as npz:
+        return npz.names
 
 
 def _load_npz(path: Path, required: Sequence[str], optional: Sequence[str] = ()) -> dict[str, np.ndarray]:
-    """Read the named members of an .npz without ever running arbitrary pickle code."""
-    keys = _npz_keys(path)
-    missing = [k for k in required if k not in keys]
-    if missing:
-        raise InputFileError(f"{path}: missing {', '.join(missing)} (it holds {', '.join(keys) or 'nothing'}); "
-                             f"expected one of: {_SUPPORTED}")
-    out: dict[str, np.ndarray] = {}
-    check_npz_arrays(path)
-    try:
-        with zipfile.ZipFile(path) as zf:
-            for key in [*required, *(k for k in optional if k in keys)]:
-                out[key] = _read_npy_member(zf, f"{key}.npy", f"{path}[{key}]")
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as exc:
-        raise InputFileError(f"{path}: corrupt .npz ({exc}); re-export it from the tool that wrote it") from exc
-    return out
+    """Read the named members of an .npz (every member checked first) without ever running
+    arbitrary pickle code."""
+    with open_npz(path, objects=True) as npz:
+        missing = [k for k in required if k not in npz]
+        if missing:
+            raise InputFileError(f"{path}: missing {', '.join(missing)} (it holds "
+                                 f"{', '.join(npz.names) or 'nothing'}); expected one of: {_SUPPORTED}")
+        try:
+            return {key: _read_member(npz, key, f"{path}[{key}]")
+                    for key in [*required, *(k for k in optional if k in npz)]}
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as exc:
+            raise InputFileError(f"{path}: corrupt .npz ({exc}); re-export it from the tool that wrote it") from exc
 
 
 def _item_dict(arr: np.ndarray, where: str) -> dict[Any, Any]:

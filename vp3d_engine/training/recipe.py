@@ -8,7 +8,9 @@ batch-norm momentum), exactly as the chain of commands it stands for. Stages tra
 ``<out>-stages/NN-name/``; a stage that has run all its epochs is not run again, an interrupted one
 resumes from its last epoch, so running the same command again goes on where it stopped; a stage
 whose predecessor's checkpoint, options or data have changed since it was trained is trained again.
-Every stage's options are checked before the first stage starts. The last
+Every stage's options are checked before the first stage starts (by ``vp3d train --recipe``, also
+with the types, bounds and choices of the flags they stand for); a recipe file is a regular file
+of at most 1 MB, and a stage's name (its folder's) plain and at most 64 characters. The last
 stage's best checkpoint is written to ``<out>`` with the recipe and every stage's history in its
 ``config.json``.
 """
@@ -18,6 +20,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import re
+import stat
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -33,6 +38,9 @@ __all__ = ["load_recipe", "recipe_names", "stage_dirs", "train_recipe"]
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 MAX_RECIPE_BYTES = 1 << 20
+#: A stage's name names its folder (``NN-name``): plain, and short enough for any file system.
+MAX_STAGE_NAME = 64
+_STAGE_NAME = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_STAGE_NAME}}}")
 # What all stages share (the architecture and the split cannot change between a stage and the next).
 SHARED_KEYS = {"lifter", "filter_widths", "channels", "trajectory_channels", "dropout", "causal", "fps",
                "val_fraction", "val_views", "license", "precision"}
@@ -50,6 +58,35 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "frame_span": (float, int),
     "camera_distance": (list,),
 }
+
+
+def _read_recipe_file(path: Path, given: str) -> str:
+    """The text of a recipe file: a regular file of at most :data:`MAX_RECIPE_BYTES`, checked
+    before it is read (a device such as ``/dev/zero`` never ends, a named pipe blocks) and opened
+    without blocking."""
+    try:
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            raise ConfigurationError(f"--recipe {given}: is a folder; give a JSON file")
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigurationError(f"--recipe {given}: not a regular file (a pipe or a device); save the recipe "
+                                     "to a JSON file")
+        if st.st_size > MAX_RECIPE_BYTES:
+            raise ConfigurationError(f"--recipe {given}: {st.st_size:,} bytes is no recipe (a recipe is a small JSON "
+                                     "file; see vp3d_engine/training/recipes/default.json)")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # replaced since the check above
+                raise ConfigurationError(f"--recipe {given}: not a regular file; save the recipe to a JSON file")
+            data = f.read(MAX_RECIPE_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigurationError(f"--recipe {given}: no such file") from None
+    except OSError as exc:
+        raise ConfigurationError(f"--recipe {given}: cannot be read ({exc.strerror or exc})") from None
+    if len(data) > MAX_RECIPE_BYTES:
+        raise ConfigurationError(f"--recipe {given}: more than {MAX_RECIPE_BYTES:,} bytes is no recipe (a recipe is a "
+                                 "small JSON file; see vp3d_engine/training/recipes/default.json)")
+    return data.decode("utf-8")
 
 
 def recipe_names() -> list[str]:
@@ -90,18 +127,11 @@ def load_recipe(name_or_path: str | Path) -> dict[str, Any]:
                                      f"{', '.join(recipe_names())}")
         path = RECIPES_DIR / f"{name_or_path}.json"
     try:
-        if path.is_file() and path.stat().st_size > MAX_RECIPE_BYTES:
-            raise ConfigurationError(f"--recipe {name_or_path}: {path.stat().st_size:,} bytes is no recipe (a recipe "
-                                     "is a small JSON file; see vp3d_engine/training/recipes/default.json)")
-        recipe = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigurationError(f"--recipe {name_or_path}: no such file") from None
-    except IsADirectoryError:
-        raise ConfigurationError(f"--recipe {name_or_path}: is a folder; give a JSON file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigurationError(f"--recipe {name_or_path}: cannot be read ({exc})") from None
-    except (ValueError, RecursionError) as exc:
+        recipe = json.loads(_read_recipe_file(path, str(name_or_path)))
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise ConfigurationError(f"--recipe {name_or_path}: not valid JSON ({str(exc)[:120]})") from None
+    except RecursionError:
+        raise ConfigurationError(f"--recipe {name_or_path}: not valid JSON (nested too deeply)") from None
     if not isinstance(recipe, dict) or not isinstance(recipe.get("stages"), list) or not recipe["stages"]:
         raise ConfigurationError(f"--recipe {name_or_path}: must be a JSON object with a list of \"stages\" "
                                  "(see vp3d_engine/training/recipes/default.json)")
@@ -131,8 +161,9 @@ def load_recipe(name_or_path: str | Path) -> dict[str, Any]:
         if "epochs" not in stage:
             raise ConfigurationError(f"{where}: give its epochs")
         stage.setdefault("name", f"stage{i}")
-        if not stage["name"].replace("-", "").replace("_", "").isalnum() or stage["name"] in names:
-            raise ConfigurationError(f"{where}: name {stage['name']!r} must be unique letters, digits, - or _")
+        if not _STAGE_NAME.fullmatch(stage["name"]) or stage["name"] in names:
+            raise ConfigurationError(f"{where}: name {stage['name'][:80]!r} must be unique letters, digits, - or _ "
+                                     f"(at most {MAX_STAGE_NAME} characters: it names the stage's folder)")
         names.add(stage["name"])
     recipe["options"] = options
     recipe["source"] = str(path)

@@ -37,9 +37,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from converters.errors import ConfigurationError
+from converters.errors import ConfigurationError, InputFileError
 from converters.fileio import atomic_write
 from converters.joints import COCO17, H36M17
+from converters.npz import open_npz
 from converters.timeline import resample_times
 from converters.types import Keypoints2D
 from vp3d_engine.normalization import normalize_keypoints
@@ -134,10 +135,14 @@ def _detect(path: Path) -> Keypoints2D:
 def _load_track(path: Path, cache: Path | None) -> Keypoints2D:
     target = cache / _cache_name(path) if cache is not None else None
     if target is not None and target.is_file():
-        with np.load(target, allow_pickle=False) as z:
-            w, h = (int(v) for v in z["image_size"])
-            return Keypoints2D(xy=z["xy"], score=z["score"], valid=z["valid"], format=COCO17.name,
-                               image_size=(w, h), fps=float(z["fps"]), timestamps=z["timestamps"])
+        try:  # vp3d's own cache, but read as any file in a folder others can write to: checked
+            with open_npz(target) as z:
+                w, h = (int(v) for v in z.read("image_size"))
+                return Keypoints2D(xy=z.read("xy"), score=z.read("score"), valid=z.read("valid"), format=COCO17.name,
+                                   image_size=(w, h), fps=float(z.read("fps")), timestamps=z.read("timestamps"))
+        except (InputFileError, ValueError, TypeError) as exc:
+            raise ConfigurationError(f"--unlabeled {path}: its cached 2D {target} cannot be used ({exc}); delete it "
+                                     "to detect the 2D again") from None
     kp = _detect(path)
     if target is not None:
         target.parent.mkdir(parents=True, exist_ok=True)
