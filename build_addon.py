@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 PACKAGE = "vp3d_blender"
 #: converters modules the add-on needs (numpy and the standard library only)
-VENDORED = ("errors", "fileio", "joints", "motion", "motion_file", "types")
+VENDORED = ("errors", "fileio", "joints", "motion", "motion_file", "npz", "options", "types")
 _STAMP = (2020, 1, 1, 0, 0, 0)
 
 

@@ -49,6 +49,7 @@ __all__ = [
     "LoadedLifter",
     "check_checkpoint_out",
     "checkpoint_search_path",
+    "installed_checkpoints",
     "load_checkpoint",
     "read_config",
     "resolve_checkpoint",
@@ -93,6 +94,17 @@ def checkpoint_search_path() -> list[Path]:
     return [Path(p) for p in env.split(os.pathsep) if p] + [_REPO_CHECKPOINTS]
 
 
+def installed_checkpoints() -> dict[str, Path]:
+    """Checkpoint folders found by name on the search path (the first of each name wins)."""
+    found: dict[str, Path] = {}
+    for root in checkpoint_search_path():
+        if root.is_dir():
+            for folder in sorted(root.iterdir()):
+                if (folder / CONFIG_NAME).is_file():
+                    found.setdefault(folder.name, folder)
+    return found
+
+
 def _looks_like_a_path(text: str) -> bool:
     return os.sep in text or text.startswith(".") or text.lower().endswith(".bin") or (os.altsep or os.sep) in text
 
@@ -109,8 +121,7 @@ def resolve_checkpoint(name_or_path: str | Path) -> Path:
                 return root / p
     if os.path.lexists(p):
         return check_input_path(p, "checkpoint")
-    known = sorted(q.name for root in checkpoint_search_path() if root.is_dir()
-                   for q in root.iterdir() if (q / CONFIG_NAME).is_file())
+    known = sorted(installed_checkpoints())
     raise CheckpointError(
         f"no checkpoint {text!r}: not a path, and not a name in "
         f"{', '.join(map(str, checkpoint_search_path()))} (known names: {', '.join(known) or 'none'})"
@@ -151,7 +162,8 @@ def save_checkpoint(out_dir: Path, config: dict[str, Any], pose: TemporalModelBa
     out_dir = Path(out_dir).resolve()  # "." has no name to build the temporary names from
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out_dir.parent)  # what a killed save left behind
-    tmp = Path(tempfile.mkdtemp(prefix=f".{TEMP_MARK}-{os.getpid()}-{out_dir.name}-", dir=out_dir.parent))
+    short = out_dir.name.encode()[:200].decode(errors="ignore")  # the temporary name fits where the name fits
+    tmp = Path(tempfile.mkdtemp(prefix=f".{TEMP_MARK}-{os.getpid()}-{short}-", dir=out_dir.parent))
     try:
         save_file(tensors, str(tmp / WEIGHTS_NAME))
         config = dict(config)

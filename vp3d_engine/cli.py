@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from converters.errors import CheckpointError, ConfigurationError, Vp3dError
-from converters.fileio import PathSet, atomic_write, check_output_folder
+from converters.fileio import PathSet, atomic_write, check_output_folder, printable
 from converters.interrupts import Interrupted, interrupts_raise
-from vp3d_engine.convert_cli import smoothing_spec
+from converters.types import MAX_FPS, MIN_FPS
+from vp3d_engine.options import add_arguments
 
 __all__ = ["main"]
 
@@ -83,7 +84,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         filter_widths=args.filter_widths, channels=args.channels, trajectory_channels=args.trajectory_channels,
         dropout=args.dropout, causal=args.causal, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         lr_decay=args.lr_decay, lr_schedule=args.lr_schedule, lr_final=args.lr_final, seed=args.seed,
-        val_fraction=args.val_fraction, device=args.device,
+        val_fraction=args.val_fraction, val_views=args.val_views, fps=args.fps, device=args.device,
         max_minutes=args.max_minutes, samples_per_epoch=args.samples_per_epoch, noise=not args.no_noise,
         chunk=args.chunk, body_shape=not args.no_body_shape, body_shape_share=args.body_shape_share,
         average_epochs=args.average_epochs, frame_span=args.frame_span, precision=args.precision,
@@ -117,6 +118,7 @@ def _train_recipe(args: argparse.Namespace) -> int:
         raise ConfigurationError(f"{flag} cannot go with --recipe, which sets the training options: copy the recipe "
                                  "file, change it there and pass its path to --recipe")
     recipe = load_recipe(args.recipe)
+    _check_recipe(recipe, args.train_actions, args.recipe)
     for folder in stage_dirs(Path(args.out), recipe):
         _check_checkpoint_out(str(folder))
     command = "vp3d " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -141,6 +143,30 @@ def _train_recipe(args: argparse.Namespace) -> int:
     if args.json:
         _write_json(args.json, summary)
     return 0
+
+
+def _check_recipe(recipe: dict[str, Any], actions: dict[str, argparse.Action], given: str) -> None:
+    """Every value of ``recipe`` (its shared options, then each stage's) parsed as if it were given
+    to the flag it stands for: the same argparse types, bounds and choices, so a value the command
+    line refuses is refused here, before the first stage trains. Values without a flag (a stage's
+    name, the switches) are checked by :func:`~vp3d_engine.training.recipe.load_recipe`."""
+    parts = [("options", recipe["options"]),
+             *((f"stage {i} ({stage['name']})", stage) for i, stage in enumerate(recipe["stages"], 1))]
+    for where, values in parts:
+        for key, value in values.items():
+            action = actions.get(key)
+            parse = action.type if action is not None and callable(action.type) else None
+            if action is None or not action.option_strings or (parse is None and action.choices is None):
+                continue
+            flag = max(action.option_strings, key=len)
+            for item in value if isinstance(value, list) else [value]:
+                try:
+                    parsed = parse(repr(item) if isinstance(item, float) else str(item)) if parse else item
+                except (argparse.ArgumentTypeError, TypeError, ValueError) as exc:
+                    raise ConfigurationError(f"--recipe {given}: {where}: {key} ({flag}): {exc}") from None
+                if action.choices is not None and parsed not in action.choices:
+                    raise ConfigurationError(f"--recipe {given}: {where}: {key} ({flag}): {str(item)[:40]!r} is not "
+                                             f"one of {', '.join(map(str, action.choices))}")
 
 
 def _train_progress(args: argparse.Namespace) -> Callable[[dict[str, Any]], None]:
@@ -227,6 +253,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="output frames per window: 1 trains the strided 1f model; more trains the dilated "
                         "model on runs of consecutive frames (far fewer computations per frame on a CPU)")
     p.add_argument("--val-fraction", type=_bounded(float, 0.0, 1.0), default=0.1, help="share of takes held out")
+    p.add_argument("--val-views", type=_bounded(int, 1, 64), default=2,
+                   help="cameras each held-out take is seen from when validating (default 2)")
+    p.add_argument("--fps", type=_bounded(float, MIN_FPS, MAX_FPS), default=30.0,
+                   help="frame rate the takes are resampled to, and the checkpoint's (default 30)")
     p.add_argument("--seed", type=_bounded(int, 0, 2**32 - 1), default=1234)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--max-minutes", type=_bounded(float, 0.0),
@@ -271,7 +301,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                         "AVX512-BF16, in bfloat16); stages train in OUT-stages/ and run again goes on where it "
                         "stopped")
     p.set_defaults(func=_cmd_train, train_defaults={a.dest: a.default for a in p._actions},
-                   train_flags={flag: a.dest for a in p._actions for flag in a.option_strings})
+                   train_flags={flag: a.dest for a in p._actions for flag in a.option_strings},
+                   train_actions={a.dest: a for a in p._actions})
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -287,9 +318,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                    help="also run the world stage of vp3d-convert and score the motion in world space: "
                         "world_mpjpe, root_drift, foot_skating (mm per frame while the truth's foot is planted), "
                         "penetration, jitter_ratio")
-    p.add_argument("--trajectory", default="image", choices=["image", "model"], help="with --world: as vp3d-convert")
-    p.add_argument("--smooth", type=smoothing_spec, default="auto", help="with --world: as vp3d-convert")
-    p.add_argument("--feet", default="lock", choices=["lock", "off"], help="with --world: as vp3d-convert")
+    add_arguments(p.add_argument_group("with --world: as vp3d-convert"), names=("trajectory", "smooth", "feet"))
     p.add_argument("--json", help="write the figures (overall, per take, per action) here")
     p.set_defaults(func=_cmd_evaluate)
 
@@ -339,26 +368,25 @@ def _cmd_weights_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from vp3d_engine.checkpoints import CONFIG_NAME, checkpoint_search_path, read_config
+    from vp3d_engine.checkpoints import CONFIG_NAME, checkpoint_search_path, installed_checkpoints, read_config
     from vp3d_engine.detectors.registry import detector_names, detector_spec
     from vp3d_engine.lifters.registry import lifter_names, lifter_spec
 
     if args.json:  # what a front door offers in its menus (the Blender add-on, the service)
         from converters.rigs import PRESETS
+        from vp3d_engine.options import describe_options
 
         entries = []
-        for root in checkpoint_search_path():
-            if root.is_dir():
-                for folder in sorted(q for q in root.iterdir() if (q / CONFIG_NAME).is_file()):
-                    try:
-                        entries.append({"name": folder.name, "lifter": read_config(folder)["lifter"],
-                                        "path": str(folder)})
-                    except CheckpointError:
-                        continue
+        for name, folder in installed_checkpoints().items():
+            try:
+                entries.append({"name": name, "lifter": read_config(folder)["lifter"], "path": str(folder)})
+            except CheckpointError:
+                continue
         print(json.dumps({"detectors": [{"name": n, "description": detector_spec(n).description}
-                                        for n in detector_names()],
-                          "lifters": [{"name": n, "description": lifter_spec(n).description} for n in lifter_names()],
-                          "checkpoints": entries, "rigs": list(PRESETS)}, indent=1))
+                                        for n in detector_names(public=True)],
+                          "lifters": [{"name": n, "description": lifter_spec(n).description}
+                                      for n in lifter_names(public=True)],
+                          "checkpoints": entries, "rigs": list(PRESETS), "options": describe_options()}, indent=1))
         return 0
     print("detectors:")
     for name in detector_names():
@@ -453,8 +481,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     settings = ServiceSettings(data=data, workers=args.workers, token=token, max_upload_mb=args.max_upload_mb,
-                               max_duration_s=args.max_duration, max_queue=args.max_queue,
-                               expire_hours=args.expire_hours, runner=args.runner)
+                               max_duration_s=args.max_duration, max_frames=args.max_frames, max_queue=args.max_queue,
+                               expire_hours=args.expire_hours, runner=args.runner, host=args.host, port=args.port,
+                               allowed_hosts=tuple(args.allowed_host))
+    if not args.verbose:  # a service logs warnings and errors (uvicorn's level), not each upload
+        logging.getLogger().setLevel(logging.WARNING)
     print(f"vp3d serve: http://{args.host}:{args.port}/ ({args.workers} worker(s), data in {data})", flush=True)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
     return 0
@@ -469,7 +500,14 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=_bounded(int, 1, 64), default=1, help="conversions at once (processes)")
     p.add_argument("--token", default="", help="require Authorization: Bearer TOKEN (or set VP3D_TOKEN)")
     p.add_argument("--max-upload-mb", type=_bounded(float, 0.001), default=500.0)
-    p.add_argument("--max-duration", type=_bounded(float, 0.1), default=600.0, help="seconds of video, at most")
+    p.add_argument("--max-duration", type=_bounded(float, 0.1, 1e6), default=600.0,
+                   help="seconds of video to convert per job, at most")
+    p.add_argument("--max-frames", type=_bounded(int, 1, 10**8), default=None,
+                   help="frames to convert per job, at most (default: the duration limit at 60 frames per second); "
+                        "pixels x frames are limited to this many 1920x1080 frames")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="a host name the service also answers as (e.g. behind a proxy, or a LAN name); by default "
+                        "it answers only as the address it was started on (loopback names for 127.0.0.1)")
     p.add_argument("--max-queue", type=_bounded(int, 1), default=50, help="queued jobs before 503 Retry-After")
     p.add_argument("--expire-hours", type=_bounded(float, 0.0), default=168.0, help="results are deleted after")
     p.add_argument("--runner", default="vp3d_engine.service.runner:make_runner", help=argparse.SUPPRESS)
@@ -502,7 +540,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Vp3dError as exc:
         if args.verbose:
             raise
-        print(f"vp3d {args.command}: error: {exc}", file=sys.stderr)
+        print(f"vp3d {args.command}: error: {printable(exc)}", file=sys.stderr)
         return 2
     except Interrupted as stop:
         print(f"vp3d {args.command}: {stop}", file=sys.stderr)

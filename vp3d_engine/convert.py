@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING
 
 from converters.types import Pose3D
 from vp3d_engine.detectors.registry import DetectorPool
-from vp3d_engine.pipeline import PipelineOptions, PipelineResult, load_lifter, run_pipeline
-from vp3d_engine.render import RenderOptions
+from vp3d_engine.options import ConvertOptions, check_options
+from vp3d_engine.pipeline import PipelineResult, load_lifter, run_pipeline
 from vp3d_engine.sources import SourceKind, classify_source
 
 if TYPE_CHECKING:
@@ -43,20 +43,6 @@ __all__ = ["STAGES", "Conversion", "ConvertOptions", "Models", "convert", "load_
 
 STAGES = ("detect", "track", "lift", "world", "solve", "write")
 Progress = Callable[[str, float], None]
-
-
-@dataclass
-class ConvertOptions:
-    """What to make: the 2D-to-3D options, the rig preset, the units of BVH/FBX, the formats."""
-
-    pipeline: PipelineOptions = field(default_factory=PipelineOptions)
-    rig: str = "h36m"
-    units: str = "cm"
-    formats: list[str] = field(default_factory=lambda: ["npz"])
-    render: RenderOptions = field(default_factory=RenderOptions)
-    root_motion: str = "on"  # "in-place": no travel over the floor; "off": the root stays put
-    smoothing: str = "auto"  # converters.smoothing spec for the world joints, e.g. "oneeuro:beta=0.02"
-    feet: str = "lock"  # "off": no foot locking (converters.feet)
 
 
 @dataclass
@@ -104,6 +90,9 @@ def convert(source: str | Path, options: ConvertOptions, stem: str | Path, *, ki
     if keypoints is not None:
         kind = "keypoints"
     kind = kind or classify_source(path)
+    given = keypoints if keypoints is not None else (path if kind == "keypoints" else None)
+    check_options(replace(options, pipeline=replace(options.pipeline, keypoints=given)),
+                  local=kind != "motion" and (models is None or not models.loaded))
     report = progress or (lambda stage, fraction: None)
     timings: dict[str, float] = {}
     result = None
@@ -111,8 +100,7 @@ def convert(source: str | Path, options: ConvertOptions, stem: str | Path, *, ki
     if kind == "motion":
         pose = load_pose_file(path, fps=options.pipeline.fps)
     else:
-        opts = replace(options.pipeline, keypoints=keypoints if keypoints is not None else
-                       (path if kind == "keypoints" else None))
+        opts = replace(options.pipeline, keypoints=given)
         own = models is None
         models = models if models is not None else Models()
         try:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from converters.errors import ConfigurationError, ConversionError, InputFileError
+from converters.options import option
 from converters.types import Keypoints2D, Pose3D
 from vp3d_engine.arrays import DEFAULT_FPS
 from vp3d_engine.detectors.types import FrameDetections
@@ -37,26 +38,29 @@ MIN_FRAMES = 8
 
 @dataclass
 class PipelineOptions:
-    detector: str = "mediapipe"
-    lifter: str = "videopose3d"
-    checkpoint: str = "default"
-    device: str = "auto"
+    """The 2D-to-3D options; what each takes, and its default, is in :mod:`converters.options`
+    (checked by :func:`vp3d_engine.options.check_options`)."""
+
+    detector: str = option("detector").default
+    lifter: str = option("lifter").default
+    checkpoint: str = option("checkpoint").default
+    device: str = option("device").default
     start: float | None = None
     end: float | None = None
-    stride: int = 1
-    person: int = 0
+    stride: int = option("stride").default
+    person: int = option("person").default
     keypoints: Path | None = None  # 2D keypoints from a file: skips decoding and detection
     image_size: tuple[int, int] | None = None  # of the keypoints file, when it does not say (or says wrong)
     fps: float | None = None  # of the keypoints file, when it does not say
     flip: bool | None = None  # None: as the checkpoint says
-    resample: str = "checkpoint"  # "none": lift frames as they come (the original VideoPose3D procedure)
+    resample: str = option("resample").default  # "none": lift frames as they come (the original procedure)
     workers: int | None = None  # detection processes for long videos; None: one per core
-    trajectory: str = "image"  # "model": the trajectory model's root as it is (see converters.trajectory)
-    label_swaps: str = "fix"  # "keep": the detector's left/right labels as they are (see vp3d_engine.swaps)
+    trajectory: str = option("trajectory").default  # "model": the trajectory model's root as it is
+    label_swaps: str = option("label_swaps").default  # "keep": the detector's left/right labels as they are
     # Share of MediaPipe's own 3D averaged into the lifted pose (vp3d_engine.lifters.blend); it
     # applies where MediaPipe detected the video, or to a vp3d result file that kept its 3D (not to
     # other keypoint files); 0: the lifter alone.
-    mediapipe_3d: float = 0.5
+    mediapipe_3d: float = option("mediapipe_3d").default
 
 
 @dataclass
@@ -221,7 +225,7 @@ def check_keypoints_fit_image(dets: FrameDetections, size: tuple[int, int], sour
     if xy.size and outside.mean() > tolerated:
         raise InputFileError(
             f"{source}: {outside.mean():.0%} of the keypoints lie far outside the {w}x{h}-pixel image they claim "
-            f"(x up to {xy[:, 0].max():.0f}, y up to {xy[:, 1].max():.0f}); the image size recorded in the file is "
+            f"(x up to {xy[:, 0].max():.4g}, y up to {xy[:, 1].max():.4g}); the image size recorded in the file is "
             "wrong, or its keypoints are not in pixels: correct the file")
     # The few left are detector glitches: missing, not evidence (they would pull the lift far away).
     people = [np.where(_far_outside(p[..., :2].reshape(-1, 2), w, h, margin).reshape(p.shape[:-1])[..., None],
@@ -315,10 +319,7 @@ def load_lifter(opts: PipelineOptions) -> LoadedLifter | None:
     from vp3d_engine.checkpoints import load_checkpoint
     from vp3d_engine.lifters.registry import lifter_spec
 
-    if lifter_spec(opts.lifter).kind == "detector":
-        if opts.keypoints is not None or opts.detector != "mediapipe":
-            raise ConfigurationError(f"--lifter {opts.lifter} takes its 3D from the mediapipe detector: use "
-                                     "--detector mediapipe, no --keypoints")
+    if lifter_spec(opts.lifter).kind == "detector":  # (vp3d_engine.options checks it goes with its detector)
         return None
     return load_checkpoint(opts.checkpoint, device=_pick_device(opts.device))
 
@@ -333,9 +334,6 @@ def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
     from vp3d_engine.lifting import lift_keypoints
 
     opts = opts or PipelineOptions()
-    if not 0.0 <= opts.mediapipe_3d <= 1.0:
-        raise ConfigurationError(f"--mediapipe-3d {opts.mediapipe_3d:g}: give a share from 0 (the lifter alone) "
-                                 "to 1 (MediaPipe's body, turned as the lifted one)")
     path = Path(source)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()

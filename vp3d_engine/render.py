@@ -20,6 +20,7 @@ import numpy as np
 
 from converters.errors import BackendUnavailableError
 from converters.joints import COCO17, H36M17
+from converters.options import option
 from vp3d_engine.video import iter_frames
 
 __all__ = ["RenderOptions", "render_preview"]
@@ -34,10 +35,10 @@ _BLUE, _RED, _GREY, _WHITE, _TRAIL = (60, 120, 255), (255, 80, 60), (90, 90, 90)
 
 @dataclass(frozen=True)
 class RenderOptions:
-    azimuth: float = 30.0
-    elevation: float = 15.0
+    azimuth: float = option("render_azimuth").default
+    elevation: float = option("render_elevation").default
     distance: float = 4.0  # metres from the subject
-    trail: bool = False
+    trail: bool = option("render_trail").default
 
 
 def _cv2() -> Any:

@@ -5,14 +5,12 @@ name of the video a 2D file says it was made from.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
-
 from converters.errors import InputFileError
 from converters.fileio import check_input_path
+from converters.npz import open_npz
 from vp3d_engine.arrays import ARRAY_SHAPES, array_kind, npz_names
 
 __all__ = ["VIDEO_SUFFIXES", "SourceKind", "classify_source", "recorded_video_name"]
@@ -64,8 +62,8 @@ def recorded_video_name(path: Path) -> str | None:
             return None
         names = set(npz_names(path))
         if "meta" in names and ({"keypoints_2d"} <= names or {"xy"} <= names):
-            with np.load(path, allow_pickle=False) as npz:
-                meta = json.loads(str(npz["meta"]))
+            with open_npz(path) as npz:
+                meta = npz.json("meta")
             source = meta.get("source") if isinstance(meta, dict) else None
             return str(source) if source else None
         if "positions_2d" in names:

@@ -283,7 +283,7 @@ def test_a_start_or_end_that_is_no_time(tmp_path: Path, shared_data: Path, flag:
 def test_a_share_of_mediapipe_3d_that_is_no_share(tmp_path: Path, shared_data: Path, value: str) -> None:
     video = shared_data / "videos" / "dance_ball_480p.mp4"
     result = run("vp3d-convert", video, "--out", "out", "--mediapipe-3d", value, "--quiet", cwd=tmp_path, timeout=60)
-    _usage_error(result, "--mediapipe-3d", "not a number" if value == "half" else "from 0 (the lifter alone) to 1")
+    _usage_error(result, "--mediapipe-3d", "must be a number" if value == "half" else "from 0 to 1")
     assert not (tmp_path / "out").exists()
 
 

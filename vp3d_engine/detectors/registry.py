@@ -89,6 +89,8 @@ class DetectorSpec:
     description: str
     factory: str  # "module:callable", imported only when the detector is created
     extra: str  # pip extra or package that provides the backend
+    #: not offered as a choice at the doors (chosen by the pipeline itself)
+    internal: bool = False
 
 
 _DETECTORS: dict[str, DetectorSpec] = {}
@@ -101,8 +103,9 @@ def register_detector(spec: DetectorSpec) -> DetectorSpec:
     return spec
 
 
-def detector_names() -> list[str]:
-    return list(_DETECTORS)
+def detector_names(public: bool = False) -> list[str]:
+    """Registered detectors; ``public``: only those a user may choose."""
+    return [n for n, spec in _DETECTORS.items() if not (public and spec.internal)]
 
 
 def detector_spec(name: str) -> DetectorSpec:
@@ -132,4 +135,5 @@ register_detector(DetectorSpec(
                 "Detectron2 npz, COCO results JSON, OpenPose JSON folder, vp3d's own 2D file",
     factory="vp3d_engine.detectors.files:precomputed_detector",
     extra="none",
+    internal=True,
 ))

@@ -28,6 +28,8 @@ class LifterSpec:
     #: "checkpoint": a temporal model loaded from --checkpoint; "detector": 3D that comes with
     #: the 2D detector's own output (no checkpoint)
     kind: str = "checkpoint"
+    #: not offered as a choice for conversions (a training architecture only)
+    internal: bool = False
 
 
 _LIFTERS: dict[str, LifterSpec] = {}
@@ -40,8 +42,9 @@ def register_lifter(spec: LifterSpec) -> LifterSpec:
     return spec
 
 
-def lifter_names() -> list[str]:
-    return sorted(_LIFTERS)
+def lifter_names(public: bool = False) -> list[str]:
+    """Registered lifters; ``public``: only those a conversion may use."""
+    return sorted(n for n, spec in _LIFTERS.items() if not (public and spec.internal))
 
 
 def lifter_spec(name: str) -> LifterSpec:
@@ -80,6 +83,7 @@ register_lifter(LifterSpec(
     name="test",
     description="tiny temporal CNN (9 frames, 16 channels) for fast tests",
     architecture={"filter_widths": [3, 3], "channels": 16, "dropout": 0.0, "causal": False, "dense": False},
+    internal=True,
 ))
 register_lifter(LifterSpec(
     name="blazepose-world",
