@@ -23,7 +23,8 @@ from .vendor.motion import (
     quaternions_to_matrices,
 )
 
-__all__ = ["ROLES", "TO_BLENDER", "BoneLayout", "bone_layout", "motion_keys", "retarget_keys", "source_roles"]
+__all__ = ["MIN_MAPPED", "ROLES", "TO_BLENDER", "BoneLayout", "bone_layout", "motion_keys", "retarget_keys",
+           "source_roles", "unmapped_message"]
 
 TO_BLENDER = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 MIN_BONE = 0.02  # metres: Blender drops zero-length bones
@@ -45,6 +46,7 @@ _H36M = {"pelvis": "Hips", "spine": "Spine1", "thorax": "Neck", "neck_nose": "He
          "right_elbow": "RightForeArm", "right_wrist": "RightHand", "left_hip": "LeftUpLeg", "left_knee": "LeftLeg",
          "left_ankle": "LeftFoot", "right_hip": "RightUpLeg", "right_knee": "RightLeg", "right_ankle": "RightFoot"}
 CONVENTIONS = {"mixamo": {r: "mixamorig:" + r for r in ROLES}, "ue": _UE, "rigify": _RIGIFY}
+MIN_MAPPED = 6  # body parts with a bone, at the least, for a retarget to mean anything
 
 
 def source_roles(names: tuple[str, ...]) -> dict[str, int]:
@@ -84,6 +86,30 @@ def detect_bone_map(target_bones: list[str]) -> tuple[str, dict[str, str]]:
         if len(found) > len(best[1]):
             best = ("names", found)
     return best
+
+
+def unmapped_message(armature: str, naming: str, needed: list[str], mapped: set[str]) -> str:
+    """Why a motion cannot drive ``armature``: of the body parts it drives (``needed``, roles) only
+    ``mapped`` have a bone. Names the bones it looked for under ``naming`` (the preset the map was
+    detected with: a key of :data:`CONVENTIONS`, ``names``, ``none`` or ``""`` for a map of unknown
+    origin) and says where to fix the map."""
+    missing = [r for r in needed if r not in mapped]
+    table = CONVENTIONS.get(naming, {})
+    parts = ", ".join(table.get(r, r) if table.get(r, r).endswith(r) else f"{r} ({table[r]})" for r in missing)
+    head = (f"{armature}: only {len(mapped)} of the {len(needed)} body parts the motion drives are mapped to its bones "
+            f"(at least {MIN_MAPPED} are needed)")
+    fix = "give its bones those names, or pick the bones in the vp3d panel's Bone map (select the armature)"
+    if naming == "none":
+        tried = "; ".join(f"{name} ({', '.join(list(t.values())[:3])}, ...)" for name, t in CONVENTIONS.items())
+        how = f"no naming matched its bones (tried {tried}; and the parts' own names: Hips, LeftArm, ...)"
+        fix = "name its bones as one of those, or pick them in the vp3d panel's Bone map (select the armature)"
+    elif naming in CONVENTIONS:
+        how = f"the map was detected from {naming} names and found no bone for {parts}"
+    elif naming == "names":
+        how = f"the map was detected from the parts' own names and found no bone for {parts}"
+    else:
+        how = f"the bone map stored on it has no bone for {parts}"
+    return f"{head}; {how}: {fix}"
 
 
 @dataclass

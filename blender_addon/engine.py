@@ -1,14 +1,17 @@
 """The engine behind the add-on, without bpy: the local ``vp3d-convert`` subprocess or a ``vp3d
 serve`` service over HTTP. Both run in the background and are polled from Blender's main thread
 (a modal operator's timer), so Blender never waits on them; both leave a Motion file in a
-temporary folder that the caller owns and deletes.
+temporary folder that the caller owns and deletes. A job always ends (done, failed or cancelled):
+whatever goes wrong in its thread fails it, so :meth:`Job.wait` (background mode) returns.
 
-Only the standard library: Blender's Python has no ``requests``.
+Only the standard library: Blender's Python has no ``requests`` (the HTTP client is ``remote.py``).
 """
 
 from __future__ import annotations
 
+import collections
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -16,60 +19,48 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ["EngineError", "EngineOptions", "Job", "LocalJob", "RemoteJob", "find_convert", "list_backends_local",
-           "list_backends_remote"]
+from .remote import EngineError, RemoteLimits, Service, check_menus
+
+__all__ = ["CONVERT_PLACES", "PREFERENCES_PATH", "EngineError", "Job", "LocalJob", "RemoteJob", "RemoteLimits",
+           "convert_not_found", "engine_options", "find_convert", "list_backends_local", "list_backends_remote"]
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
-_CHUNK = 1 << 20
+#: Where the path to vp3d-convert is set, as Blender 4.2+ shows it.
+PREFERENCES_PATH = "Edit > Preferences > Add-ons > vp3d: Import pose from video > vp3d-convert"
+#: Where people install vp3d, looked at (in this order) after the preference, $VP3D_CONVERT and
+#: PATH: ``pip install --user`` and pipx's links (``~/.local/bin``); the virtual environments people
+#: make for it, in the home folder and in the folder Blender was started from; pipx's, uv's and
+#: conda's own environments named vp3d. ``bin`` is ``Scripts`` on Windows. Last, next to the Python
+#: running Blender (a venv holding both bpy and vp3d).
+CONVERT_PLACES = (".local/bin", "vp3d/.venv/bin", "vp3d/venv/bin", ".venv/bin", "venv/bin", ".venvs/vp3d/bin",
+                  ".virtualenvs/vp3d/bin", ".local/pipx/venvs/vp3d/bin", ".local/share/pipx/venvs/vp3d/bin",
+                  "pipx/venvs/vp3d/bin", ".local/share/uv/tools/vp3d/bin", "miniconda3/envs/vp3d/bin",
+                  "miniforge3/envs/vp3d/bin", "anaconda3/envs/vp3d/bin")
+_CWD_PLACES = (".venv/bin", "venv/bin")
+_log = logging.getLogger(__name__)
 
 
-class EngineError(Exception):
-    """The engine said no: the message is the engine's own, for Blender's report."""
+def engine_options(**values: Any) -> dict[str, Any]:
+    """Option values for the engine: the add-on's defaults (the options are defined once, in
+    ``converters/options.py``, bundled as ``vendor/options.py``) with ``values`` put in. A value of 0
+    for an option without a default (``start``, ``end``) means unset, as the panel shows it."""
+    from .vendor.options import default_values, option
 
-
-@dataclass
-class EngineOptions:
-    rig: str = "mixamo"
-    detector: str = "mediapipe"
-    checkpoint: str = "default"
-    lifter: str = "videopose3d"
-    root_motion: str = "on"
-    feet: str = "lock"
-    smooth: str = "auto"
-    start: float = 0.0  # seconds into the video; 0 = from the start
-    end: float = 0.0  # seconds; 0 = to the end
-    person: int = 0
-    mediapipe_3d: float = 0.5  # share of MediaPipe's own 3D blended into the lifted pose
-
-    def convert_arguments(self) -> list[str]:
-        args = ["--rig", self.rig, "--detector", self.detector, "--lifter", self.lifter, "--root-motion",
-                self.root_motion, "--feet", self.feet, "--smooth", self.smooth, "--person", str(self.person),
-                "--mediapipe-3d", f"{self.mediapipe_3d:g}"]
-        if self.lifter == "videopose3d":
-            args += ["--checkpoint", self.checkpoint]
-        if self.start > 0:
-            args += ["--start", f"{self.start:g}"]
-        if self.end > 0:
-            args += ["--end", f"{self.end:g}"]
-        return args
-
-    def form_fields(self) -> dict[str, str]:
-        fields = {"rig": self.rig, "detector": self.detector, "checkpoint": self.checkpoint, "lifter": self.lifter,
-                  "root_motion": self.root_motion, "feet": self.feet, "smooth": self.smooth,
-                  "person": str(self.person), "mediapipe_3d": f"{self.mediapipe_3d:g}", "formats": "motion"}
-        if self.start > 0:
-            fields["start"] = f"{self.start:g}"
-        if self.end > 0:
-            fields["end"] = f"{self.end:g}"
-        return fields
+    out = default_values("addon")
+    for name, value in values.items():
+        if name not in out:
+            raise EngineError(f"the add-on has no option {name!r}")
+        out[name] = value
+    for name, value in out.items():
+        if option(name).default is None and value is not None and not value:
+            out[name] = None
+    return out
 
 
 @dataclass
@@ -120,56 +111,118 @@ class Job:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def _program(folder: Path) -> Path | None:
+    name = "vp3d-convert.exe" if sys.platform == "win32" else "vp3d-convert"
+    path = folder / name
+    return path if path.is_file() and os.access(path, os.X_OK) else None
+
+
+def _named(candidate: str) -> str | None:
+    """A path the user gave: the program, the folder it is in, or a venv (its ``bin``); else a name on PATH."""
+    path = Path(candidate).expanduser()
+    if path.is_file():
+        return str(path)
+    if path.is_dir():
+        bin_name = "Scripts" if sys.platform == "win32" else "bin"
+        found = _program(path) or _program(path / bin_name)
+        return None if found is None else str(found)
+    return shutil.which(candidate) if os.sep not in candidate and "/" not in candidate else None
+
+
 def find_convert(configured: str = "") -> str | None:
-    """The ``vp3d-convert`` to run: the add-on preference, else ``$VP3D_CONVERT``, else on PATH,
-    else next to this Python (a venv with both Blender's module and vp3d)."""
+    """The ``vp3d-convert`` to run: the add-on preference, else ``$VP3D_CONVERT`` (either one, when
+    set, is the answer or there is none), else on PATH, else in :data:`CONVERT_PLACES`, else next
+    to this Python."""
     for candidate in (configured, os.environ.get("VP3D_CONVERT", "")):
         if candidate:
-            return candidate if Path(candidate).is_file() else shutil.which(candidate)
+            return _named(candidate)
     found = shutil.which("vp3d-convert")
     if found:
         return found
-    sibling = Path(sys.executable).with_name("vp3d-convert")
-    return str(sibling) if sibling.is_file() else None
+    home, cwd = Path.home(), Path.cwd()
+    folders = [home / p for p in CONVERT_PLACES] + [cwd / p for p in _CWD_PLACES]
+    if sys.platform == "win32":
+        folders = [f.parent / "Scripts" if f.name == "bin" else f for f in folders]
+    for folder in [*folders, Path(sys.executable).parent]:
+        program = _program(folder)
+        if program is not None:
+            return str(program)
+    return None
+
+
+def convert_not_found(configured: str = "") -> str:
+    """Why :func:`find_convert` found nothing, and what to do, for a report."""
+    if configured:
+        return (f"vp3d-convert is not at {configured}, the path set in {PREFERENCES_PATH}: correct it there, or "
+                "clear it to let the add-on look for vp3d-convert")
+    variable = os.environ.get("VP3D_CONVERT", "")
+    if variable:
+        return f"vp3d-convert is not at {variable} ($VP3D_CONVERT): correct the variable, or set the path in " \
+               f"{PREFERENCES_PATH}"
+    return ("vp3d-convert was not found (looked on PATH, in ~/.local/bin, ~/vp3d/.venv/bin, ~/.venv/bin, pipx's, "
+            f"uv's and conda's vp3d environments, next to Blender's Python): install vp3d (pip install vp3d) and set "
+            f"its path in {PREFERENCES_PATH}")
+
+
+def internal_error(exc: BaseException | None) -> str:
+    """The report for a fault of the add-on itself (a job's thread stopped by something unforeseen)."""
+    what = f" ({type(exc).__name__}: {str(exc)[:200]})" if exc is not None else ""
+    return (f"internal error in the add-on{what}; nothing was added: please report it to vp3d's maintainers, with "
+            "what Blender's system console shows")
 
 
 class LocalJob(Job):
     """``vp3d-convert VIDEO --motion --progress-lines`` as a subprocess."""
 
-    def __init__(self, executable: str, video: str | Path, options: EngineOptions) -> None:
+    def __init__(self, executable: str, video: str | Path, options: Mapping[str, Any]) -> None:
+        from .vendor.options import to_cli_arguments
+
         super().__init__()
         self.video = Path(video)
         command = [executable, str(self.video), "--motion", "--out", str(self.folder), "--quiet", "--progress-lines",
-                   *options.convert_arguments()]
-        self._errors: list[str] = []
+                   *to_cli_arguments(options)]
+        self._errors: collections.deque[str] = collections.deque(maxlen=50)  # the last lines vp3d-convert said
         try:
             self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                            bufsize=1)
+                                            encoding="utf-8", errors="replace", bufsize=1)
         except OSError as exc:
             self.close()
             raise EngineError(f"cannot run {executable}: {exc.strerror or exc}; set the path to vp3d-convert in "
-                              "the add-on's preferences") from None
-        self._reader = threading.Thread(target=self._read, daemon=True)
+                              f"{PREFERENCES_PATH}") from None
+        self._reader = threading.Thread(target=self._run, name="vp3d-local-job", daemon=True)
         self._reader.start()
 
+    def _run(self) -> None:
+        try:
+            self._read()
+        except Exception as exc:  # the job must end, whatever happened: background mode waits for it
+            _log.exception("vp3d: the local job's reader stopped")
+            self._set(state="failed", message=internal_error(exc))
+        finally:
+            self._set(state="failed", message=internal_error(None))  # no change once the job has ended
+
     def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
+        stderr = self.process.stderr
+        if stderr is None:
+            raise RuntimeError("vp3d-convert's stderr is not a pipe")
+        for line in stderr:
             words = line.split()
             if len(words) == 4 and words[0] == "vp3d-progress":
                 try:
-                    self._set(stage=words[1], fraction=float(words[3]))
+                    fraction = float(words[3])
                 except ValueError:
-                    pass
+                    continue
+                if 0.0 <= fraction <= 1.0:
+                    self._set(stage=words[1][:40], fraction=fraction)
             elif line.strip():
-                self._errors.append(line.rstrip())
-        self.process.stderr.close()
+                self._errors.append(line.rstrip()[:1000])
+        stderr.close()
         code = self.process.wait()
         motion = self.folder / (self.video.stem + ".motion.npz")
         if code == 0 and motion.is_file():
             self._set(state="done", stage="done", fraction=1.0, motion=motion)
         else:
-            said = [e for e in self._errors if "error" in e.lower()] or self._errors[-3:]
+            said = [e for e in self._errors if "error" in e.lower()] or list(self._errors)[-3:]
             message = "\n".join(said) or f"vp3d-convert stopped with exit status {code}"
             self._set(state="failed", message=message.replace("vp3d-convert: error: ", ""))
 
@@ -185,117 +238,89 @@ class LocalJob(Job):
         self.close()
 
 
-def _request(url: str, token: str = "", method: str = "GET", data: object = None,
-             headers: dict[str, str] | None = None, timeout: float = 30.0) -> bytes:
-    request = urllib.request.Request(url, method=method, data=data, headers=dict(headers or {}))  # type: ignore[arg-type]
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return bytes(response.read())
-    except urllib.error.HTTPError as exc:
-        body = exc.read().decode("utf-8", "replace")
-        try:
-            detail = json.loads(body).get("detail", body)
-        except (ValueError, AttributeError):
-            detail = body
-        raise EngineError(f"the service answered {exc.code}: {detail}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise EngineError(f"cannot reach the vp3d service at {url}: {reason}; is `vp3d serve` running and the URL "
-                          "in the add-on's preferences right?") from None
-
-
-def _multipart(fields: dict[str, str], path: Path, boundary: str) -> tuple[Iterator[bytes], int]:
-    """A multipart/form-data body streamed from the file (never all in memory) and its length."""
-    head = b"".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-                    for k, v in fields.items())
-    name = path.name.replace('"', "_")
-    head += (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
-             "Content-Type: application/octet-stream\r\n\r\n").encode()
-    tail = f"\r\n--{boundary}--\r\n".encode()
-
-    def body() -> Iterator[bytes]:
-        yield head
-        with path.open("rb") as f:
-            while chunk := f.read(_CHUNK):
-                yield chunk
-        yield tail
-
-    return body(), len(head) + path.stat().st_size + len(tail)
-
-
 class RemoteJob(Job):
-    """Upload to ``vp3d serve``, follow the job, download its Motion file (in a thread)."""
+    """Upload to ``vp3d serve``, follow the job, download its Motion file (in a thread). Every
+    request is bounded in time and size by ``limits`` and kept to the Service URL's origin
+    (``remote.py``)."""
 
-    def __init__(self, url: str, token: str, video: str | Path, options: EngineOptions) -> None:
+    def __init__(self, url: str, token: str, video: str | Path, options: Mapping[str, Any],
+                 limits: RemoteLimits | None = None) -> None:
+        self.service = Service(url, token, limits)  # a Service URL that is no http(s) address stops here
         super().__init__()
-        self.base = url.rstrip("/")
-        self.token = token
         self.video = Path(video)
         self.options = options
         self.job_id: str | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread = threading.Thread(target=self._run, name="vp3d-remote-job", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         try:
-            self._set(stage="upload")
-            boundary = uuid.uuid4().hex
-            body, length = _multipart(self.options.form_fields(), self.video, boundary)
-            answer = json.loads(_request(f"{self.base}/api/jobs", self.token, "POST", body, {
-                "Content-Type": f"multipart/form-data; boundary={boundary}", "Content-Length": str(length)},
-                timeout=600))
-            self.job_id = str(answer["id"])
-            while not self._stop.is_set():
-                job = json.loads(_request(f"{self.base}/api/jobs/{urllib.parse.quote(self.job_id)}", self.token))
-                state = job.get("state")
-                if state == "done":
-                    names = [n for n in job.get("files", []) if str(n).endswith(".motion.npz")]
-                    if not names:
-                        raise EngineError("the service finished without a Motion file")
-                    target = self.folder / "result.motion.npz"
-                    data = _request(f"{self.base}/api/jobs/{urllib.parse.quote(self.job_id)}/files/"
-                                    f"{urllib.parse.quote(names[0])}", self.token, timeout=600)
-                    partial = target.with_suffix(".part")
-                    partial.write_bytes(data)
-                    partial.replace(target)
-                    self._set(state="done", stage="done", fraction=1.0, motion=target)
-                    return
-                if state in ("failed", "cancelled"):
-                    raise EngineError(str(job.get("error") or f"the job was {state} on the service"))
-                self._set(stage=str(job.get("stage") or state), fraction=float(job.get("progress") or 0.0))
-                self._stop.wait(0.25)
+            self._convert()
         except EngineError as exc:
             self._set(state="failed", message=str(exc))
-        except (ValueError, KeyError, TypeError) as exc:
-            self._set(state="failed", message=f"the service's answer was not understood: {exc}")
+        except Exception as exc:  # the job must end, whatever happened: background mode waits for it
+            _log.exception("vp3d: the remote job stopped")
+            self._set(state="failed", message=internal_error(exc))
+        finally:
+            self._set(state="failed", message=internal_error(None))  # no change once the job has ended
+
+    def _convert(self) -> None:
+        from .vendor.options import to_form_fields
+
+        service = self.service
+        self._set(stage="upload")
+        fields = {**to_form_fields(self.options), "formats": "motion"}
+        self.job_id = service.submit(self.video, fields, uuid.uuid4().hex)
+        while not self._stop.is_set():
+            job = service.status(self.job_id)
+            if job.state == "done":
+                names = [n for n in job.files if n.endswith(".motion.npz")]
+                if not names:
+                    made = ", ".join(job.files[:5]) or "nothing"
+                    raise EngineError(f"the service at {service.base} finished the job without a Motion file (it "
+                                      f"made {made}): is it a vp3d service of this version?")
+                self._set(stage="download")
+                target = self.folder / "result.motion.npz"
+                service.fetch(self.job_id, names[0], target)
+                self._set(state="done", stage="done", fraction=1.0, motion=target)
+                return
+            if job.state in ("failed", "cancelled"):
+                raise EngineError(job.error or f"the job was {job.state} on the service")
+            self._set(stage=job.stage, fraction=job.progress)
+            self._stop.wait(service.limits.poll_s)
 
     def cancel(self) -> None:
         super().cancel()
         self._stop.set()
+        self.service.abort()  # a request under way ends now
         if self.job_id is not None:
             try:
-                _request(f"{self.base}/api/jobs/{urllib.parse.quote(self.job_id)}", self.token, "DELETE", timeout=10)
+                Service(self.service.base, self.service.token, self.service.limits).delete(self.job_id)
             except EngineError:
                 pass  # the service may be gone: nothing of it is left here
         self._thread.join(timeout=5)
         self.close()
 
 
-def list_backends_local(executable: str) -> dict[str, object]:
+def list_backends_local(executable: str) -> dict[str, list[dict[str, str]]]:
     """What the local engine offers (``vp3d list --json``), for the panel's menus."""
-    vp3d = str(Path(executable).with_name("vp3d"))
+    vp3d = str(Path(executable).with_name("vp3d.exe" if executable.endswith(".exe") else "vp3d"))
     try:
-        done = subprocess.run([vp3d, "list", "--json"], capture_output=True, text=True, timeout=120)
-    except OSError as exc:
-        raise EngineError(f"cannot run {vp3d}: {exc.strerror or exc}") from None
+        done = subprocess.run([vp3d, "list", "--json"], capture_output=True, text=True, encoding="utf-8",
+                              errors="replace", timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise EngineError(f"cannot run {vp3d} list --json: {getattr(exc, 'strerror', None) or exc}") from None
     if done.returncode != 0:
-        raise EngineError(done.stderr.strip() or f"vp3d list stopped with exit status {done.returncode}")
-    return dict(json.loads(done.stdout))
+        raise EngineError(done.stderr.strip()[-500:] or f"vp3d list stopped with exit status {done.returncode}")
+    try:
+        return check_menus(json.loads(done.stdout))
+    except (ValueError, RecursionError) as exc:  # not JSON, too deep, or not menus
+        raise EngineError(f"{vp3d} list --json printed menus the add-on does not understand ({str(exc)[:200]}): "
+                          "is it the same version of vp3d as the add-on?") from None
 
 
-def list_backends_remote(url: str, token: str = "") -> dict[str, object]:
-    """What the service offers (``GET /api/backends``)."""
-    return dict(json.loads(_request(f"{url.rstrip('/')}/api/backends", token)))
+def list_backends_remote(url: str, token: str = "",
+                         limits: RemoteLimits | None = None) -> dict[str, list[dict[str, str]]]:
+    """What the service offers (``GET /api/backends``), checked."""
+    return Service(url, token, limits).menus()

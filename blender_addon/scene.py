@@ -11,7 +11,16 @@ from typing import Any
 import bpy
 import numpy as np
 
-from .animation import bone_layout, detect_bone_map, motion_keys, retarget_keys, source_roles
+from .animation import (
+    MIN_MAPPED,
+    ROLES,
+    bone_layout,
+    detect_bone_map,
+    motion_keys,
+    retarget_keys,
+    source_roles,
+    unmapped_message,
+)
 from .vendor.motion import Motion
 
 __all__ = ["apply_fps", "build_armature", "retarget_onto"]
@@ -116,35 +125,33 @@ def build_armature(context: Any, motion: Motion, name: str, contacts: np.ndarray
 
 
 def stored_map(obj: Any) -> dict[str, str]:
-    return {item.role: item.target for item in obj.vp3d_bone_map if item.target}
+    """The armature's bone map, role -> bone, the bones it still has only."""
+    return {item.role: item.target for item in obj.vp3d_bone_map if item.target and item.target in obj.data.bones}
 
 
 def ensure_bone_map(obj: Any) -> tuple[str, int]:
-    """Fill the armature's editable bone map (role -> bone) when it is empty; the naming found and
-    how many roles are mapped."""
+    """Fill the armature's editable bone map (role -> bone) when it is empty, and remember the naming
+    it was detected from; that naming (``""`` for a map of unknown origin) and how many roles are mapped."""
     if len(obj.vp3d_bone_map):
-        return "stored", len(stored_map(obj))
+        return obj.vp3d_bone_map_naming, len(stored_map(obj))
     convention, found = detect_bone_map([b.name for b in obj.data.bones])
-    from .animation import ROLES
-
     for role in ROLES:
         item = obj.vp3d_bone_map.add()
         item.role, item.target = role, found.get(role, "")
+    obj.vp3d_bone_map_naming = convention
     return convention, len(found)
 
 
 def retarget_onto(context: Any, obj: Any, motion: Motion, contacts: np.ndarray | None, frame_start: int,
                   fps_mode: str, name: str) -> Any:
     """Bake ``motion`` into a new action on the user's armature ``obj`` through its bone map."""
-    from .animation import ROLES
-
     convention, _ = ensure_bone_map(obj)
     by_role = stored_map(obj)
     roles = source_roles(motion.rig.names)
     bone_map = {motion.rig.names[roles[r]]: by_role[r] for r in ROLES if r in roles and r in by_role}
-    if len(bone_map) < 6:
-        raise ValueError(f"{obj.name}: only {len(bone_map)} bones matched the motion's (naming found: {convention}); "
-                         "fill in the bone map in the vp3d panel")
+    if len(bone_map) < MIN_MAPPED:
+        needed = [r for r in ROLES if r in roles]
+        raise ValueError(unmapped_message(obj.name, convention, needed, {r for r in needed if r in by_role}))
     bones = list(obj.data.bones)
     names = [b.name for b in bones]
     parents = [names.index(b.parent.name) if b.parent else -1 for b in bones]

@@ -18,36 +18,39 @@ from bpy.props import (
 )
 
 from .engine import (
+    PREFERENCES_PATH,
     VIDEO_SUFFIXES,
     EngineError,
-    EngineOptions,
     Job,
     LocalJob,
     RemoteJob,
+    convert_not_found,
+    engine_options,
     find_convert,
     list_backends_local,
     list_backends_remote,
 )
+from .vendor.options import options_for
 
+#: The add-on's module: ``vp3d_blender`` installed as a legacy add-on, ``bl_ext.<repository>.vp3d_blender``
+#: as an extension (Blender 4.2+). Its preferences are found under this name either way.
 ADDON = __package__ or "vp3d_blender"
-RIGS = [("mixamo", "Mixamo", "mixamorig: bone names and hierarchy"), ("ue", "Unreal mannequin", "UE5 names"),
-        ("h36m", "Human3.6M (17 joints)", "vp3d's native skeleton")]
 ENGINES = [("LOCAL", "Local", "run vp3d-convert on this computer"),
            ("REMOTE", "Remote", "send the video to vp3d serve")]
 TARGETS = [("NEW", "New armature", "a new armature in the rig's rest pose"),
            ("SELECTED", "Selected armature", "retarget onto the selected armature through its bone map")]
 FPS_MODES = [("SET_SCENE", "Set scene frame rate", "the scene takes the video's frame rate, one key per frame"),
              ("RETIME", "Retime to scene", "keep the scene's frame rate and space the keys to it")]
-ROOT_MOTION = [("on", "On", "the root travels as in the video"),
-               ("in-place", "In place", "keep the root's height, not its travel"), ("off", "Off", "the root stays put")]
-FEET = [("lock", "Lock", "planted feet stay put, no foot through the floor"), ("off", "Off", "feet as lifted")]
-
 # Menus filled from what the engine reports; Blender needs the item lists kept alive.
 _BACKENDS: dict[str, list[tuple[str, str, str]]] = {
     "detectors": [("mediapipe", "mediapipe", "MediaPipe BlazePose")],
     "checkpoints": [("default", "default", "the shipped lifter")],
 }
 _JOBS: dict[int, Job] = {}  # the running job, by operator instance (one at a time)
+#: Bone keys (frames x bones) the add-on bakes at once: an hour at 60 fps of a 22-bone rig (the
+#: presets' largest) fits. More would stall Blender for minutes and take gigabytes; a Motion file may
+#: hold more (converters/motion_file.py bounds its frames, joints and bytes, not Blender's time).
+MAX_BONE_KEYS = 5_000_000
 
 
 def _detector_items(self: Any, context: Any) -> list[tuple[str, str, str]]:
@@ -60,6 +63,27 @@ def _checkpoint_items(self: Any, context: Any) -> list[tuple[str, str, str]]:
 
 def preferences(context: Any) -> Any:
     return context.preferences.addons[ADDON].preferences
+
+
+def _local_convert(context: Any) -> tuple[str | None, str]:
+    """The vp3d-convert the local engine would run (None: not found) and the path set for it."""
+    prefs = preferences(context)
+    configured = bpy.path.abspath(prefs.convert_path) if prefs.convert_path else ""
+    return find_convert(configured), configured
+
+
+def _draw_convert_notice(layout: Any, context: Any) -> None:
+    """A box saying vp3d-convert is missing and where to set it, before Import is pressed."""
+    found, configured = _local_convert(context)
+    if found is not None:
+        return
+    box = layout.box()
+    box.label(text=f"vp3d-convert is not at {configured}" if configured else "vp3d-convert was not found",
+              icon="ERROR")
+    where = PREFERENCES_PATH.removeprefix("Edit > ").split(" > ")  # narrow side bar: two lines
+    box.label(text="Set its path in " + " > ".join(where[:2]))
+    box.label(text="> " + " > ".join(where[2:]))
+    box.operator("preferences.addon_show", text="Open the add-on's preferences", icon="PREFERENCES").module = ADDON
 
 
 class VP3D_AddonPreferences(bpy.types.AddonPreferences):
@@ -84,22 +108,42 @@ class VP3D_BoneMapItem(bpy.types.PropertyGroup):
     target: StringProperty(name="Bone")  # type: ignore[valid-type]
 
 
+def _engine_props() -> dict[str, Any]:
+    """A property per option the add-on offers, made from the options' one definition
+    (``converters/options.py``): menus from their choices (the detectors and checkpoints from what
+    the engine reports), bounds and defaults as the engine takes them; an option without a default
+    shows 0 for unset."""
+    props: dict[str, Any] = {}
+    for opt in options_for("addon"):
+        common = {"name": opt.label or opt.name, "description": opt.help}
+        default = opt.default_for("addon")
+        if opt.registry == "detectors":
+            props[opt.name] = EnumProperty(items=_detector_items, **common)
+        elif opt.registry == "checkpoints":
+            props[opt.name] = EnumProperty(items=_checkpoint_items, **common)
+        elif opt.kind == "choice":
+            props[opt.name] = EnumProperty(items=[(c.value, c.label or c.value, c.help) for c in opt.choices],
+                                           default=default, **common)
+        elif opt.kind == "number":
+            props[opt.name] = FloatProperty(min=opt.low, max=opt.high, default=default or 0.0, **common)
+        elif opt.kind == "integer":
+            props[opt.name] = IntProperty(min=int(opt.low or 0), max=int(opt.high or 2**31 - 1), default=default or 0,
+                                          **common)
+        elif opt.kind == "flag":
+            props[opt.name] = BoolProperty(default=bool(default), **common)
+        else:
+            props[opt.name] = StringProperty(default=default or "", **common)
+    return props
+
+
+#: The panel's own settings (how the result is put into the scene), after the engine's options.
+SCENE_SETTINGS = ("frame_start", "fps_mode", "target")
+
+
 def _options_props() -> dict[str, Any]:
     return {
         "engine": EnumProperty(name="Engine", items=ENGINES, default="LOCAL"),
-        "rig": EnumProperty(name="Rig", items=RIGS, default="mixamo"),
-        "detector": EnumProperty(name="Detector", items=_detector_items),
-        "checkpoint": EnumProperty(name="Lifter", items=_checkpoint_items),
-        "root_motion": EnumProperty(name="Root motion", items=ROOT_MOTION, default="on"),
-        "feet": EnumProperty(name="Foot locking", items=FEET, default="lock"),
-        "smooth": StringProperty(name="Smoothing", default="auto",
-                                 description="auto, none, oneeuro, savgol, butter, with parameters (as vp3d-convert)"),
-        "start_time": FloatProperty(name="From (s)", min=0.0, default=0.0, description="seconds into the video"),
-        "end_time": FloatProperty(name="To (s)", min=0.0, default=0.0, description="0: to the end of the video"),
-        "person": IntProperty(name="Person", min=0, default=0, description="0: the main subject; 1, 2: others"),
-        "mediapipe_3d": FloatProperty(name="MediaPipe 3D", min=0.0, max=1.0, default=0.5,
-                                      description="share of MediaPipe's own 3D blended into the lifted pose "
-                                                  "(0: the lifter alone; 0.5 is closest to a 4-camera reference)"),
+        **_engine_props(),
         "frame_start": IntProperty(name="Start frame", default=1),
         "target": EnumProperty(name="Target", items=TARGETS, default="NEW"),
         "fps_mode": EnumProperty(name="Frame rate", items=FPS_MODES, default="SET_SCENE"),
@@ -120,6 +164,12 @@ def _finish(context: Any, op: Any, motion_path: Path, name: str) -> set[str]:
         found = load_motion_file(motion_path)
     except Vp3dError as exc:
         op.report({"ERROR"}, str(exc))
+        return {"CANCELLED"}
+    frames, bones = found.motion.num_frames, len(found.motion.rig.names)
+    if frames * bones > MAX_BONE_KEYS:
+        op.report({"ERROR"}, f"{motion_path}: {frames:,} frames of {bones} bones, {frames * bones:,} bone keys, more "
+                             f"than the {MAX_BONE_KEYS:,} the add-on bakes at once (an hour at 60 fps of a 22-bone "
+                             "rig); split the take (vp3d-convert --start/--end) or convert it at a lower frame rate")
         return {"CANCELLED"}
     if op.target == "SELECTED":
         obj = context.active_object
@@ -162,6 +212,13 @@ class VP3D_OT_import_video(bpy.types.Operator):
             return {"RUNNING_MODAL"}
         return self.execute(context)
 
+    def draw(self, context: Any) -> None:  # the file browser's side bar (File > Import)
+        self.layout.prop(self, "engine", expand=True)
+        if self.engine == "LOCAL":
+            _draw_convert_notice(self.layout, context)
+        for name in (*(o.name for o in options_for("addon")), *SCENE_SETTINGS):
+            self.layout.prop(self, name)
+
     def _start(self, context: Any) -> Job | None:
         video = Path(bpy.path.abspath(self.filepath))
         if not video.is_file():
@@ -169,18 +226,16 @@ class VP3D_OT_import_video(bpy.types.Operator):
             return None
         if not _check_target(self, context):
             return None
-        options = EngineOptions(rig="mixamo" if self.target == "SELECTED" else self.rig, detector=self.detector,
-                                checkpoint=self.checkpoint, root_motion=self.root_motion, feet=self.feet,
-                                smooth=self.smooth, start=self.start_time, end=self.end_time, person=self.person,
-                                mediapipe_3d=self.mediapipe_3d)
         prefs = preferences(context)
         try:
+            options = engine_options(**{o.name: getattr(self, o.name) for o in options_for("addon")})
+            if self.target == "SELECTED":
+                options["rig"] = "mixamo"  # retargeted through the bone map, from Mixamo's names
             if self.engine == "REMOTE":
                 return RemoteJob(prefs.server_url, prefs.token, video, options)
-            executable = find_convert(bpy.path.abspath(prefs.convert_path) if prefs.convert_path else "")
+            executable, configured = _local_convert(context)
             if executable is None:
-                raise EngineError("vp3d-convert was not found: install vp3d (pip install vp3d) or set its path in the "
-                                  "add-on's preferences")
+                raise EngineError(convert_not_found(configured))
             return LocalJob(executable, video, options)
         except EngineError as exc:
             self.report({"ERROR"}, str(exc))
@@ -325,16 +380,16 @@ class VP3D_OT_refresh_backends(bpy.types.Operator):
             if settings.engine == "REMOTE":
                 found = list_backends_remote(prefs.server_url, prefs.token)
             else:
-                executable = find_convert(bpy.path.abspath(prefs.convert_path) if prefs.convert_path else "")
+                executable, configured = _local_convert(context)
                 if executable is None:
-                    raise EngineError("vp3d-convert was not found: set its path in the add-on's preferences")
+                    raise EngineError(convert_not_found(configured))
                 found = list_backends_local(executable)
         except EngineError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        detectors = [(d["name"], d["name"], d.get("description", "")) for d in found.get("detectors", [])]  # type: ignore[union-attr]
-        checkpoints = [(c["name"], c["name"], c.get("lifter", "")) for c in found.get("checkpoints", [])]  # type: ignore[union-attr]
-        _BACKENDS["detectors"] = [d for d in detectors if d[0] != "precomputed"] or _BACKENDS["detectors"]
+        detectors = [(d["name"], d["name"], d["description"]) for d in found["detectors"]]
+        checkpoints = [(c["name"], c["name"], c["lifter"]) for c in found["checkpoints"]]
+        _BACKENDS["detectors"] = detectors or _BACKENDS["detectors"]
         _BACKENDS["checkpoints"] = checkpoints or _BACKENDS["checkpoints"]
         self.report({"INFO"}, f"vp3d: {len(_BACKENDS['detectors'])} detectors, {len(checkpoints)} lifters")
         return {"FINISHED"}
@@ -381,8 +436,9 @@ class VP3D_PT_import(bpy.types.Panel):
         row = layout.row(align=True)
         row.prop(settings, "engine", expand=True)
         row.operator("vp3d.refresh_backends", text="", icon="FILE_REFRESH")
-        for name in ("detector", "checkpoint", "rig", "root_motion", "feet", "smooth", "start_time", "end_time",
-                     "person", "mediapipe_3d", "frame_start", "fps_mode", "target"):
+        if settings.engine == "LOCAL" and not wm.vp3d_running:
+            _draw_convert_notice(layout, context)
+        for name in (*(o.name for o in options_for("addon")), *SCENE_SETTINGS):
             layout.prop(settings, name)
         if wm.vp3d_running:
             layout.progress(factor=wm.vp3d_progress, text=f"{wm.vp3d_status} {wm.vp3d_progress:.0%}")
@@ -390,13 +446,10 @@ class VP3D_PT_import(bpy.types.Panel):
             return
         op = layout.operator("vp3d.import_video", text="Import", icon="IMPORT")
         op.filepath = settings.filepath
-        for name in ("engine", "rig", "root_motion", "feet", "smooth", "start_time", "end_time", "person",
-                     "mediapipe_3d", "frame_start", "target", "fps_mode"):
-            setattr(op, name, getattr(settings, name))
-        if settings.detector:
-            op.detector = settings.detector
-        if settings.checkpoint:
-            op.checkpoint = settings.checkpoint
+        for name in ("engine", *(o.name for o in options_for("addon")), *SCENE_SETTINGS):
+            value = getattr(settings, name)
+            if value != "" or not isinstance(value, str):  # a menu the engine has not filled yet keeps its own
+                setattr(op, name, value)
 
 
 class VP3D_PT_bone_map(bpy.types.Panel):
@@ -428,7 +481,7 @@ CLASSES = (VP3D_AddonPreferences, VP3D_BoneMapItem, VP3D_Settings, VP3D_OT_impor
            VP3D_OT_cancel, VP3D_OT_refresh_backends, VP3D_OT_detect_bone_map, VP3D_UL_bone_map, VP3D_PT_import,
            VP3D_PT_bone_map)
 _PROPERTIES = ((bpy.types.Scene, "vp3d"), (bpy.types.Object, "vp3d_bone_map"),
-               (bpy.types.Object, "vp3d_bone_map_index"),
+               (bpy.types.Object, "vp3d_bone_map_index"), (bpy.types.Object, "vp3d_bone_map_naming"),
                (bpy.types.WindowManager, "vp3d_running"), (bpy.types.WindowManager, "vp3d_progress"),
                (bpy.types.WindowManager, "vp3d_status"), (bpy.types.WindowManager, "vp3d_cancel"))
 
@@ -439,6 +492,8 @@ def register() -> None:
     bpy.types.Scene.vp3d = PointerProperty(type=VP3D_Settings)
     bpy.types.Object.vp3d_bone_map = CollectionProperty(type=VP3D_BoneMapItem)
     bpy.types.Object.vp3d_bone_map_index = IntProperty()
+    bpy.types.Object.vp3d_bone_map_naming = StringProperty(
+        name="Bone naming", description="the naming the bone map was detected from (mixamo, ue, rigify, names)")
     bpy.types.WindowManager.vp3d_running = BoolProperty(default=False)
     bpy.types.WindowManager.vp3d_progress = FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")
     bpy.types.WindowManager.vp3d_status = StringProperty()

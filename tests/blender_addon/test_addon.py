@@ -23,28 +23,10 @@ import pytest
 import build_addon
 from converters.motion import forward_kinematics
 from converters.motion_file import load_motion_file
+from tests.blender_addon.conftest import CONVERT
 
 REPO = Path(__file__).resolve().parents[2]
-CONVERT = str(Path(sys.executable).with_name("vp3d-convert"))
 C = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # vp3d (Y up) to Blender (Z up)
-
-
-@pytest.fixture(scope="module")
-def addon_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_addon.build(tmp_path_factory.mktemp("dist"))
-
-
-@pytest.fixture(scope="module")
-def bpy(tmp_path_factory: pytest.TempPathFactory, addon_zip: Path) -> Iterator[ModuleType]:
-    """Blender with the add-on installed from the zip and enabled, as a user does it."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("BLENDER_USER_RESOURCES", str(tmp_path_factory.mktemp("blender-user")))
-        bpy = pytest.importorskip("bpy", exc_type=ModuleNotFoundError)
-        bpy.ops.wm.read_factory_settings(use_empty=True)
-        assert bpy.ops.preferences.addon_install(filepath=str(addon_zip), overwrite=True) == {"FINISHED"}
-        assert bpy.ops.preferences.addon_enable(module="vp3d_blender") == {"FINISHED"}
-        bpy.context.preferences.addons["vp3d_blender"].preferences.convert_path = CONVERT
-        yield bpy
 
 
 def _clear(bpy: ModuleType) -> None:
@@ -109,7 +91,7 @@ def test_import_video_locally_builds_an_armature_that_matches_the_engine(bpy: Mo
     _clear(bpy)
     video = shared_data / "videos" / "dance_ball_480p.mp4"
     result = bpy.ops.vp3d.import_video(filepath=str(video), engine="LOCAL", rig="mixamo", target="NEW",
-                                       end_time=2.0, frame_start=10, mediapipe_3d=0.25)
+                                       end=2.0, frame_start=10, mediapipe_3d=0.25)
     assert result == {"FINISHED"}
     obj = bpy.context.active_object
     assert obj.type == "ARMATURE" and obj.name == "dance_ball_480p"
@@ -241,11 +223,11 @@ def test_a_bad_video_reports_the_engines_error_and_changes_nothing(bpy: ModuleTy
 def test_the_timer_tick_shows_progress_while_the_engine_runs(bpy: ModuleType, shared_data: Path) -> None:
     """What the modal operator does on each timer event (headless Blender has no event loop to
     run the modal operator itself): the panel's progress rises while the engine works."""
-    from vp3d_blender.engine import EngineOptions, LocalJob
+    from vp3d_blender.engine import LocalJob, engine_options
     from vp3d_blender.ui import tick
 
     wm = bpy.context.window_manager
-    job = LocalJob(CONVERT, shared_data / "videos" / "dance_ball_480p.mp4", EngineOptions(end=4.0))
+    job = LocalJob(CONVERT, shared_data / "videos" / "dance_ball_480p.mp4", engine_options(end=4.0))
     seen = []
     try:
         while (status := tick(job, wm, None)).state == "running":
@@ -347,7 +329,7 @@ def test_remote_mode_against_vp3d_serve(bpy: ModuleType, shared_data: Path, tmp_
         prefs = bpy.context.preferences.addons["vp3d_blender"].preferences
         prefs.server_url, prefs.token = server.url, "s3cret"
         video = shared_data / "videos" / "taiji_green_336p.mp4"
-        assert bpy.ops.vp3d.import_video(filepath=str(video), engine="REMOTE", rig="ue", end_time=2.0) == {"FINISHED"}
+        assert bpy.ops.vp3d.import_video(filepath=str(video), engine="REMOTE", rig="ue", end=2.0) == {"FINISHED"}
         obj = bpy.context.active_object
         assert obj.name == "taiji_green_336p" and "thigh_l" in obj.data.bones
         job_id = next(p.name for p in (tmp_path / "service" / "jobs").iterdir())
@@ -361,7 +343,7 @@ def test_remote_mode_against_vp3d_serve(bpy: ModuleType, shared_data: Path, tmp_
             assert np.abs(_heads(bpy, obj, list(motion.rig.names), 1 + t) - positions[t]).max() < 1e-3
         prefs.token = "wrong"
         with pytest.raises(RuntimeError, match="401"):
-            bpy.ops.vp3d.import_video(filepath=str(video), engine="REMOTE", end_time=1.0)
+            bpy.ops.vp3d.import_video(filepath=str(video), engine="REMOTE", end=1.0)
     finally:
         stop_server(server)
 
@@ -370,10 +352,10 @@ def test_remote_mode_against_vp3d_serve(bpy: ModuleType, shared_data: Path, tmp_
 @pytest.mark.shared_data
 def test_cancel_mid_run_stops_the_engine_and_leaves_nothing(bpy: ModuleType, fake_service: str,
                                                            shared_data: Path) -> None:
-    from vp3d_blender.engine import EngineOptions, LocalJob, RemoteJob  # the installed add-on's engine module
+    from vp3d_blender.engine import LocalJob, RemoteJob, engine_options  # the installed add-on's engine module
 
     video = shared_data / "videos" / "taiji_indoor_720p.mp4"
-    local = LocalJob(CONVERT, video, EngineOptions())
+    local = LocalJob(CONVERT, video, engine_options())
     deadline = time.monotonic() + 120
     while local.poll().stage in ("starting",) and time.monotonic() < deadline:
         time.sleep(0.1)  # until the engine reports progress: mid-run
@@ -382,7 +364,7 @@ def test_cancel_mid_run_stops_the_engine_and_leaves_nothing(bpy: ModuleType, fak
     assert local.poll().state == "cancelled" and local.process.returncode in (143, -15)
     assert not local.folder.exists()
     _FakeService.hold = True
-    remote = RemoteJob(fake_service, "", video, EngineOptions())
+    remote = RemoteJob(fake_service, "", video, engine_options())
     while not _FakeService.jobs and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.5)
