@@ -1,8 +1,8 @@
-"""Batch conversion on a Dask cluster: ``vp3d-convert INPUTS --out DIR --scheduler tcp://HOST:8786``.
+"""Batch conversion on a Dask cluster: ``vp3d-convert INPUTS --out DIR --scheduler tls://HOST:8786``.
 
 vp3d grows no job system of its own: each input becomes one Dask task that runs the single
 pipeline function (:func:`vp3d_engine.convert.convert`) on a worker started with Dask's own
-commands (``dask scheduler``, ``dask worker tcp://HOST:8786``) on machines where vp3d is installed.
+commands (``dask scheduler``, ``dask worker tls://HOST:8786``) on machines where vp3d is installed.
 
 - Models: a worker process loads the lifter and the detector once and keeps them for its next
   clips (:func:`_worker_models`, one :class:`~vp3d_engine.convert.Models` per lifter, checkpoint
@@ -12,6 +12,11 @@ commands (``dask scheduler``, ``dask worker tcp://HOST:8786``) on machines where
   writes them into place as one set (write, then rename), with the names and the checks of a local
   run (planned by ``vp3d-convert`` before anything is sent). ``--shared-fs``: the workers read the
   inputs and write the outputs at the client's absolute paths themselves.
+- Data back, never code: a task returns a plain dict of str and bytes (:func:`run_remote`), at most
+  :func:`max_result_bytes` of it. The client reaches the scheduler and reads what comes back with
+  :mod:`vp3d_engine.cluster_client`, which unpickles nothing from the cluster, checks each result
+  before anything is written, and holds the TLS and "is this a Dask scheduler" checks. A result
+  that fails the checks, or a task that fails with a raised error, is one failed clip.
 - A worker lost mid-batch (killed, machine gone): the scheduler runs its clips again on another
   worker (Dask's own bookkeeping). The client receives one result per clip and writes it once; a
   clip that has killed three workers is reported as failed.
@@ -22,6 +27,8 @@ commands (``dask scheduler``, ``dask worker tcp://HOST:8786``) on machines where
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import multiprocessing
 import os
 import sys
@@ -30,22 +37,25 @@ import threading
 import time
 import traceback
 import uuid
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from converters.errors import ConfigurationError, Vp3dError
-from converters.fileio import OutputSet, check_input_path, check_output_folder, remove_stale_temps
+from converters.errors import ConfigurationError, ConversionError, Vp3dError
+from converters.fileio import OutputSet, check_input_path, check_output_folder, printable, remove_stale_temps
 from converters.interrupts import check_interrupted
+from vp3d_engine.cluster_client import RemoteResult, RemoteTaskError, connect, fetch_result, refuse_unpickling
 
 if TYPE_CHECKING:
     from vp3d_engine.convert import ConvertOptions, Models
     from vp3d_engine.jobs import Job
 
-__all__ = ["RemoteJob", "RemoteResult", "run_batch", "run_remote", "worker_stats", "worker_version"]
+__all__ = ["RemoteJob", "max_result_bytes", "run_batch", "run_remote", "worker_stats", "worker_version"]
 
-#: How long the client waits to reach the scheduler.
-CONNECT_TIMEOUT_S = 15.0
+#: A worker's result may hold RESULT_BASE_BYTES plus RESULT_BYTES_PER_INPUT_BYTE per byte of input.
+RESULT_BASE_BYTES = 64 << 20
+RESULT_BYTES_PER_INPUT_BYTE = 64
 
 
 @dataclass(frozen=True)
@@ -65,18 +75,7 @@ class RemoteJob:
     shared: tuple[str, str | None, str] | None = None
 
 
-@dataclass
-class RemoteResult:
-    """What a worker hands back: the line to print, the output files' bytes by ending (none with
-    --shared-fs), or the failure: ``error`` is ``input`` (a Vp3dError: the clip's fault, the
-    message says what to do), ``os`` (the worker machine's) or ``bug`` (with ``traceback``)."""
-
-    line: str = ""
-    outputs: dict[str, bytes] = field(default_factory=dict)
-    error: str | None = None
-    message: str = ""
-    traceback: str = ""
-    worker: str = ""
+# --- on a worker: the task, and the models its process keeps --------------------------------------
 
 
 _MODELS: dict[tuple[str, str, str], Models] = {}
@@ -126,8 +125,9 @@ def _unpack(files: dict[str, bytes], root: Path) -> None:
         path.write_bytes(data)
 
 
-def run_remote(job: RemoteJob, options: ConvertOptions) -> RemoteResult:
-    """The task: convert one input on this worker (never raises for a clip's own failure)."""
+def run_remote(job: RemoteJob, options: ConvertOptions) -> dict[str, Any]:
+    """The task: convert one input on this worker (never raises for a clip's own failure). Returns
+    a :class:`RemoteResult` as a plain dict of str and bytes: data the client reads as msgpack."""
     from vp3d_engine.convert import convert
     from vp3d_engine.jobs import conversion_line
 
@@ -169,7 +169,7 @@ def run_remote(job: RemoteJob, options: ConvertOptions) -> RemoteResult:
     except Exception as exc:  # a bug in vp3d: reported with its traceback, the batch goes on
         result.error, result.message = "bug", f"{type(exc).__name__}: {exc}"
         result.traceback = traceback.format_exc()
-    return result
+    return asdict(result)
 
 
 def _relabel(text: str, replaced: list[tuple[str, str]]) -> str:
@@ -186,6 +186,39 @@ def _worker_name() -> str:
         return str(get_worker().address)
     except (ImportError, ValueError):
         return "local"
+
+
+# --- the batch, from the client: what is sent, what may come back, what is written ---------------
+
+
+def max_result_bytes(input_bytes: int) -> int:
+    """The most a worker may send back for an input of ``input_bytes`` bytes (its files and its
+    messages together): 64 MiB plus 64 times the input. A local run writes far less: about 12 kB
+    per frame for all seven formats together, preview MP4 included, some 6 times a 480p H.264 clip's
+    own size. A bigger result is refused before it is fetched, by the size its worker reports
+    (:func:`~vp3d_engine.cluster_client.fetch_result`)."""
+    return RESULT_BASE_BYTES + RESULT_BYTES_PER_INPUT_BYTE * max(0, input_bytes)
+
+
+def _check_workers(client: Any) -> None:
+    """Every connected worker can import vp3d (a worker without it fails each clip cryptically)."""
+    here = worker_version()
+    if not client.scheduler_info().get("workers"):
+        print("vp3d-convert: no workers yet; the clips wait for one (start `dask worker ADDRESS` on a machine "
+              "with vp3d installed)", file=sys.stderr)
+        return
+    try:
+        versions = client.run(worker_version)
+    except Exception as exc:
+        raise ConfigurationError(f"a Dask worker cannot run vp3d ({type(exc).__name__}: {printable(exc)[:300]}); "
+                                 "install vp3d (and its mediapipe) on every worker machine") from None
+    if not isinstance(versions, dict) or not all(isinstance(v, str) for v in versions.values()):
+        raise ConfigurationError("a Dask worker answered the version check with something else than a version; "
+                                 "check which machines can join the scheduler")
+    others = {printable(w): printable(v)[:80] for w, v in versions.items() if v != here}
+    if others:
+        print(f"vp3d-convert: warning: workers run another vp3d version ({others}) than this one ({here})",
+              file=sys.stderr)
 
 
 def _remote_job(job: Job, shared: bool) -> RemoteJob:
@@ -215,6 +248,19 @@ def _remote_job(job: Job, shared: bool) -> RemoteJob:
     return replace(base, source=source or keypoints, keypoints=keypoints, files=files)
 
 
+def _input_bytes(task: RemoteJob, job: Job) -> int:
+    """The size of what the task converts: the bytes sent, or the shared files'."""
+    if task.files is not None:
+        return sum(len(b) for b in task.files.values())
+    total = 0
+    for path in (job.source, job.keypoints):
+        if path is not None and path.is_dir():
+            total += sum(c.stat().st_size for c in path.iterdir() if c.is_file())
+        elif path is not None and path.is_file():
+            total += path.stat().st_size
+    return total
+
+
 def _write_outputs(job: Job, outputs: dict[str, bytes]) -> None:
     """A worker's files into place as one set: all new, or all as they were."""
     check_output_folder(job.out_dir)
@@ -228,37 +274,6 @@ def _write_outputs(job: Job, outputs: dict[str, bytes]) -> None:
         out.commit()
 
 
-def _connect(address: str) -> Any:
-    try:
-        from distributed import Client
-    except ImportError:
-        raise ConfigurationError("--scheduler needs Dask's distributed package: pip install 'vp3d[cluster]' "
-                                 "(on the workers too)") from None
-    try:
-        return Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise ConfigurationError(f"cannot reach the Dask scheduler at {address} ({exc}); start one with "
-                                 f"`dask scheduler` and workers with `dask worker {address}`") from None
-
-
-def _check_workers(client: Any) -> None:
-    """Every connected worker can import vp3d (a worker without it fails each clip cryptically)."""
-    here = worker_version()
-    if not client.scheduler_info().get("workers"):
-        print("vp3d-convert: no workers yet; the clips wait for one (start `dask worker ADDRESS` on a machine "
-              "with vp3d installed)", file=sys.stderr)
-        return
-    try:
-        versions = client.run(worker_version)
-    except Exception as exc:
-        raise ConfigurationError(f"a Dask worker cannot run vp3d ({type(exc).__name__}: {exc}); install vp3d "
-                                 "(and its mediapipe) on every worker machine") from None
-    others = {w: v for w, v in versions.items() if v != here}
-    if others:
-        print(f"vp3d-convert: warning: workers run another vp3d version ({others}) than this one ({here})",
-              file=sys.stderr)
-
-
 def _check_checkpoint(options: ConvertOptions, shared: bool) -> None:
     name = str(options.pipeline.checkpoint)
     if not shared and options.pipeline.lifter == "videopose3d" and (os.sep in name or "/" in name
@@ -266,6 +281,19 @@ def _check_checkpoint(options: ConvertOptions, shared: bool) -> None:
         raise ConfigurationError(f"--checkpoint {name} is a path on this machine; the workers load checkpoints "
                                  "by name from their own install: copy it into their checkpoints folder and give "
                                  "its name, or use --shared-fs with a path every worker can read")
+
+
+@contextlib.contextmanager
+def _quiet_dask_protocol() -> Iterator[None]:
+    """Dask logs a refused (non-msgpack) result as a critical failure with its traceback; here it
+    is one failed clip with its own line."""
+    logger = logging.getLogger("distributed.protocol.core")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def run_batch(jobs: list[Job], args: argparse.Namespace, options: ConvertOptions) -> int:
@@ -276,88 +304,104 @@ def run_batch(jobs: list[Job], args: argparse.Namespace, options: ConvertOptions
     from vp3d_engine.jobs import report_failure
 
     _check_checkpoint(options, args.shared_fs)
-    client = _connect(args.scheduler)
-    try:
-        _check_workers(client)
-        failures = bugs = 0
-        pending: dict[Any, Job] = {}
-        bar = tqdm(total=len(jobs), desc="clips", unit="clip", disable=args.quiet, file=sys.stderr)
-
-        def fail(job: Job, exc: BaseException) -> None:
-            nonlocal failures
-            failures += 1
-            bar.clear()
-            report_failure(job.source, exc)
-            bar.update(1)
-
-        for job in jobs:
-            check_interrupted()
-            if job.error is not None:
-                fail(job, job.error)
-                continue
-            try:
-                task = _remote_job(job, args.shared_fs)
-            except (Vp3dError, OSError) as exc:
-                fail(job, exc)
-                continue
-            key = f"vp3d-convert-{job.name}-{uuid.uuid4().hex[:12]}"
-            future = client.submit(run_remote, task, options, key=key, pure=False)
-            pending[future] = job
-        keys = {f.key for f in pending}
-        shown = 0.0
-        while pending:
-            check_interrupted()
-            done = [f for f in pending if f.done()]
-            if not done:
-                time.sleep(0.2)
-            for future in done:
-                job = pending.pop(future)
-                if future.status == "error":
-                    error = future.exception()
-                    if type(error).__name__ == "KilledWorker":
-                        fail(job, Vp3dError(f"the workers converting it died {_allowed_failures()} times "
-                                            "(out of memory, or killed); nothing of it was written"))
-                    else:
-                        bugs += 1
-                        bar.clear()
-                        print(f"vp3d-convert: internal error while converting {job.source} on the cluster: "
-                              f"{type(error).__name__}: {error}", file=sys.stderr)
-                        bar.update(1)
-                    continue
-                if future.status == "cancelled":
-                    fail(job, Vp3dError("its task was cancelled on the cluster; nothing of it was written"))
-                    continue
-                res: RemoteResult = future.result()
-                future.release()
-                if res.error == "bug":
-                    bugs += 1
-                    bar.clear()
-                    print(res.traceback.rstrip(), file=sys.stderr)
-                    print(f"vp3d-convert: internal error while converting {job.source} on {res.worker} (a bug in "
-                          "vp3d; please report the traceback above)", file=sys.stderr)
-                    bar.update(1)
-                    continue
-                if res.error is not None:
-                    fail(job, Vp3dError(res.message) if res.error == "input" else OSError(res.message))
-                    continue
-                if not args.shared_fs:
-                    try:
-                        _write_outputs(job, res.outputs)
-                    except (Vp3dError, OSError) as exc:
-                        fail(job, exc)
-                        continue
-                bar.clear()
-                print(res.line, flush=True)
-                bar.update(1)
-            if done or time.monotonic() - shown > 1.0:
-                bar.set_postfix(running=_running(client, keys), failed=failures + bugs, refresh=True)
-                shown = time.monotonic()
-        bar.close()
-    finally:
-        client.close()
+    with refuse_unpickling(), _quiet_dask_protocol():
+        client = connect(args.scheduler)
+        try:
+            failures, bugs = _run_jobs(client, jobs, args, options, tqdm, report_failure)
+        finally:
+            client.close()
     if len(jobs) > 1:
         print(f"{len(jobs) - failures - bugs} converted, {failures + bugs} failed")
     return 1 if bugs else 2 if failures else 0
+
+
+def _run_jobs(client: Any, jobs: list[Job], args: argparse.Namespace, options: ConvertOptions, tqdm: Any,
+              report_failure: Any) -> tuple[int, int]:
+    """Submit every job, then write each result as it comes: (failures, bugs)."""
+    _check_workers(client)
+    failures = bugs = 0
+    pending: dict[Any, tuple[Job, int]] = {}
+    bar = tqdm(total=len(jobs), desc="clips", unit="clip", disable=args.quiet, file=sys.stderr)
+
+    def fail(job: Job, exc: BaseException) -> None:
+        nonlocal failures
+        failures += 1
+        bar.clear()
+        report_failure(job.source, exc)
+        bar.update(1)
+
+    for job in jobs:
+        check_interrupted()
+        if job.error is not None:
+            fail(job, job.error)
+            continue
+        try:
+            task = _remote_job(job, args.shared_fs)
+            limit = max_result_bytes(_input_bytes(task, job))
+        except (Vp3dError, OSError) as exc:
+            fail(job, exc)
+            continue
+        key = f"vp3d-convert-{job.name}-{uuid.uuid4().hex[:12]}"
+        future = client.submit(run_remote, task, options, key=key, pure=False)
+        pending[future] = (job, limit)
+    keys = {f.key for f in pending}
+    shown = 0.0
+    while pending:
+        check_interrupted()
+        done = [f for f in pending if f.done()]
+        if not done:
+            time.sleep(0.2)
+        for future in done:
+            job, limit = pending.pop(future)
+            if future.status == "error":
+                error = future.exception()  # the client's own RemoteTaskError: nothing was unpickled
+                name = error.name if isinstance(error, RemoteTaskError) else None
+                if name and name.endswith(".KilledWorker"):
+                    fail(job, Vp3dError(f"the workers converting it died {_allowed_failures()} times "
+                                        "(out of memory, or killed); nothing of it was written"))
+                else:
+                    fail(job, ConversionError(
+                        f"its task failed on the cluster with {name or 'an error'} raised on a worker, which vp3d "
+                        "does not read (a vp3d worker returns a clip's failure as data, it does not raise): check "
+                        f"that every worker runs this vp3d ({worker_version()}) and which machines can join the "
+                        "scheduler; nothing of it was written"))
+                future.release()
+                continue
+            if future.status == "cancelled":
+                fail(job, Vp3dError("its task was cancelled on the cluster; nothing of it was written"))
+                continue
+            try:
+                res = fetch_result(client, future, job, limit, args.shared_fs)
+            except ConversionError as exc:
+                fail(job, exc)
+                continue
+            finally:
+                future.release()
+            if res.error == "bug":
+                bugs += 1
+                bar.clear()
+                print(res.traceback.rstrip(), file=sys.stderr)
+                print(f"vp3d-convert: internal error while converting {job.source} on {res.worker} (a bug in "
+                      "vp3d; please report the traceback above)", file=sys.stderr)
+                bar.update(1)
+                continue
+            if res.error is not None:
+                fail(job, Vp3dError(res.message) if res.error == "input" else OSError(res.message))
+                continue
+            if not args.shared_fs:
+                try:
+                    _write_outputs(job, res.outputs)
+                except (Vp3dError, OSError) as exc:
+                    fail(job, exc)
+                    continue
+            bar.clear()
+            print(res.line, flush=True)
+            bar.update(1)
+        if done or time.monotonic() - shown > 1.0:
+            bar.set_postfix(running=_running(client, keys), failed=failures + bugs, refresh=True)
+            shown = time.monotonic()
+    bar.close()
+    return failures, bugs
 
 
 def _running(client: Any, keys: set[str]) -> int:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,11 +64,13 @@ def _wait_for(path: Path, what: str, proc: subprocess.Popen, timeout: float = 60
     raise RuntimeError(f"{what} did not start in {timeout:.0f} s")
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    """``dask scheduler`` and two ``dask worker`` processes (one thread each, no nanny: SIGKILL
-    takes the worker itself), each in its own process group; all stopped afterwards."""
-    env = dict(os.environ)
+@contextmanager
+def start_cluster(tmp_path: Path, names: tuple[str, ...] = ("w1", "w2"), *, scheduler_args: tuple[str, ...] = (),
+                  worker_args: tuple[str, ...] = (), env: dict[str, str] | None = None) -> Iterator[Cluster]:
+    """``dask scheduler`` and ``dask worker`` processes on 127.0.0.1 (one thread each, no nanny:
+    SIGKILL takes the worker itself), each in its own process group; all stopped afterwards.
+    ``scheduler_args``/``worker_args``: extra options (``--protocol tls``, ``--preload FILE``)."""
+    env = {**os.environ, **(env or {})}
     logs = tmp_path / "logs"
     logs.mkdir()
     info = tmp_path / "scheduler.json"
@@ -82,18 +85,20 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 
     try:
         sched = start(["scheduler", "--host", "127.0.0.1", "--port", "0", "--dashboard-address", ":0",
-                       "--scheduler-file", str(info)], "scheduler.log")
+                       "--scheduler-file", str(info), *scheduler_args], "scheduler.log")
         _wait_for(info, "dask scheduler", sched)
         address = json.loads(info.read_text())["address"]
         workers = {name: start(["worker", address, "--nthreads", "1", "--no-nanny", "--name", name,
-                                "--dashboard-address", ":0", "--host", "127.0.0.1"], f"{name}.log")
-                   for name in ("w1", "w2")}
+                                "--dashboard-address", ":0", "--host", "127.0.0.1", *worker_args], f"{name}.log")
+                   for name in names}
         c = Cluster(address, workers, logs)
         end = time.time() + 90
-        while time.time() < end:  # both workers registered
+        while time.time() < end:  # every worker registered
             text = "".join((logs / f"{n}.log").read_text(errors="replace") for n in workers)
-            if text.count("Registered to:") == 2:
+            if text.count("Registered to:") == len(workers):
                 break
+            if any(p.poll() is not None for p in workers.values()):
+                raise RuntimeError("a worker exited:\n" + text[-3000:])
             time.sleep(0.2)
         else:
             raise RuntimeError("the workers did not register:\n" + text[-3000:])
@@ -102,12 +107,20 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         for p in procs:
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGTERM)
+        end = time.time() + 5  # a worker that has converted clips may hang closing its threads: no need to wait
         for p in procs:
             try:
-                p.wait(timeout=20)
+                p.wait(timeout=max(0.1, end - time.time()))
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A scheduler and two workers, w1 and w2 (see :func:`start_cluster`)."""
+    with start_cluster(tmp_path) as c:
+        yield c
 
 
 def _convert(args: list[str], **kw: object) -> subprocess.Popen:
