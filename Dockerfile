@@ -2,7 +2,7 @@ ARG BASE=python:3.11-slim-bookworm
 # vp3d: the service (`vp3d serve`, the default command) and the CLI (`vp3d-convert ...`) in one image.
 #
 # Built by scripts/build_image.sh from its context folder (build/image): `wheels/` (vp3d and every
-# dependency, downloaded on the host with constraints.txt) and `three/` (three.js for the web page).
+# dependency, downloaded on the host with constraints.txt) and `three/` (three.js for the web page) and `swagger-ui/` (the API docs page).
 # Nothing is downloaded inside the build: pip installs with --no-index from the wheelhouse, so the
 # same wheelhouse gives the same image contents. The base needs Python 3.11 with venv, and the
 # X11/GL client libraries Blender's module links against (libgl1, libx11-6 and friends); a base
@@ -36,11 +36,13 @@ sys.exit(f'missing libraries: {m}' if m else 0)" \
  || (apt-get update && apt-get install -y --no-install-recommends ${BLENDER_LIBS} && rm -rf /var/lib/apt/lists/*)
 COPY --from=build /opt/vp3d /opt/vp3d
 COPY three /opt/vp3d/share/three
+COPY swagger-ui /opt/vp3d/share/swagger-ui
 RUN (getent group vp3d || groupadd --gid 1000 vp3d) \
  && (id vp3d 2>/dev/null || useradd --uid 1000 --gid 1000 --create-home --shell /usr/sbin/nologin vp3d) \
  && mkdir -p /data && chown vp3d:vp3d /data
 ENV PATH=/opt/vp3d/bin:$PATH \
     VP3D_THREE=/opt/vp3d/share/three \
+    VP3D_SWAGGER_UI=/opt/vp3d/share/swagger-ui \
     HOME=/home/vp3d \
     MPLCONFIGDIR=/tmp/matplotlib \
     GLOG_minloglevel=2

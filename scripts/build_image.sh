@@ -7,8 +7,8 @@
 # What it does, idempotently (run it again: only what changed is redone):
 # 1. The context folder build/image: `wheels/`, a wheelhouse of vp3d and every dependency made on
 #    this machine with the project's constraints (pip wheel / pip download; needs .venv from
-#    scripts/setup.sh and the package registries), and `three/`, three.js for the web page (from
-#    scripts/setup_node_tools.sh). The build inside the container installs from it with
+#    scripts/setup.sh and the package registries), `three/`, three.js for the web page, and
+#    `swagger-ui/`, Swagger UI for the API docs page (both from scripts/setup_node_tools.sh). The build inside the container installs from it with
 #    --no-index and runs with no network: same wheelhouse, same image contents.
 # 2. With Docker: `docker build` with the Dockerfile's public base (BASE=... to change it).
 # 3. Without Docker (no registry needed): podman, set up here as root to work on machines like
@@ -62,6 +62,10 @@ for part in build examples/jsm; do
   mkdir -p "$CTX/three/$part"
   cp -r "$THREE/$part/." "$CTX/three/$part/"
 done
+SWAGGER=tools/gltf/node_modules/swagger-ui-dist  # the API docs page (/docs), served by the service itself
+[ -f "$SWAGGER/swagger-ui-bundle.js" ] || bash scripts/setup_node_tools.sh
+mkdir -p "$CTX/swagger-ui"
+cp "$SWAGGER/swagger-ui-bundle.js" "$SWAGGER/swagger-ui.css" "$SWAGGER/LICENSE" "$CTX/swagger-ui/"
 
 ENGINE=${ENGINE:-}
 if [ -z "$ENGINE" ]; then

@@ -28,7 +28,7 @@ from converters.errors import BackendUnavailableError, ConfigurationError, Input
 if TYPE_CHECKING:
     import av
 
-__all__ = ["DecodeReport", "Frame", "VideoInfo", "iter_frames", "probe_video"]
+__all__ = ["DecodeReport", "Frame", "VideoInfo", "count_frames", "iter_frames", "probe_video"]
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +156,33 @@ def probe_video(path: str | Path) -> VideoInfo:
                          duration_s=duration, frames=stream.frames or None, codec=stream.codec_context.name)
     finally:
         container.close()
+
+
+def count_frames(path: str | Path, limit: int) -> tuple[int, float]:
+    """The video's frames counted from its packets (read, not decoded: fast even for a long video)
+    and the seconds they span by their timestamps, for a container that does not say (a raw
+    stream) or may lie. Stops once past ``limit`` frames (then ``limit + 1`` and the span so far)."""
+    av = _av()
+    container, stream = _open(path)
+    frames, first, last = 0, None, None
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            frames += 1
+            ts = packet.pts if packet.pts is not None else packet.dts
+            if ts is not None and stream.time_base is not None:
+                t = float(ts * stream.time_base)
+                first = t if first is None else min(first, t)
+                last = t if last is None else max(last, t)
+            if frames > limit:
+                break
+    except av.error.FFmpegError:
+        pass  # damaged data: what was counted so far stands (decoding skips it too)
+    finally:
+        container.close()
+    span = (last - first) if first is not None and last is not None else 0.0
+    return frames, span
 
 
 def _display_width(stream: Any, coded_width: int) -> int:

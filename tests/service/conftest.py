@@ -34,6 +34,10 @@ class Server:
     data: Path
     process: subprocess.Popen[bytes]
     token: str = ""
+    log: Path | None = None  # the server's stderr
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log is not None and self.log.exists() else ""
 
     def request(self, path: str, method: str = "GET", data: bytes | None = None,
                 headers: dict[str, str] | None = None, token: str | None = None) -> tuple[int, Any]:
@@ -84,9 +88,12 @@ def start_server(data: Path, *args: str, env: dict[str, str] | None = None, toke
     command = [sys.executable, "-m", "vp3d_engine.cli", "serve", "--port", str(port), "--data", str(data), *args]
     if token:
         command += ["--token", token]
-    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, **(env or {})}, start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    server = Server(f"http://127.0.0.1:{port}", data, process, token)
+    log = data.parent / f"serve-{port}.log"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as err:
+        process = subprocess.Popen(command, cwd=REPO, env={**os.environ, **(env or {})}, start_new_session=True,
+                                   stdout=subprocess.DEVNULL, stderr=err)
+    server = Server(f"http://127.0.0.1:{port}", data, process, token, log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:

@@ -87,7 +87,7 @@ def test_a_failing_job_says_why(serve: Callable[..., Server], clip: Path) -> Non
 @pytest.mark.parametrize(("case", "expected", "words"), [
     ("not a video", 415, "not a video"), ("empty", 400, "empty"), ("too big", 413, "larger than the limit"),
     ("bad option", 422, "rig must be one of"), ("no file", 400, "no file"), ("wrong token", 401, "token"),
-    ("path checkpoint", 422, "checkpoint must be the name"), ("path name", 400, "is a path"),
+    ("path checkpoint", 422, "checkpoint must be one of the installed checkpoints"), ("path name", 400, "is a path"),
     ("hidden name", 400, "not a plain name"), ("bad share", 422, "mediapipe_3d must be from 0 to 1"),
 ])
 def test_bad_uploads_get_a_readable_4xx_and_leave_nothing(serve: Callable[..., Server], clip: Path, tmp_path: Path,

@@ -109,6 +109,9 @@ def test_the_service_container_needs_a_token_and_serves_a_job(image: tuple[str, 
         assert status == 200 and bvh.startswith(b"HIERARCHY") and b"MOTION" in bvh
         status, page = server.request("/static/three/build/three.module.js")
         assert status == 200 and len(page) > 100_000  # the page's three.js is in the image
+        status, docs = server.request("/docs")
+        assert status == 200 and b"/static/swagger/swagger-ui-bundle.js" in docs
+        assert server.request("/static/swagger/swagger-ui-bundle.js")[0] == 200  # the API docs work offline
     finally:
         _run(engine, "stop", "-t", "10", container, timeout=120)
         proc.wait(timeout=60)
