@@ -487,7 +487,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if not args.verbose:  # a service logs warnings and errors (uvicorn's level), not each upload
         logging.getLogger().setLevel(logging.WARNING)
     print(f"vp3d serve: http://{args.host}:{args.port}/ ({args.workers} worker(s), data in {data})", flush=True)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning",
+                timeout_graceful_shutdown=5)  # an open event stream must not hold a stop until its job ends
     return 0
 
 

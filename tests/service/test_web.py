@@ -1,5 +1,6 @@
 """The web page in Debian's Chromium driven by Playwright, against a real ``vp3d serve`` running
-the real pipeline on real clips, and one end-to-end job through the API."""
+the real pipeline on real clips, and one end-to-end job through the API; the page's own behaviour
+(token, stages, errors, files, camera) against one shared server running the fake pipeline."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import pytest
 
 from converters.bvh import read_bvh
 from converters.motion_file import load_motion_file
-from tests.service.conftest import Server
+from tests.service.conftest import FAKE, Server, start_server, stop_server
+from tests.service.fake_pipeline import WALK_M
 
 CHROMIUM = "/usr/bin/chromium"
+TOKEN = "open-sesame"
 pytestmark = pytest.mark.shared_data
 
 
@@ -144,3 +147,111 @@ def test_four_uploads_at_once_each_get_their_own_result(serve: Callable[..., Ser
     durations = [page.evaluate("window.vp3d.duration") for page in pages]
     assert abs(durations[0] - durations[2]) < 0.05 and abs(durations[0] - durations[1]) > 1.0
     assert all(page.errors == [] for page in pages)
+
+
+@pytest.fixture(scope="module")
+def fake_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for the page's own tests: the fake pipeline (2 s a job, real GLB, BVH, Motion and
+    NPZ files of a figure walking 6 m) behind a token."""
+    server = start_server(tmp_path_factory.mktemp("web") / "data", "--runner", FAKE, token=TOKEN,
+                          env={"VP3D_FAKE_SECONDS": "2", "VP3D_FAKE_FILES": "1"})
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture
+def clip(shared_data: Path) -> Path:
+    return shared_data / "videos" / "taiji_green_336p.mp4"
+
+
+def _signed_in(browser: Any) -> Any:
+    """A browser context that has the token already (as after a first visit)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.add_init_script(f"localStorage.setItem('vp3d-token', '{TOKEN}')")
+    return context
+
+
+@pytest.mark.browser
+def test_the_token_is_asked_first_a_401_keeps_the_file_and_stages_and_files_are_explained(
+        fake_server: Server, browser: Any, clip: Path) -> None:
+    page = _open(browser.new_context(viewport={"width": 1280, "height": 900}), fake_server.url + "/")
+    page.wait_for_selector("#auth", state="visible", timeout=10_000)  # asked before any file is chosen
+    page.screenshot(path="/tmp/vp3d_web_token.png")
+    ahead = fake_server.upload(clip, filename="long_take.mp4")[1]["id"]  # a long job ahead in the line
+    page.set_input_files("#file", str(clip))  # chosen without the token: refused, but kept
+    page.wait_for_function("document.getElementById('upload-error').textContent.includes('token')")
+    page.fill("#token", TOKEN)
+    page.click("#save-token")  # no second pick: the kept file is sent
+    page.wait_for_url("**/jobs/*", timeout=30_000)
+    page.wait_for_function("document.getElementById('job-status').textContent.includes('Waiting in line (position 1)')")
+    assert fake_server.request(f"/api/jobs/{ahead}", "DELETE")[1]["state"] == "cancelled"
+    page.wait_for_function("document.getElementById('job-status').textContent.includes("
+                           "'Finding the person in each frame')", timeout=30_000)
+    page.wait_for_function("window.vp3d.ready", timeout=60_000)
+    assert page.locator("#job-status").text_content().startswith("Done")
+    files = dict(zip(page.locator("#files a").all_text_contents(),
+                     page.locator("#files .about").all_text_contents(), strict=True))
+    assert "Blender add-on" in files["taiji_green_336p.motion.npz"]
+    assert "NumPy" in files["taiji_green_336p.npz"] and "BVH" in files["taiji_green_336p.bvh"]
+    assert "glTF" in files["taiji_green_336p.glb"]
+    page.screenshot(path="/tmp/vp3d_web_done.png")
+    assert page.errors == []
+
+
+@pytest.mark.browser
+def test_a_failed_job_shows_its_error_once_and_offers_another_upload(
+        fake_server: Server, browser: Any, clip: Path, tmp_path: Path) -> None:
+    page = _open(_signed_in(browser), fake_server.url + "/")
+    broken = tmp_path / "broken_take.mp4"
+    shutil.copy(clip, broken)
+    page.set_input_files("#file", str(broken))
+    page.wait_for_function("document.getElementById('job-error').textContent.length > 0", timeout=60_000)
+    body = page.locator("main").inner_text()
+    assert body.count("no person was found in 93% of the frames") == 1, body
+    assert not page.locator("#job-progress").is_visible()  # not left standing at 86%
+    page.screenshot(path="/tmp/vp3d_web_failed.png")
+    page.click("text=Convert another video")
+    page.wait_for_selector("#drop", state="visible")
+    assert page.url == fake_server.url + "/" and not page.locator("#job").is_visible()
+    # Not a video at all: refused at the upload, said once.
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"this is not a video " * 100)
+    page.set_input_files("#file", str(junk))
+    page.wait_for_function("document.getElementById('upload-error').textContent.length > 0", timeout=30_000)
+    message = page.locator("#upload-error").text_content()
+    assert message.count("junk.mp4") == 1 and message.count("not a video") == 1, message
+    page.screenshot(path="/tmp/vp3d_web_junk.png")
+    page.set_input_files("#file", str(clip))  # and the next file goes through
+    page.wait_for_url("**/jobs/*", timeout=30_000)
+    assert page.errors == []
+
+
+@pytest.mark.browser
+def test_the_camera_follows_the_person_and_still_orbits(fake_server: Server, browser: Any, clip: Path) -> None:
+    page = _open(_signed_in(browser), fake_server.url + "/")
+    page.set_input_files("#file", str(clip))
+    page.wait_for_function("window.vp3d.ready", timeout=60_000)
+    on_screen = """() => {
+        const v = window.vp3dViewer, p = v.root.getWorldPosition(v.camera.position.clone());
+        const x = p.x; p.project(v.camera);
+        return {x, ndc: [p.x, p.y, p.z], azimuth: v.controls.getAzimuthalAngle()};
+    }"""
+    start = page.evaluate(on_screen)
+    page.evaluate("""() => { const s = document.getElementById('scrub');
+                             s.value = s.max; s.dispatchEvent(new Event('input')); }""")
+    in_view = f"() => {{ const s = ({on_screen})(); return Math.max(Math.abs(s.ndc[0]), Math.abs(s.ndc[1])) < 0.2; }}"
+    page.wait_for_function(in_view, timeout=10_000)  # the camera eases after the person (a quarter second)
+    end = page.evaluate(on_screen)
+    assert end["x"] - start["x"] > WALK_M - 0.5  # the person walked 6 m to the right...
+    assert max(abs(end["ndc"][0]), abs(end["ndc"][1])) < 0.2 and end["ndc"][2] < 1, end  # ...and is in view
+    box = page.locator("#view canvas").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2 + 200, box["y"] + box["height"] / 2, steps=10)
+    page.mouse.up()
+    page.wait_for_timeout(500)
+    turned = page.evaluate(on_screen)
+    assert abs(turned["azimuth"] - end["azimuth"]) > 0.5  # dragging still turns the view...
+    assert max(abs(turned["ndc"][0]), abs(turned["ndc"][1])) < 0.5, turned  # ...around the person
+    page.screenshot(path="/tmp/vp3d_web_camera.png")
+    assert page.errors == []

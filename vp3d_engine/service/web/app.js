@@ -5,18 +5,62 @@ import { GLTFLoader } from "three/addons/loaders/GLTFLoader.js";
 import { OrbitControls } from "three/addons/controls/OrbitControls.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { token: localStorage.getItem("vp3d-token") || "", events: null, view: null };
+const state = { token: localStorage.getItem("vp3d-token") || "", events: null, view: null, pending: null };
 window.vp3d = { ready: false, time: 0, duration: 0, playing: false, job: null }; // read by the tests
+
+// The pipeline's stages in the words of someone who filmed a video.
+const STAGES = {
+  starting: "Starting", detect: "Finding the person in each frame", track: "Following the person",
+  lift: "Lifting to 3D", world: "Solving the animation", solve: "Solving the animation", write: "Writing files",
+};
+// What each result file is for, by how its name ends (the longest ending first).
+const FILES = [
+  [".motion.npz", "vp3d Motion file, for the vp3d Blender add-on (File > Import > vp3d motion)"],
+  ["_preview.mp4", "preview video: the skeleton drawn over your video"],
+  [".npz", "3D joints and 2D keypoints, for programs (NumPy .npz)"],
+  [".json", "3D joints and 2D keypoints, for programs (JSON)"],
+  [".bvh", "BVH animation, for Blender, MotionBuilder, Maya and most 3D tools"],
+  [".glb", "glTF binary skeleton and animation, for Blender, three.js, game engines (the view above)"],
+  [".fbx", "FBX animation, for Unity, Unreal and Maya"],
+];
 
 function authHeaders() { return state.token ? { Authorization: `Bearer ${state.token}` } : {}; }
 function withToken(url) { return state.token ? `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(state.token)}` : url; }
 
+// The service may wrap a reader's message in its own ("a.mp4: not a video vp3d can read (a.mp4: not a
+// video FFmpeg can read (...); ...)"): the inner one says the same thing, more precisely, once.
+function plainError(text) {
+  const nested = /^([^:()]{1,255}): [^()]*\((\1: .*)\)$/s.exec(text || "");
+  return nested ? nested[2] : text;
+}
+
+function askForToken(message) {
+  $("auth-message").textContent = message;
+  $("auth").hidden = false;
+  $("token").focus();
+}
+
 async function api(path, options = {}) {
   const response = await fetch(path, { ...options, headers: { ...authHeaders(), ...(options.headers || {}) } });
-  if (response.status === 401) { $("auth").hidden = false; throw new Error("this service needs a token"); }
+  if (response.status === 401) {
+    askForToken("This service needs a token (ask whoever runs it).");
+    throw new Error("this service needs a token: enter it above");
+  }
   const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(body.detail || `HTTP ${response.status}`);
+  if (!response.ok) throw new Error(plainError(body.detail) || `HTTP ${response.status}`);
   return body;
+}
+
+// Whether this browser may use the service: the token is asked for before a file is chosen.
+async function checkAccess() {
+  const response = await fetch("/api/backends", { headers: authHeaders() }).catch(() => null);
+  if (response && response.status === 401) {
+    askForToken(state.token ? "The saved token is not accepted any more; enter the current one."
+      : "This service needs a token (ask whoever runs it).");
+    return false;
+  }
+  $("auth").hidden = true;
+  return true;
 }
 
 function show(section) {
@@ -26,6 +70,7 @@ function show(section) {
 // ---- upload --------------------------------------------------------------------------------
 function upload(file) {
   $("upload-error").textContent = "";
+  state.pending = null;
   const form = new FormData();
   for (const id of ["rig", "root_motion", "feet"]) form.append(id, $(id).value);
   form.append("formats", "motion,bvh,glb,npz");
@@ -40,8 +85,16 @@ function upload(file) {
     bar.hidden = true;
     let body = {};
     try { body = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
-    if (xhr.status === 401) $("auth").hidden = false;
-    if (xhr.status >= 400) { $("upload-error").textContent = body.detail || `upload failed (HTTP ${xhr.status})`; return; }
+    if (xhr.status === 401) {  // keep the file: the user only enters the token, and it is sent
+      state.pending = file;
+      askForToken(`This service needs a token: enter it and ${file.name} is sent.`);
+      $("upload-error").textContent = `${file.name} is waiting for the token (above).`;
+      return;
+    }
+    if (xhr.status >= 400) {
+      $("upload-error").textContent = plainError(body.detail) || `the upload failed (HTTP ${xhr.status}); try again`;
+      return;
+    }
     history.pushState({}, "", `/jobs/${body.id}`);
     route();
   };
@@ -49,7 +102,11 @@ function upload(file) {
   xhr.send(form);
 }
 
-$("file").addEventListener("change", (e) => { if (e.target.files[0]) upload(e.target.files[0]); });
+$("file").addEventListener("change", (e) => {
+  const file = e.target.files[0];
+  e.target.value = "";  // the same file can be chosen again after an error
+  if (file) upload(file);
+});
 const drop = $("drop");
 drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
 drop.addEventListener("dragleave", () => drop.classList.remove("over"));
@@ -57,25 +114,37 @@ drop.addEventListener("drop", (e) => {
   e.preventDefault(); drop.classList.remove("over");
   if (e.dataTransfer.files[0]) upload(e.dataTransfer.files[0]);
 });
-$("save-token").addEventListener("click", () => {
+$("auth").addEventListener("submit", async (e) => {
+  e.preventDefault();
   state.token = $("token").value.trim();
   localStorage.setItem("vp3d-token", state.token);
-  $("auth").hidden = true;
-  route();
+  if (!(await checkAccess())) { $("auth-message").textContent = "That token is not accepted; check it and try again."; return; }
+  if (state.pending) upload(state.pending); else route();
 });
+$("again").addEventListener("click", () => { history.pushState({}, "", "/"); route(); });
 
 // ---- a job ---------------------------------------------------------------------------------
 function describe(job) {
-  if (job.state === "queued") return `queued: position ${job.queue_position}`;
-  if (job.state === "running") return `${job.stage}: ${Math.round(100 * job.progress)}%`;
-  if (job.state === "done") return `done in ${(job.timings.convert_s || 0).toFixed(1)} s`;
-  return job.state;
+  if (job.state === "queued") return `Waiting in line (position ${job.queue_position})`;
+  if (job.state === "running") return `${STAGES[job.stage] || "Working"}: ${Math.round(100 * job.progress)}%`;
+  if (job.state === "done") return `Done in ${(job.timings.convert_s || 0).toFixed(1)} s`;
+  if (job.state === "failed") return "The conversion failed";
+  return "Cancelled";
+}
+
+// A job that has ended (or cannot be followed): no progress bar left standing, and a way on.
+function ended(message) {
+  $("job-progress").hidden = true;
+  $("job-error").textContent = message || "";
+  $("again").hidden = false;
 }
 
 function follow(id) {
   if (state.events) state.events.close();
   show(["job"]);
   $("job-error").textContent = "";
+  $("job-progress").hidden = false;
+  $("again").hidden = true;
   const events = new EventSource(withToken(`/api/jobs/${id}/events`));
   state.events = events;
   events.onmessage = (e) => {
@@ -84,13 +153,15 @@ function follow(id) {
     $("job-name").textContent = job.name;
     $("job-status").textContent = describe(job);
     $("job-progress").value = job.progress;
-    if (job.state === "done") { events.close(); showResult(job); }
-    if (job.state === "failed" || job.state === "cancelled") { events.close(); $("job-error").textContent = job.error || job.state; }
+    if (job.state === "done") { events.close(); ended(""); showResult(job); }
+    if (job.state === "failed") { events.close(); ended(plainError(job.error) || "no reason was given"); }
+    if (job.state === "cancelled") { events.close(); ended(""); }
   };
-  events.addEventListener("gone", () => { events.close(); $("job-error").textContent = "this job no longer exists"; });
+  events.addEventListener("gone", () => { events.close(); ended("This job no longer exists (finished jobs expire)."); });
   events.onerror = () => {
     if (events.readyState === EventSource.CLOSED) {
-      api(`/api/jobs/${id}`).catch((err) => { $("job-error").textContent = err.message; });
+      api(`/api/jobs/${id}`).then(() => ended("Lost the connection to the server; reload the page to follow the job again."),
+        (err) => ended(err.message));
     }
   };
 }
@@ -105,11 +176,14 @@ async function showResult(job) {
     const a = document.createElement("a");
     a.href = withToken(`/api/jobs/${job.id}/files/${encodeURIComponent(name)}`);
     a.download = name; a.textContent = name;
-    li.append(a); list.append(li);
+    const about = document.createElement("span");
+    about.className = "about";
+    about.textContent = (FILES.find(([ending]) => name.endsWith(ending)) || ["", "a result file"])[1];
+    li.append(a, " ", about); list.append(li);
   }
   $("video").src = withToken(`/api/jobs/${job.id}/video`);
   const glb = job.files.find((n) => n.endsWith(".glb"));
-  if (!glb) { $("job-error").textContent = "this job made no GLB to show"; return; }
+  if (!glb) { $("job-error").textContent = "This job made no GLB file, so there is no 3D view; the files are below."; return; }
   const response = await fetch(`/api/jobs/${job.id}/files/${encodeURIComponent(glb)}`, { headers: authHeaders() });
   const gltf = await new GLTFLoader().parseAsync(await response.arrayBuffer(), "");
   buildView(gltf);
@@ -125,15 +199,12 @@ function buildView(gltf) {
   const scene = new THREE.Scene();
   scene.background = new THREE.Color(0x1b1d23);
   const camera = new THREE.PerspectiveCamera(45, 4 / 3, 0.05, 200);
-  camera.position.set(1.6, 1.4, 2.6);
   const controls = new OrbitControls(camera, renderer.domElement);
-  controls.target.set(0, 0.9, 0);
-  controls.update();
-  scene.add(new THREE.GridHelper(10, 20, 0x55606e, 0x2c323c));
   scene.add(new THREE.HemisphereLight(0xffffff, 0x333344, 2));
   scene.add(gltf.scene);
   const skeleton = new THREE.SkeletonHelper(gltf.scene);
   skeleton.material.linewidth = 2;
+  skeleton.frustumCulled = false;  // its bounds are those of the first pose: a person who walks away would vanish
   scene.add(skeleton);
   const bones = [];
   gltf.scene.traverse((o) => { if (o.isBone) bones.push(o); });
@@ -148,18 +219,32 @@ function buildView(gltf) {
   const clip = gltf.animations[0];
   mixer.clipAction(clip).play();
   const duration = clip ? clip.duration : 0;
+  // The clip loops in the mixer, so its very end would show the first frame: stop just short of it.
+  const pose = (t) => mixer.setTime(Math.min(t, Math.max(duration - 1e-4, 0)));
   // The root trail: the hips sampled over the clip, on the floor.
   const root = bones[0];
   const points = [];
   const position = new THREE.Vector3();
   for (let i = 0; i <= 200 && duration > 0; i++) {
-    mixer.setTime((duration * i) / 200);
+    pose((duration * i) / 200);
     gltf.scene.updateMatrixWorld(true);
     root.getWorldPosition(position);
     points.push(new THREE.Vector3(position.x, 0.005, position.z));
   }
   const trail = new THREE.Line(new THREE.BufferGeometry().setFromPoints(points), new THREE.LineBasicMaterial({ color: 0x3ddc84 }));
   scene.add(trail);
+  // The floor reaches 6 m past wherever the root goes (half-metre squares).
+  const reach = Math.ceil(Math.max(5, ...points.map((p) => Math.max(Math.abs(p.x), Math.abs(p.z)) + 6)));
+  scene.add(new THREE.GridHelper(2 * reach, 4 * reach, 0x55606e, 0x2c323c));
+  // The camera follows the root: the orbit's centre eases towards the hips and the camera moves by
+  // as much, so the user's turn and zoom are kept while a skater crosses the floor.
+  const rootNow = new THREE.Vector3();
+  const chase = (seconds) => {
+    root.getWorldPosition(rootNow);
+    const step = rootNow.sub(controls.target).multiplyScalar(1 - Math.exp(-seconds / 0.25));
+    controls.target.add(step);
+    camera.position.add(step);
+  };
 
   const video = $("video");
   let time = 0, playing = false, last = performance.now(), frame = 0;
@@ -167,7 +252,7 @@ function buildView(gltf) {
   scrub.max = String(duration);
   const setTime = (t) => {
     time = Math.min(Math.max(t, 0), duration);
-    mixer.setTime(time);
+    pose(time);
     gltf.scene.updateMatrixWorld(true);
     for (const dot of joints.children) dot.userData.bone.getWorldPosition(dot.position);
     scrub.value = String(time);
@@ -192,17 +277,23 @@ function buildView(gltf) {
   $("trail").onchange = () => { trail.visible = $("trail").checked; };
   const loop = (now) => {
     frame = requestAnimationFrame(loop);
+    const seconds = Math.max(now - last, 0) / 1000;
     if (playing) {
-      setTime(time + ((now - last) / 1000) * Number($("speed").value));
+      setTime(time + seconds * Number($("speed").value));
       if (time >= duration) play(false);
     }
     last = now;
     resize();
+    if ($("follow").checked) chase(seconds);
     controls.update();
     renderer.render(scene, camera);
   };
   setTime(0);
+  root.getWorldPosition(controls.target);
+  camera.position.copy(controls.target).add(new THREE.Vector3(1.6, 0.5, 2.6));
+  controls.update();
   frame = requestAnimationFrame(loop);
+  window.vp3dViewer = { camera, controls, root, scene }; // read by the tests
   state.view = { dispose: () => { cancelAnimationFrame(frame); renderer.dispose(); controls.dispose(); } };
   window.vp3d.ready = true;
   window.vp3d.bones = bones.length;
@@ -214,7 +305,9 @@ function route() {
   window.vp3d.ready = false;
   if (match) { follow(match[1]); return; }
   if (state.events) state.events.close();
+  $("upload-error").textContent = state.pending ? $("upload-error").textContent : "";
   show(["upload"]);
 }
 window.addEventListener("popstate", route);
+checkAccess();
 route();
