@@ -394,3 +394,22 @@ def test_build_refuses_an_output_folder_that_is_a_file(tmp_path: Path) -> None:
                           text=True, timeout=60)
     assert done.returncode == 2 and done.stderr.startswith("build_addon.py: error:") and target.read_text() == \
         "not a folder"
+
+
+def test_the_panels_menus_and_bounds_are_the_options_one_definition(bpy: ModuleType) -> None:
+    """The add-on's settings are made from converters/options.py (bundled in the zip): each option
+    the add-on offers, with the table's choices, bounds and default, and nothing else."""
+    from converters.options import options_for
+
+    props = bpy.types.Scene.bl_rna.properties["vp3d"].fixed_type.properties
+    for opt in options_for("addon"):
+        prop = props[opt.name]
+        assert prop.description == opt.help, opt.name
+        if opt.kind == "choice" and not opt.registry:
+            assert [item.identifier for item in prop.enum_items] == opt.values(), opt.name
+            assert prop.default == opt.default_for("addon"), opt.name
+        elif opt.kind in ("number", "integer"):
+            assert (prop.hard_min, prop.hard_max) == (opt.low, opt.high), opt.name
+    operator = bpy.ops.vp3d.import_video.get_rna_type().properties
+    assert {o.name for o in options_for("addon")} <= set(operator.keys())
+    assert "device" not in operator.keys() and "formats" not in operator.keys()  # not the add-on's to set

@@ -255,3 +255,28 @@ def test_the_camera_follows_the_person_and_still_orbits(fake_server: Server, bro
     assert max(abs(turned["ndc"][0]), abs(turned["ndc"][1])) < 0.5, turned  # ...around the person
     page.screenshot(path="/tmp/vp3d_web_camera.png")
     assert page.errors == []
+
+
+@pytest.mark.browser
+def test_the_page_menus_are_the_services_options_and_reach_the_job(fake_server: Server, browser: Any,
+                                                                   clip: Path) -> None:
+    """The page builds its form from GET /api/backends (the one definition of the options): the
+    choices, defaults and bounds it shows are the service's, and what is set there is the job's."""
+    from converters.options import option
+
+    page = _open(_signed_in(browser), fake_server.url + "/")
+    page.wait_for_selector("#rig option", state="attached", timeout=10_000)
+    rigs = page.eval_on_selector_all("#rig option", "items => items.map(i => i.value)")
+    assert rigs == option("rig").values() and page.locator("#rig").input_value() == "mixamo"
+    assert page.eval_on_selector_all("#feet option", "items => items.map(i => i.value)") == option("feet").values()
+    share = page.locator("#mediapipe_3d")  # under "More options"
+    assert (share.get_attribute("min"), share.get_attribute("max")) == ("0", "1")
+    page.click("#more summary")
+    page.select_option("#rig", "ue")
+    share.fill("0.25")
+    page.fill("#end", "1.5")
+    page.set_input_files("#file", str(clip))
+    page.wait_for_url("**/jobs/*", timeout=30_000)
+    job = fake_server.request(f"/api/jobs/{page.url.rsplit('/', 1)[1]}")[1]
+    assert (job["options"]["rig"], job["options"]["mediapipe_3d"], job["options"]["end"]) == ("ue", 0.25, 1.5)
+    assert job["options"]["feet"] == "lock" and page.errors == []

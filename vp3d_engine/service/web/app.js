@@ -27,13 +27,6 @@ const FILES = [
 function authHeaders() { return state.token ? { Authorization: `Bearer ${state.token}` } : {}; }
 function withToken(url) { return state.token ? `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(state.token)}` : url; }
 
-// The service may wrap a reader's message in its own ("a.mp4: not a video vp3d can read (a.mp4: not a
-// video FFmpeg can read (...); ...)"): the inner one says the same thing, more precisely, once.
-function plainError(text) {
-  const nested = /^([^:()]{1,255}): [^()]*\((\1: .*)\)$/s.exec(text || "");
-  return nested ? nested[2] : text;
-}
-
 function askForToken(message) {
   $("auth-message").textContent = message;
   $("auth").hidden = false;
@@ -47,7 +40,7 @@ async function api(path, options = {}) {
     throw new Error("this service needs a token: enter it above");
   }
   const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(plainError(body.detail) || `HTTP ${response.status}`);
+  if (!response.ok) throw new Error(body.detail || `HTTP ${response.status}`);
   return body;
 }
 
@@ -60,7 +53,46 @@ async function checkAccess() {
     return false;
   }
   $("auth").hidden = true;
+  if (response && response.ok && !$("options").children.length) showOptions(await response.json());
   return true;
+}
+
+// The form's options, as the service defines them (GET /api/backends: the one definition of the
+// options, with their choices, bounds and defaults): the Blender panel's set, the main three first.
+const MAIN_OPTIONS = ["rig", "root_motion", "feet"];
+
+function optionField(o) {
+  const label = document.createElement("label");
+  label.title = o.help;
+  label.append(`${o.label} `);
+  let input;
+  if (o.choices) {
+    input = document.createElement("select");
+    for (const c of o.choices) {
+      const item = new Option(c.label || c.value, c.value, false, c.value === o.default);
+      item.title = c.help || "";
+      input.append(item);
+    }
+  } else {
+    input = document.createElement("input");
+    const numeric = o.kind === "number" || o.kind === "integer";
+    input.type = numeric ? "number" : "text";
+    if (numeric) {
+      input.min = o.low;
+      input.max = o.high;
+      input.step = o.kind === "integer" ? "1" : "any";
+    }
+    input.placeholder = o.default === null ? "" : String(o.default);  // empty: the whole video
+  }
+  input.id = o.name;
+  input.dataset.option = o.name;
+  label.append(input);
+  return label;
+}
+
+function showOptions(backends) {
+  const offered = (backends.options || []).filter((o) => o.doors.includes("addon"));
+  for (const o of offered) (MAIN_OPTIONS.includes(o.name) ? $("options") : $("options-more")).append(optionField(o));
 }
 
 function show(section) {
@@ -72,7 +104,9 @@ function upload(file) {
   $("upload-error").textContent = "";
   state.pending = null;
   const form = new FormData();
-  for (const id of ["rig", "root_motion", "feet"]) form.append(id, $(id).value);
+  for (const field of document.querySelectorAll("[data-option]")) {
+    if (field.value !== "") form.append(field.dataset.option, field.value);
+  }
   form.append("formats", "motion,bvh,glb,npz");
   form.append("file", file, file.name);
   const xhr = new XMLHttpRequest();
@@ -92,7 +126,7 @@ function upload(file) {
       return;
     }
     if (xhr.status >= 400) {
-      $("upload-error").textContent = plainError(body.detail) || `the upload failed (HTTP ${xhr.status}); try again`;
+      $("upload-error").textContent = body.detail || `the upload failed (HTTP ${xhr.status}); try again`;
       return;
     }
     history.pushState({}, "", `/jobs/${body.id}`);
@@ -154,7 +188,7 @@ function follow(id) {
     $("job-status").textContent = describe(job);
     $("job-progress").value = job.progress;
     if (job.state === "done") { events.close(); ended(""); showResult(job); }
-    if (job.state === "failed") { events.close(); ended(plainError(job.error) || "no reason was given"); }
+    if (job.state === "failed") { events.close(); ended(job.error || "no reason was given"); }
     if (job.state === "cancelled") { events.close(); ended(""); }
   };
   events.addEventListener("gone", () => { events.close(); ended("This job no longer exists (finished jobs expire)."); });
