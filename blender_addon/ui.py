@@ -1,4 +1,5 @@
-"""Operators, panel, menus and preferences of the "Import pose from video" add-on.
+"""The operators of the "Import pose from video" add-on, and its registration (settings in
+``settings.py``, panels and menus in ``panels.py``).
 
 (No ``from __future__ import annotations`` here: Blender reads the property annotations of these
 classes as objects.)"""
@@ -18,7 +19,6 @@ from bpy.props import (
 )
 
 from .engine import (
-    PREFERENCES_PATH,
     VIDEO_SUFFIXES,
     EngineError,
     Job,
@@ -26,132 +26,29 @@ from .engine import (
     RemoteJob,
     convert_not_found,
     engine_options,
-    find_convert,
     list_backends_local,
     list_backends_remote,
 )
+from .panels import VP3D_PT_bone_map, VP3D_PT_import, VP3D_UL_bone_map, draw_convert_notice, menu_motion, menu_video
+from .settings import (
+    _BACKENDS,
+    FPS_MODES,
+    SCENE_SETTINGS,
+    TARGETS,
+    VP3D_AddonPreferences,
+    VP3D_BoneMapItem,
+    VP3D_Settings,
+    _options_props,
+    local_convert,
+    preferences,
+)
 from .vendor.options import options_for
 
-#: The add-on's module: ``vp3d_blender`` installed as a legacy add-on, ``bl_ext.<repository>.vp3d_blender``
-#: as an extension (Blender 4.2+). Its preferences are found under this name either way.
-ADDON = __package__ or "vp3d_blender"
-ENGINES = [("LOCAL", "Local", "run vp3d-convert on this computer"),
-           ("REMOTE", "Remote", "send the video to vp3d serve")]
-TARGETS = [("NEW", "New armature", "a new armature in the rig's rest pose"),
-           ("SELECTED", "Selected armature", "retarget onto the selected armature through its bone map")]
-FPS_MODES = [("SET_SCENE", "Set scene frame rate", "the scene takes the video's frame rate, one key per frame"),
-             ("RETIME", "Retime to scene", "keep the scene's frame rate and space the keys to it")]
-# Menus filled from what the engine reports; Blender needs the item lists kept alive.
-_BACKENDS: dict[str, list[tuple[str, str, str]]] = {
-    "detectors": [("mediapipe", "mediapipe", "MediaPipe BlazePose")],
-    "checkpoints": [("default", "default", "the shipped lifter")],
-}
 _JOBS: dict[int, Job] = {}  # the running job, by operator instance (one at a time)
 #: Bone keys (frames x bones) the add-on bakes at once: an hour at 60 fps of a 22-bone rig (the
 #: presets' largest) fits. More would stall Blender for minutes and take gigabytes; a Motion file may
 #: hold more (converters/motion_file.py bounds its frames, joints and bytes, not Blender's time).
 MAX_BONE_KEYS = 5_000_000
-
-
-def _detector_items(self: Any, context: Any) -> list[tuple[str, str, str]]:
-    return _BACKENDS["detectors"]
-
-
-def _checkpoint_items(self: Any, context: Any) -> list[tuple[str, str, str]]:
-    return _BACKENDS["checkpoints"]
-
-
-def preferences(context: Any) -> Any:
-    return context.preferences.addons[ADDON].preferences
-
-
-def _local_convert(context: Any) -> tuple[str | None, str]:
-    """The vp3d-convert the local engine would run (None: not found) and the path set for it."""
-    prefs = preferences(context)
-    configured = bpy.path.abspath(prefs.convert_path) if prefs.convert_path else ""
-    return find_convert(configured), configured
-
-
-def _draw_convert_notice(layout: Any, context: Any) -> None:
-    """A box saying vp3d-convert is missing and where to set it, before Import is pressed."""
-    found, configured = _local_convert(context)
-    if found is not None:
-        return
-    box = layout.box()
-    box.label(text=f"vp3d-convert is not at {configured}" if configured else "vp3d-convert was not found",
-              icon="ERROR")
-    where = PREFERENCES_PATH.removeprefix("Edit > ").split(" > ")  # narrow side bar: two lines
-    box.label(text="Set its path in " + " > ".join(where[:2]))
-    box.label(text="> " + " > ".join(where[2:]))
-    box.operator("preferences.addon_show", text="Open the add-on's preferences", icon="PREFERENCES").module = ADDON
-
-
-class VP3D_AddonPreferences(bpy.types.AddonPreferences):
-    bl_idname = ADDON
-
-    convert_path: StringProperty(  # type: ignore[valid-type]
-        name="vp3d-convert", subtype="FILE_PATH",
-        description="the vp3d-convert program (empty: $VP3D_CONVERT, else found on PATH)")
-    server_url: StringProperty(name="Service URL", default="http://127.0.0.1:8000",  # type: ignore[valid-type]
-                               description="where `vp3d serve` listens")
-    token: StringProperty(name="Token", subtype="PASSWORD",  # type: ignore[valid-type]
-                          description="the service's bearer token, if it asks for one")
-
-    def draw(self, context: Any) -> None:
-        self.layout.prop(self, "convert_path")
-        self.layout.prop(self, "server_url")
-        self.layout.prop(self, "token")
-
-
-class VP3D_BoneMapItem(bpy.types.PropertyGroup):
-    role: StringProperty(name="Body part")  # type: ignore[valid-type]
-    target: StringProperty(name="Bone")  # type: ignore[valid-type]
-
-
-def _engine_props() -> dict[str, Any]:
-    """A property per option the add-on offers, made from the options' one definition
-    (``converters/options.py``): menus from their choices (the detectors and checkpoints from what
-    the engine reports), bounds and defaults as the engine takes them; an option without a default
-    shows 0 for unset."""
-    props: dict[str, Any] = {}
-    for opt in options_for("addon"):
-        common = {"name": opt.label or opt.name, "description": opt.help}
-        default = opt.default_for("addon")
-        if opt.registry == "detectors":
-            props[opt.name] = EnumProperty(items=_detector_items, **common)
-        elif opt.registry == "checkpoints":
-            props[opt.name] = EnumProperty(items=_checkpoint_items, **common)
-        elif opt.kind == "choice":
-            props[opt.name] = EnumProperty(items=[(c.value, c.label or c.value, c.help) for c in opt.choices],
-                                           default=default, **common)
-        elif opt.kind == "number":
-            props[opt.name] = FloatProperty(min=opt.low, max=opt.high, default=default or 0.0, **common)
-        elif opt.kind == "integer":
-            props[opt.name] = IntProperty(min=int(opt.low or 0), max=int(opt.high or 2**31 - 1), default=default or 0,
-                                          **common)
-        elif opt.kind == "flag":
-            props[opt.name] = BoolProperty(default=bool(default), **common)
-        else:
-            props[opt.name] = StringProperty(default=default or "", **common)
-    return props
-
-
-#: The panel's own settings (how the result is put into the scene), after the engine's options.
-SCENE_SETTINGS = ("frame_start", "fps_mode", "target")
-
-
-def _options_props() -> dict[str, Any]:
-    return {
-        "engine": EnumProperty(name="Engine", items=ENGINES, default="LOCAL"),
-        **_engine_props(),
-        "frame_start": IntProperty(name="Start frame", default=1),
-        "target": EnumProperty(name="Target", items=TARGETS, default="NEW"),
-        "fps_mode": EnumProperty(name="Frame rate", items=FPS_MODES, default="SET_SCENE"),
-    }
-
-
-VP3D_Settings = type("VP3D_Settings", (bpy.types.PropertyGroup,), {
-    "__annotations__": {"filepath": StringProperty(name="Video", subtype="FILE_PATH"), **_options_props()}})
 
 
 def _finish(context: Any, op: Any, motion_path: Path, name: str) -> set[str]:
@@ -215,7 +112,7 @@ class VP3D_OT_import_video(bpy.types.Operator):
     def draw(self, context: Any) -> None:  # the file browser's side bar (File > Import)
         self.layout.prop(self, "engine", expand=True)
         if self.engine == "LOCAL":
-            _draw_convert_notice(self.layout, context)
+            draw_convert_notice(self.layout, context)
         for name in (*(o.name for o in options_for("addon")), *SCENE_SETTINGS):
             self.layout.prop(self, name)
 
@@ -233,7 +130,7 @@ class VP3D_OT_import_video(bpy.types.Operator):
                 options["rig"] = "mixamo"  # retargeted through the bone map, from Mixamo's names
             if self.engine == "REMOTE":
                 return RemoteJob(prefs.server_url, prefs.token, video, options)
-            executable, configured = _local_convert(context)
+            executable, configured = local_convert(context)
             if executable is None:
                 raise EngineError(convert_not_found(configured))
             return LocalJob(executable, video, options)
@@ -380,7 +277,7 @@ class VP3D_OT_refresh_backends(bpy.types.Operator):
             if settings.engine == "REMOTE":
                 found = list_backends_remote(prefs.server_url, prefs.token)
             else:
-                executable, configured = _local_convert(context)
+                executable, configured = local_convert(context)
                 if executable is None:
                     raise EngineError(convert_not_found(configured))
                 found = list_backends_local(executable)
@@ -415,68 +312,6 @@ class VP3D_OT_detect_bone_map(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class VP3D_UL_bone_map(bpy.types.UIList):
-    def draw_item(self, context: Any, layout: Any, data: Any, item: Any, icon: Any, active_data: Any,
-                  active_property: Any, index: int = 0, flt_flag: int = 0) -> None:
-        row = layout.row(align=True)
-        row.label(text=item.role)
-        row.prop_search(item, "target", data.data, "bones", text="")
-
-
-class VP3D_PT_import(bpy.types.Panel):
-    bl_label = "Import pose from video"
-    bl_idname = "VP3D_PT_import"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "vp3d"
-
-    def draw(self, context: Any) -> None:
-        layout, settings, wm = self.layout, context.scene.vp3d, context.window_manager
-        layout.prop(settings, "filepath")
-        row = layout.row(align=True)
-        row.prop(settings, "engine", expand=True)
-        row.operator("vp3d.refresh_backends", text="", icon="FILE_REFRESH")
-        if settings.engine == "LOCAL" and not wm.vp3d_running:
-            _draw_convert_notice(layout, context)
-        for name in (*(o.name for o in options_for("addon")), *SCENE_SETTINGS):
-            layout.prop(settings, name)
-        if wm.vp3d_running:
-            layout.progress(factor=wm.vp3d_progress, text=f"{wm.vp3d_status} {wm.vp3d_progress:.0%}")
-            layout.operator("vp3d.cancel", icon="CANCEL")
-            return
-        op = layout.operator("vp3d.import_video", text="Import", icon="IMPORT")
-        op.filepath = settings.filepath
-        for name in ("engine", *(o.name for o in options_for("addon")), *SCENE_SETTINGS):
-            value = getattr(settings, name)
-            if value != "" or not isinstance(value, str):  # a menu the engine has not filled yet keeps its own
-                setattr(op, name, value)
-
-
-class VP3D_PT_bone_map(bpy.types.Panel):
-    bl_label = "Bone map"
-    bl_idname = "VP3D_PT_bone_map"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "vp3d"
-    bl_parent_id = "VP3D_PT_import"
-
-    def draw(self, context: Any) -> None:
-        obj = context.active_object
-        if obj is None or obj.type != "ARMATURE":
-            self.layout.label(text="Select the armature to drive")
-            return
-        self.layout.operator("vp3d.detect_bone_map", icon="BONE_DATA")
-        self.layout.template_list("VP3D_UL_bone_map", "", obj, "vp3d_bone_map", obj, "vp3d_bone_map_index", rows=8)
-
-
-def _menu_video(self: Any, context: Any) -> None:
-    self.layout.operator(VP3D_OT_import_video.bl_idname, text="Pose from video (.mp4, .mov, ...)")
-
-
-def _menu_motion(self: Any, context: Any) -> None:
-    self.layout.operator(VP3D_OT_import_motion.bl_idname, text="vp3d motion (.motion.npz)")
-
-
 CLASSES = (VP3D_AddonPreferences, VP3D_BoneMapItem, VP3D_Settings, VP3D_OT_import_video, VP3D_OT_import_motion,
            VP3D_OT_cancel, VP3D_OT_refresh_backends, VP3D_OT_detect_bone_map, VP3D_UL_bone_map, VP3D_PT_import,
            VP3D_PT_bone_map)
@@ -498,16 +333,16 @@ def register() -> None:
     bpy.types.WindowManager.vp3d_progress = FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")
     bpy.types.WindowManager.vp3d_status = StringProperty()
     bpy.types.WindowManager.vp3d_cancel = BoolProperty(default=False)
-    bpy.types.TOPBAR_MT_file_import.append(_menu_video)
-    bpy.types.TOPBAR_MT_file_import.append(_menu_motion)
+    bpy.types.TOPBAR_MT_file_import.append(menu_video)
+    bpy.types.TOPBAR_MT_file_import.append(menu_motion)
 
 
 def unregister() -> None:
     for job in list(_JOBS.values()):  # a conversion still running: stop it, remove its files
         job.cancel()
     _JOBS.clear()
-    bpy.types.TOPBAR_MT_file_import.remove(_menu_motion)
-    bpy.types.TOPBAR_MT_file_import.remove(_menu_video)
+    bpy.types.TOPBAR_MT_file_import.remove(menu_motion)
+    bpy.types.TOPBAR_MT_file_import.remove(menu_video)
     for owner, name in _PROPERTIES:
         if hasattr(owner, name):
             delattr(owner, name)

@@ -384,7 +384,7 @@ def test_disable_and_enable_again_leave_nothing_behind(bpy: ModuleType) -> None:
     assert (panel.bl_label, panel.bl_category, panel.bl_space_type) == ("Import pose from video", "vp3d", "VIEW_3D")
     assert hasattr(bpy.types.Scene, "vp3d") and "import_video" in dir(bpy.ops.vp3d)
     menu = [f.__name__ for f in bpy.types.TOPBAR_MT_file_import._dyn_ui_initialize()]
-    assert menu.count("_menu_video") == 1 and menu.count("_menu_motion") == 1  # once each, after re-enabling
+    assert menu.count("menu_video") == 1 and menu.count("menu_motion") == 1  # once each, after re-enabling
 
 
 def test_build_refuses_an_output_folder_that_is_a_file(tmp_path: Path) -> None:

@@ -197,10 +197,10 @@ def test_an_armature_with_no_known_naming_is_told_the_namings_tried(bpy: ModuleT
 
 
 def test_preferences_under_the_legacy_module_name(bpy: ModuleType) -> None:
-    import vp3d_blender.ui as ui
+    import vp3d_blender.settings as settings
 
-    assert ui.ADDON == "vp3d_blender" == ui.VP3D_AddonPreferences.bl_idname
-    assert ui.preferences(bpy.context) == bpy.context.preferences.addons["vp3d_blender"].preferences
+    assert settings.ADDON == "vp3d_blender" == settings.VP3D_AddonPreferences.bl_idname
+    assert settings.preferences(bpy.context) == bpy.context.preferences.addons["vp3d_blender"].preferences
 
 
 def test_preferences_under_the_extension_module_name(addon_zip: Path, tmp_path: Path) -> None:
@@ -212,9 +212,9 @@ def test_preferences_under_the_extension_module_name(addon_zip: Path, tmp_path: 
     script = f"""
 import bpy
 bpy.ops.extensions.package_install_files(filepath={str(addon_zip)!r}, repo="user_default", enable_on_install=True)
-from bl_ext.user_default.vp3d_blender import ui
-prefs = ui.preferences(bpy.context)
-print("NAMES", ui.ADDON, ui.VP3D_AddonPreferences.bl_idname)
+from bl_ext.user_default.vp3d_blender import settings
+prefs = settings.preferences(bpy.context)
+print("NAMES", settings.ADDON, settings.VP3D_AddonPreferences.bl_idname)
 print("SAME", prefs == bpy.context.preferences.addons["bl_ext.user_default.vp3d_blender"].preferences)
 prefs.convert_path = {str(missing)!r}
 try:
