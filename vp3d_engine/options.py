@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,8 +26,8 @@ from converters.options import OPTIONS, Option, check_value, option, options_for
 from vp3d_engine.pipeline import PipelineOptions
 from vp3d_engine.render import RenderOptions
 
-__all__ = ["ConvertOptions", "add_arguments", "build_options", "check_options", "describe_options", "option_values",
-           "registry_choices", "values_from_args", "values_from_form"]
+__all__ = ["ConvertOptions", "add_arguments", "bounded", "build_options", "check_options", "describe_options",
+           "option_values", "registry_choices", "values_from_args", "values_from_form"]
 
 #: Most form fields a service upload may carry (the options, plus a few spare).
 MAX_FORM_FIELDS = len(OPTIONS) + 8
@@ -142,6 +143,21 @@ def check_options(options: ConvertOptions, door: str = "cli", *, local: bool = T
 
 
 # argparse (vp3d-convert)
+
+def bounded(kind: type, low: float, high: float | None = None) -> Callable[[str], Any]:
+    """An argparse type: a finite ``kind`` (int or float) from ``low`` to ``high``."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
+        if not math.isfinite(value) or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be from {low:g}" + (f" to {high:g}" if high is not None else " up")
+                                             + f", not {text}")
+        return value
+    return parse
+
+
 
 def _argparse_type(opt: Option, door: str) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
