@@ -22,7 +22,8 @@ def shared_data() -> Path:
 def dance_detections(shared_data: Path) -> FrameDetections:
     """MediaPipe's detections on a whole real clip (13 s of a dancer with a ball, 338 frames), in
     one process."""
-    from vp3d_engine.pipeline import PipelineOptions, detect_video
+    from vp3d_engine.detection import detect_video
+    from vp3d_engine.pipeline import PipelineOptions
     from vp3d_engine.video import DecodeReport, probe_video
 
     video = shared_data / "videos" / "dance_ball_480p.mp4"

@@ -8,9 +8,10 @@ Stages, each a plain function over a typed value (their modules say more):
 ============  ==========================================  =====================================
 stage         function                                    value
 ============  ==========================================  =====================================
-detect        ``pipeline.detect_video`` or a 2D file      ``FrameDetections``
-track         ``tracking.track_person``                   ``Keypoints2D``
-lift          ``lifting.lift_keypoints``                  ``Pose3D`` (camera space)
+detect        ``pipeline.detect`` (a video) or            ``pipeline.Detected``
+              ``pipeline.read_2d`` (a 2D file)
+track         ``pipeline.track``                          ``TrackResult`` (``Keypoints2D``)
+lift          ``pipeline.lift``                           ``Pose3D`` (camera space)
 world         ``outputs.solve_world`` (``converters.world``)  world joints ``(T,17,3)``
 solve         ``converters.solve.solve``                  ``Motion``
 write         ``outputs.write_result_files``              files, all or none (``render``: the
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING
 from converters.types import Pose3D
 from vp3d_engine.detectors.registry import DetectorPool
 from vp3d_engine.options import ConvertOptions, check_options
-from vp3d_engine.pipeline import PipelineResult, load_lifter, run_pipeline
+from vp3d_engine.pipeline import PipelineResult, detect, lift, load_lifter, read_2d, track
 from vp3d_engine.sources import SourceKind, classify_source
 
 if TYPE_CHECKING:
@@ -106,24 +107,34 @@ def convert(source: str | Path, options: ConvertOptions, stem: str | Path, *, ki
         try:
             if not models.loaded:  # filled in place: the caller's next conversion reuses it
                 models.lifter, models.loaded = load_lifter(opts), True
+            timings["load_s"] = time.perf_counter() - t0
             report("detect", 0.0)
-            result = run_pipeline(path, opts, lambda fraction: report("detect", fraction), lifter=models.lifter,
-                                  detectors=models.detectors)
+            t1 = time.perf_counter()
+            found = read_2d(path, opts) if given is not None else detect(
+                path, opts, lambda fraction: report("detect", fraction), detectors=models.detectors)
+            timings["decode_detect_s"] = time.perf_counter() - t1
         finally:
             if own:
                 models.close()
-        timings.update(result.timings)
+        t2 = time.perf_counter()
+        report("track", 0.0)
+        tracked = track(found, opts)
+        report("lift", 0.0)
+        lifted, pose, detector_3d = lift(found, tracked, opts, models.lifter)
+        timings["track_lift_s"] = time.perf_counter() - t2
+        timings["total_s"] = time.perf_counter() - t0
+        result = PipelineResult(source=str(path), keypoints=lifted, pose=pose, track=tracked, info=found.info,
+                                decode=found.decode, timings=dict(timings), detector_3d=detector_3d)
         report("lift", 1.0)
-        pose = result.pose
     report("solve", 0.0)
-    t1 = time.perf_counter()
+    t3 = time.perf_counter()
     video = path if kind == "video" or (kind == "keypoints" and keypoints is not None and path.is_file()
                                         and path.resolve() != keypoints.resolve()) else None
     files = write_result_files(Path(stem), options.formats, pose, result, rig=options.rig, units=options.units,
                                video=video, render=options.render, root_motion=options.root_motion,
                                smoothing=options.smoothing, feet=options.feet,
                                span=(options.pipeline.start, options.pipeline.end))
-    timings["solve_write_s"] = time.perf_counter() - t1
+    timings["solve_write_s"] = time.perf_counter() - t3
     timings["convert_s"] = time.perf_counter() - t0
     report("write", 1.0)
     return Conversion(source=path, kind=kind, pose=pose, files=files, result=result, timings=timings)

@@ -1,9 +1,11 @@
 """The engine's side of the one options definition (:mod:`converters.options`).
 
+- :class:`ConvertOptions` and :class:`PipelineOptions`: the typed options the stages take, their
+  defaults from the table;
 - :func:`registry_choices`: the names a registry option takes (detectors and lifters a user may
   choose, checkpoints installed here);
 - :func:`build_options`: checked option values (name -> value, as the doors hold them) to the typed
-  :class:`~vp3d_engine.convert.ConvertOptions`, and :func:`option_values` back;
+  :class:`ConvertOptions`, and :func:`option_values` back;
 - :func:`check_options`: every value against the table and the options that depend on each other
   (``start`` before ``end``, a lifter that needs a detector, a checkpoint that exists), once, before
   any work; :func:`~vp3d_engine.convert.convert` calls it, and so does every door before it queues
@@ -19,25 +21,52 @@ import argparse
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from converters.errors import CheckpointError, ConfigurationError
 from converters.options import OPTIONS, Option, check_value, option, options_for, parse_text
-from vp3d_engine.pipeline import PipelineOptions
 from vp3d_engine.render import RenderOptions
 
-__all__ = ["ConvertOptions", "add_arguments", "bounded", "build_options", "check_options", "describe_options",
-           "option_values", "registry_choices", "values_from_args", "values_from_form"]
+__all__ = ["ConvertOptions", "PipelineOptions", "add_arguments", "bounded", "build_options", "check_options",
+           "describe_options", "option_values", "registry_choices", "values_from_args", "values_from_form"]
 
 #: Most form fields a service upload may carry (the options, plus a few spare).
 MAX_FORM_FIELDS = len(OPTIONS) + 8
 
 
 @dataclass
+class PipelineOptions:
+    """The 2D-to-3D options; what each takes, and its default, is in :mod:`converters.options`
+    (checked by :func:`check_options`)."""
+
+    detector: str = option("detector").default
+    lifter: str = option("lifter").default
+    checkpoint: str = option("checkpoint").default
+    device: str = option("device").default
+    start: float | None = None
+    end: float | None = None
+    stride: int = option("stride").default
+    person: int = option("person").default
+    keypoints: Path | None = None  # 2D keypoints from a file: skips decoding and detection
+    image_size: tuple[int, int] | None = None  # of the keypoints file, when it does not say (or says wrong)
+    fps: float | None = None  # of the keypoints file, when it does not say
+    flip: bool | None = None  # None: as the checkpoint says
+    resample: str = option("resample").default  # "none": lift frames as they come (the original procedure)
+    workers: int | None = None  # detection processes for long videos; None: one per core
+    trajectory: str = option("trajectory").default  # "model": the trajectory model's root as it is
+    label_swaps: str = option("label_swaps").default  # "keep": the detector's left/right labels as they are
+    # Share of MediaPipe's own 3D averaged into the lifted pose (vp3d_engine.lifters.blend); it
+    # applies where MediaPipe detected the video, or to a vp3d result file that kept its 3D (not to
+    # other keypoint files); 0: the lifter alone.
+    mediapipe_3d: float = option("mediapipe_3d").default
+
+
+@dataclass
 class ConvertOptions:
     """What to make: the 2D-to-3D options, the rig preset, the units of BVH/FBX, the formats. What
     each option takes, and its default, is in :mod:`converters.options`; the doors build these with
-    :func:`vp3d_engine.options.build_options`, which checks them."""
+    :func:`build_options`, which checks them."""
 
     pipeline: PipelineOptions = field(default_factory=PipelineOptions)
     rig: str = option("rig").default
@@ -128,11 +157,17 @@ def check_options(options: ConvertOptions, door: str = "cli", *, local: bool = T
     p = options.pipeline
     if p.start is not None and p.end is not None and p.end <= p.start:
         raise ConfigurationError(f"end ({p.end:g} s) must come after start ({p.start:g} s)")
+    if p.keypoints is not None and (p.start is not None or p.end is not None or p.stride != 1):
+        raise ConfigurationError("start, end and stride select video frames to detect; with a keypoints file the "
+                                 "frames come from the file: trim it instead")
     spec = lifter_spec(p.lifter)
     if spec.kind == "detector":
-        if p.keypoints is not None or p.detector != "mediapipe":
-            raise ConfigurationError(f"lifter {p.lifter} takes its 3D from the mediapipe detector: use detector "
-                                     "mediapipe, and no keypoints file")
+        from vp3d_engine.detectors.registry import detector_names, detector_spec
+
+        if p.keypoints is not None or not detector_spec(p.detector).world_landmarks:
+            able = [n for n in detector_names(public=True) if detector_spec(n).world_landmarks]
+            raise ConfigurationError(f"lifter {p.lifter} takes its 3D from the detector's world landmarks: use "
+                                     f"detector {' or '.join(able)}, and no keypoints file")
     elif local:
         from vp3d_engine.checkpoints import resolve_checkpoint
 

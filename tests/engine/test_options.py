@@ -83,12 +83,15 @@ def test_the_doors_differ_only_where_the_table_says() -> None:
 def test_the_options_that_depend_on_each_other_are_checked_before_any_work() -> None:
     with pytest.raises(ConfigurationError, match=r"end .* must come after start"):
         build_options({"start": 5.0, "end": 1.0})
-    with pytest.raises(ConfigurationError, match="takes its 3D from the mediapipe detector"):
+    with pytest.raises(ConfigurationError, match=r"takes its 3D from the detector.s world landmarks: use detector "
+                                                 "mediapipe"):
         check_options(ConvertOptions(pipeline=ConvertOptions().pipeline.__class__(lifter="blazepose-world",
                                                                                      keypoints=__file__)))
     with pytest.raises(CheckpointError, match="checkpoint: no checkpoint 'nonexistent'"):
         build_options({"checkpoint": "nonexistent"})
     build_options({"checkpoint": "nonexistent"}, local=False)  # a cluster's workers load their own
+    with pytest.raises(ConfigurationError, match="with a keypoints file the frames come from the file"):
+        check_options(ConvertOptions(pipeline=ConvertOptions().pipeline.__class__(start=1.0, keypoints=__file__)))
     with pytest.raises(ConfigurationError, match="lifter must be one of"):
         build_options({"lifter": "test"})  # a training architecture, not a conversion's lifter
 

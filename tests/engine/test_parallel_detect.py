@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vp3d_engine.detection import detect_video
 from vp3d_engine.detectors.types import FrameDetections
 from vp3d_engine.parallel_detect import split_parts
-from vp3d_engine.pipeline import PipelineOptions, detect_video
+from vp3d_engine.pipeline import PipelineOptions
 from vp3d_engine.video import DecodeReport, probe_video
 
 

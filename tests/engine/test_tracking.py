@@ -202,7 +202,8 @@ def test_each_person_is_followed_for_the_whole_clip(shared_data: Path, camera: s
     is left out: there the woman stands behind the man for most of the clip, and BlazePose, one
     person per pass, merges the two; --person 1 then ends in a clear "missing from 53% of the
     frames" error, and --person 0 sometimes takes her torso.)"""
-    from vp3d_engine.pipeline import PipelineOptions, detect_video
+    from vp3d_engine.detection import detect_video
+    from vp3d_engine.pipeline import PipelineOptions
     from vp3d_engine.video import DecodeReport, iter_frames, probe_video
 
     video = shared_data / "multiview" / "pose2sim-multiperson" / f"{camera}.mp4"
@@ -221,7 +222,8 @@ def test_each_person_is_followed_for_the_whole_clip(shared_data: Path, camera: s
 
 @pytest.mark.shared_data
 def test_person_zero_is_the_same_whether_one_or_two_people_are_detected(shared_data: Path) -> None:
-    from vp3d_engine.pipeline import PipelineOptions, detect_video
+    from vp3d_engine.detection import detect_video
+    from vp3d_engine.pipeline import PipelineOptions
     from vp3d_engine.video import DecodeReport, probe_video
 
     video = shared_data / "multiview" / "pose2sim-multiperson" / "cam02.mp4"

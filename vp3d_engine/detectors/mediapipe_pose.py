@@ -87,9 +87,7 @@ class MediaPipePose:
     """BlazePose in video (tracking) mode; ``max_people`` passes per frame (see the module notes)."""
 
     name = "mediapipe"
-    batch_size = 1
-    ranks_people = True  # pass 0 follows the same person however many passes run: it is --person 0
-    places_hidden_joints = True  # a landmark's score is its visibility; hidden ones are still placed
+    batch_size = 1  # what it can do (ranks people, places hidden joints, ...) is in its registry spec
 
     def __init__(self, device: str = "cpu", min_detection_confidence: float = 0.5,
                  min_tracking_confidence: float = 0.5, max_people: int = 1) -> None:

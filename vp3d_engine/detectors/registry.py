@@ -91,6 +91,19 @@ class DetectorSpec:
     extra: str  # pip extra or package that provides the backend
     #: not offered as a choice at the doors (chosen by the pipeline itself)
     internal: bool = False
+    # What the backend can do, for the pipeline to read here rather than probe the detector for:
+    #: its people come in a stable order (person 0 is the same person however many are asked for),
+    #: so the tracker keeps its order instead of ranking tracks itself
+    ranks_people: bool = False
+    #: a keypoint's score is its visibility, and hidden keypoints are still placed (kept, not filled)
+    places_hidden_joints: bool = False
+    #: it also gives each person's 3D world landmarks (extras ``blazepose_world``): a lifter of kind
+    #: ``detector`` can take its 3D from it, and it can be blended into the lifted pose
+    world_landmarks: bool = False
+    #: it takes ``max_people`` (how many people to look for per frame)
+    max_people: bool = False
+    #: a clip may be split across worker processes by time (one core each, no shared state)
+    splits_in_time: bool = False
 
 
 _DETECTORS: dict[str, DetectorSpec] = {}
@@ -128,6 +141,7 @@ register_detector(DetectorSpec(
     description="MediaPipe BlazePose (model_complexity=1, bundled, CPU, offline); one person per frame",
     factory="vp3d_engine.detectors.mediapipe_pose:MediaPipePose",
     extra="mediapipe (installed by scripts/setup.sh)",
+    ranks_people=True, places_hidden_joints=True, world_landmarks=True, max_people=True, splits_in_time=True,
 ))
 register_detector(DetectorSpec(
     name="precomputed",

@@ -1,0 +1,153 @@
+"""The detect stage: a video's frames decoded on a background thread (PyAV releases the GIL, so
+decoding hides behind detection) and run through a registered 2D detector, in this process or, for
+a long clip and a detector that splits in time, in worker processes (:mod:`vp3d_engine.parallel_detect`).
+What the detector can do (ranks people, places hidden joints) is read from its registry spec."""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from converters.errors import InputFileError
+from vp3d_engine.detectors.registry import detector_spec
+from vp3d_engine.detectors.types import FrameDetections
+from vp3d_engine.video import DecodeReport, Frame, VideoInfo, iter_frames
+
+if TYPE_CHECKING:
+    from vp3d_engine.detectors.registry import DetectorPool
+    from vp3d_engine.options import PipelineOptions
+
+__all__ = ["detect_video", "detection_span"]
+
+_QUEUE_BYTES = 256 << 20  # decoded frames waiting for the detector, at most
+
+
+def _frames_in_background(path: Path, opts: PipelineOptions, report: DecodeReport,
+                          frame_bytes: int = 0) -> Generator[Frame, None, None]:
+    q: queue.Queue[Frame | BaseException | None] = queue.Queue(
+        maxsize=max(2, min(16, _QUEUE_BYTES // max(frame_bytes, 1))))
+    stop = threading.Event()
+
+    def put(item: Frame | BaseException | None) -> bool:
+        """Wait for room, unless the consumer has gone; False when it has."""
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for frame in iter_frames(path, opts.start, opts.end, opts.stride, report):
+                if not put(frame):
+                    return
+            put(None)
+        except BaseException as exc:  # handed to the consumer
+            put(exc)
+
+    thread = threading.Thread(target=produce, daemon=True, name="vp3d-decode")
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while True:  # free the frames still queued
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                break
+        thread.join(timeout=5)
+
+
+#: Parallel detection: each worker gets at least this much video, and starts this much earlier.
+MIN_PART_S = 5.0
+WARM_UP_S = 1.0
+
+
+def detection_span(opts: PipelineOptions, info: VideoInfo) -> tuple[float, float | None]:
+    """Seconds of video to detect: ``--start`` to ``--end`` or the end (None where unknown)."""
+    start = opts.start or 0.0
+    if not info.duration_s:
+        return start, opts.end
+    return start, min(opts.end, info.duration_s) if opts.end is not None else info.duration_s
+
+
+def _parallel_parts(path: Path, opts: PipelineOptions, info: VideoInfo) -> list[Any]:
+    """The parts to detect in worker processes, or [] to detect in this one: only a detector that
+    splits in time (MediaPipe: CPU, one core each), every frame (no --stride), and a long enough clip
+    of known length."""
+    from vp3d_engine.parallel_detect import default_workers, split_parts
+
+    workers = opts.workers if opts.workers is not None else default_workers()
+    if workers < 2 or not detector_spec(opts.detector).splits_in_time or opts.stride != 1 or not info.duration_s:
+        return []
+    start, end = detection_span(opts, info)
+    if end is None:
+        return []
+    workers = min(workers, int((end - start) // MIN_PART_S))
+    return split_parts(start, end, workers, WARM_UP_S, last_end=opts.end) if workers >= 2 else []
+
+
+def detect_video(path: Path, opts: PipelineOptions, info: VideoInfo, report: DecodeReport,
+                 progress: Callable[[float], None] | None = None,
+                 detectors: DetectorPool | None = None) -> tuple[FrameDetections, dict[str, Any]]:
+    """Every frame's people (``FrameDetections``) and the detector's extras (e.g. MediaPipe's world
+    landmarks). ``progress(t)``: seconds of video detected so far. ``detectors``: a pool that keeps
+    the detector loaded for the next video (else one is made and closed here)."""
+    from vp3d_engine.detectors.registry import DetectorPool
+
+    spec = detector_spec(opts.detector)
+    options = {"max_people": opts.person + 1} if spec.max_people and opts.person else {}
+    parts = _parallel_parts(path, opts, info)
+    if parts:
+        from vp3d_engine.parallel_detect import detect_parts
+
+        found, stamps, found_extras = detect_parts(path, parts, opts.detector, options, report, progress)
+        if not found:
+            raise InputFileError(f"{path}: no video frames could be decoded")
+        return FrameDetections(people=found, image_size=(info.width, info.height), fps=info.fps,
+                               timestamps=np.asarray(stamps), source=str(path), ranked=spec.ranks_people,
+                               places_hidden=spec.places_hidden_joints), found_extras
+    pool = detectors if detectors is not None else DetectorPool()
+    detector = pool.acquire(opts.detector, device="cpu" if opts.device == "auto" else opts.device, **options)
+    people: list[np.ndarray] = []
+    times: list[float] = []
+    batch: list[Frame] = []
+    broken = True
+    try:
+        def flush() -> None:
+            people.extend(detector.detect([f.image for f in batch]))
+            times.extend(f.time for f in batch)
+            if progress is not None:
+                progress(batch[-1].time)
+            batch.clear()
+
+        with contextlib.closing(_frames_in_background(path, opts, report, 3 * info.width * info.height)) as frames:
+            for frame in frames:
+                batch.append(frame)
+                if len(batch) >= detector.batch_size:
+                    flush()
+        if batch:
+            flush()
+        extras = detector.extras()
+        broken = False
+    finally:
+        pool.release(detector, broken=broken or detectors is None)
+    dets = FrameDetections(people=people, image_size=(info.width, info.height), fps=info.fps / opts.stride,
+                           timestamps=np.asarray(times), source=str(path), ranked=spec.ranks_people,
+                           places_hidden=spec.places_hidden_joints)
+    return dets, extras
