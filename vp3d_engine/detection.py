@@ -121,7 +121,8 @@ def detect_video(path: Path, opts: PipelineOptions, info: VideoInfo, report: Dec
             raise InputFileError(f"{path}: no video frames could be decoded")
         return FrameDetections(people=found, image_size=(info.width, info.height), fps=info.fps,
                                timestamps=np.asarray(stamps), source=str(path), ranked=spec.ranks_people,
-                               places_hidden=spec.places_hidden_joints), found_extras
+                               places_hidden=spec.places_hidden_joints,
+                               identities=_identities(spec.follows_people, found_extras, found)), found_extras
     pool = detectors if detectors is not None else DetectorPool()
     detector = pool.acquire(opts.detector, device="cpu" if opts.device == "auto" else opts.device, **options)
     people: list[np.ndarray] = []
@@ -149,5 +150,14 @@ def detect_video(path: Path, opts: PipelineOptions, info: VideoInfo, report: Dec
         pool.release(detector, broken=broken or detectors is None)
     dets = FrameDetections(people=people, image_size=(info.width, info.height), fps=info.fps / opts.stride,
                            timestamps=np.asarray(times), source=str(path), ranked=spec.ranks_people,
-                           places_hidden=spec.places_hidden_joints)
+                           places_hidden=spec.places_hidden_joints,
+                           identities=_identities(spec.follows_people, extras, people))
     return dets, extras
+
+
+def _identities(follows: bool, extras: dict[str, Any], people: list[np.ndarray]) -> list[np.ndarray] | None:
+    """The detector's identities for the people of every frame, where it follows people and says."""
+    ids = extras.get("identities") if follows else None
+    if ids is None or len(ids) != len(people):
+        return None
+    return [np.asarray(i, np.int64) for i in ids]

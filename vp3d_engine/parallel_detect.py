@@ -58,6 +58,11 @@ def split_parts(start: float, end: float, workers: int, warm_up_s: float, last_e
                  warm_start=max(start, float(bounds[k]) - (warm_up_s if k else 0.0))) for k in range(workers)]
 
 
+#: Identities of a detector that follows people are offset by this much per part (tracking then
+#: joins a person's identities at the parts' seams, as it joins any track across one frame).
+PART_IDENTITIES = 1_000_000
+
+
 def _work(path: str, part: Part, detector: str, options: dict[str, Any], index: int, messages: Any,
           verbose: bool = False) -> None:
     """Worker process: detect one part, report progress and the result (or the error). It speaks
@@ -76,13 +81,13 @@ def _work(path: str, part: Part, detector: str, options: dict[str, Any], index: 
         report = DecodeReport()
         people: list[np.ndarray] = []
         times: list[float] = []
-        first_kept: int | None = None
+        first_kept: int | None = None  # the first frame of the part, counted from the warm-up's first
         try:
-            for frame in iter_frames(path, part.warm_start or None, part.end, 1, report):
+            for seen, frame in enumerate(iter_frames(path, part.warm_start or None, part.end, 1, report)):
                 found = det.detect([frame.image])[0]
                 if frame.time >= part.start:  # parts meet exactly: start_k <= t < end_k
                     if first_kept is None:
-                        first_kept = len(det.extras().get("blazepose_world", [])) - 1
+                        first_kept = seen
                     people.append(found)
                     times.append(frame.time)
                     messages.put(("progress", index, frame.time))
@@ -157,6 +162,8 @@ def detect_parts(path: Path, parts: list[Part], detector: str, options: dict[str
         people.extend(part_people)
         times.extend(part_times)
         for key, value in part_extras.items():
+            if key == "identities":  # each worker numbers its people from 0: distinct per part
+                value = [np.asarray(ids, np.int64) + k * PART_IDENTITIES for ids in value]
             extras.setdefault(key, []).extend(value)
         report.damaged_packets += damaged
         report.first_error = report.first_error or first_error

@@ -105,7 +105,10 @@ def _detector_pose(dets: FrameDetections, extras: dict[str, Any], kp: Keypoints2
     """MediaPipe's own 3D of the person the track follows, on the track's frames."""
     from vp3d_engine.lifters.blazepose_world import blazepose_world_pose
 
-    world = extras["blazepose_world"] if person == 0 else _followed_world(dets, extras, kp)
+    # A detector that ranks people gives its first person's 3D for every frame (found or not);
+    # otherwise the 3D is the detection the track took in each frame.
+    first = person == 0 and dets.ranked and "blazepose_world" in extras
+    world = extras["blazepose_world"] if first else _followed_world(dets, extras, kp)
     return blazepose_world_pose(world, kp.timestamps, kp.fps)
 
 
@@ -116,10 +119,10 @@ def _blend(pose: Pose3D, dets: FrameDetections, extras: dict[str, Any], kp: Keyp
     from vp3d_engine.lifters.blend import blend_detector_3d, drop_frames
 
     detector: Pose3D | None = None
-    if "blazepose_world" in extras:
-        if len(extras["blazepose_world"]) != kp.num_frames:
+    if "blazepose_world_people" in extras:
+        if len(extras["blazepose_world_people"]) != kp.num_frames:
             log.warning("MediaPipe's 3D covers %d frames of %d; the lifted pose is used alone",
-                        len(extras["blazepose_world"]), kp.num_frames)
+                        len(extras["blazepose_world_people"]), kp.num_frames)
         else:
             try:
                 found = _detector_pose(dets, extras, kp, opts.person)

@@ -113,20 +113,27 @@ def build_tracks(dets: FrameDetections, min_score: float = 0.3, min_iou: float =
     jumps to someone else for a few frames (one pose per frame, as many tools write), those frames
     start a short track of their own and the subject's track continues when it comes back, with
     the frames in between missing (filled later). A track ends when its person has been gone for
-    more than ``max_gap`` frames."""
+    more than ``max_gap`` frames. A detector that follows people (``dets.identities``) decides first:
+    a person with an identity continues that identity's track; the others are matched as above."""
     tracks: list[dict[int, int]] = []
     k_joints = joint_set(dets.format).size
     last_frames = np.zeros(0, dtype=np.int64)
     last_people = np.zeros((0, k_joints, 3))
+    by_identity: dict[int, int] = {}  # the detector's identity -> track
     for t, people in enumerate(dets.people):
         if not len(people):
             continue
-        assigned: dict[int, int] = {}
-        live = np.flatnonzero(t - last_frames <= max_gap)
-        if live.size:
-            score = _link_scores(last_frames[live], last_people[live], t, people, min_score, min_iou, max_scale)
+        ids = dets.identities[t] if dets.identities is not None else np.full(len(people), -1)
+        assigned = {i: by_identity[int(d)] for i, d in enumerate(ids)
+                    if int(d) in by_identity and t - last_frames[by_identity[int(d)]] <= max_gap}
+        live = np.array([k for k in np.flatnonzero(t - last_frames <= max_gap) if k not in assigned.values()],
+                        np.int64)
+        rest = [i for i in range(len(people)) if i not in assigned]
+        if live.size and rest:
+            score = _link_scores(last_frames[live], last_people[live], t, people[rest], min_score, min_iou,
+                                 max_scale)
             rows, cols = linear_sum_assignment(-score)
-            assigned = {int(c): int(live[r]) for r, c in zip(rows, cols, strict=True) if score[r, c] > 0}
+            assigned |= {rest[c]: int(live[r]) for r, c in zip(rows, cols, strict=True) if score[r, c] > 0}
         for i in range(len(people)):
             k = assigned.get(i)
             if k is None:
@@ -136,6 +143,8 @@ def build_tracks(dets: FrameDetections, min_score: float = 0.3, min_iou: float =
                 last_people = np.concatenate([last_people, people[i][None]])
             tracks[k][t] = i
             last_frames[k], last_people[k] = t, people[i]
+            if ids[i] >= 0:
+                by_identity[int(ids[i])] = k
     return [_drop_spikes(track, dets, min_score, max_scale) for track in tracks]
 
 

@@ -102,7 +102,8 @@ def test_vp3d_list_json_carries_the_table_with_the_registries_names() -> None:
     listing = json.loads(done.stdout)
     by_name = {o["name"]: o for o in listing["options"]}
     assert set(by_name) == {o.name for o in OPTIONS}
-    assert [c["value"] for c in by_name["detector"]["choices"]] == ["mediapipe"]  # not the internal precomputed
+    detectors = [c["value"] for c in by_name["detector"]["choices"]]
+    assert "mediapipe" in detectors and "blazepose-multi" in detectors and "precomputed" not in detectors
     assert "test" not in [c["value"] for c in by_name["lifter"]["choices"]]
     assert (by_name["mediapipe_3d"]["low"], by_name["mediapipe_3d"]["high"]) == (0, 1)
-    assert [d["name"] for d in listing["detectors"]] == ["mediapipe"]
+    assert [d["name"] for d in listing["detectors"]] == detectors

@@ -50,6 +50,25 @@ def test_order_swaps_between_frames_do_not_switch_identity() -> None:
     assert np.allclose(x, 300 + 4 * np.arange(50), atol=60)
 
 
+def test_a_detector_that_follows_people_keeps_its_identities() -> None:
+    """Two people trade places between two frames (a cut, or a move faster than the tracker's own
+    linking allows): by position alone the tracks would swap; the detector's identities keep each
+    person in their own track. Identities given wrongly are refused."""
+    def make(t: int) -> list[np.ndarray]:
+        a, b = (200, 900) if t < 20 else (900, 200)
+        return [_person(a, 360, 500, seed=1), _person(b, 360, 400, seed=2)]
+
+    plain = _frames(40, make)
+    followed = FrameDetections(people=plain.people, image_size=(1280, 720), fps=30.0,
+                               timestamps=plain.timestamps, identities=[np.array([7, 8])] * 40)
+    heights = [[np.ptp(track_person(d, (1280, 720), 30.0, person=p).keypoints.xy[[0, 39], :, 1], axis=1)
+                for p in (0, 1)] for d in (plain, followed)]
+    assert np.allclose(heights[1][0], 500) and np.allclose(heights[1][1], 400)  # each keeps their own size
+    assert not np.allclose(heights[0][0], 500)  # by position alone, the first track takes the other person
+    with pytest.raises(ValueError, match="identities must have one entry per person"):
+        FrameDetections(people=plain.people, identities=[np.array([7])] * 40)
+
+
 def test_dropped_and_reacquired_person_is_one_track_with_filled_gap() -> None:
     def make(t: int) -> list[np.ndarray]:
         return [] if 20 <= t < 26 else [_person(400 + 3 * t, 360, 400)]

@@ -100,10 +100,13 @@ class DetectorSpec:
     #: it also gives each person's 3D world landmarks (extras ``blazepose_world``): a lifter of kind
     #: ``detector`` can take its 3D from it, and it can be blended into the lifted pose
     world_landmarks: bool = False
-    #: it takes ``max_people`` (how many people to look for per frame)
+    #: it takes ``max_people``, the people to look for per frame, in its own ranked order (so
+    #: ``--person N`` asks for N + 1)
     max_people: bool = False
     #: a clip may be split across worker processes by time (one core each, no shared state)
     splits_in_time: bool = False
+    #: it follows each person from frame to frame and says who is who (extras ``identities``)
+    follows_people: bool = False
 
 
 _DETECTORS: dict[str, DetectorSpec] = {}
@@ -142,6 +145,15 @@ register_detector(DetectorSpec(
     factory="vp3d_engine.detectors.mediapipe_pose:MediaPipePose",
     extra="mediapipe (installed by scripts/setup.sh)",
     ranks_people=True, places_hidden_joints=True, world_landmarks=True, max_people=True, splits_in_time=True,
+))
+register_detector(DetectorSpec(
+    name="blazepose-multi",
+    description="every person in the frame: MediaPipe's pose detector, then BlazePose's landmarks on each person's "
+                "own crop, followed from frame to frame (the models in the mediapipe wheel, run with tflite-runtime); "
+                "CPU, offline",
+    factory="vp3d_engine.detectors.blazepose_multi:BlazePoseMulti",
+    extra="tflite-runtime (installed by scripts/setup.sh; Linux)",
+    places_hidden_joints=True, world_landmarks=True, splits_in_time=True, follows_people=True,
 ))
 register_detector(DetectorSpec(
     name="precomputed",

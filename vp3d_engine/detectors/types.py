@@ -29,6 +29,9 @@ class FrameDetections:
     visible the joint is, not whether the position means anything (MediaPipe: a joint behind the
     body or out of the frame still gets its best estimate); tracking then keeps those positions
     instead of interpolating over them. Otherwise a low score marks a missing or unreliable joint.
+    ``identities``: per frame, ``(N_t,)`` ints, the detector's own identity for each person (the same
+    number for the same person from frame to frame, as a detector that follows people gives them);
+    None when the detector does not say. Tracking keeps a person's identity where it has one.
     """
 
     people: list[np.ndarray]
@@ -40,6 +43,7 @@ class FrameDetections:
     meta: dict[str, Any] = field(default_factory=dict)
     ranked: bool = False
     places_hidden: bool = False
+    identities: list[np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         k = joint_set(self.format).size
@@ -48,6 +52,9 @@ class FrameDetections:
                 raise ValueError(f"frame {t}: expected (N,{k},3) detections, got {p.shape}")
         if self.timestamps is not None and self.timestamps.shape != (len(self.people),):
             raise ValueError("timestamps must have one entry per frame")
+        if self.identities is not None and (len(self.identities) != len(self.people) or any(
+                ids.shape != (p.shape[0],) for ids, p in zip(self.identities, self.people, strict=True))):
+            raise ValueError("identities must have one entry per person in every frame")
 
     @property
     def num_frames(self) -> int:
