@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,6 +110,20 @@ class Job:
     def close(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
 
+    def _run_to_the_end(self, work: Callable[[], None]) -> None:
+        """Run the job's ``work`` on its thread so that the job always ends: an :class:`EngineError`
+        fails it with its message, anything else with an internal-error report (background mode
+        waits for the job; a thread that died would leave it running for good)."""
+        try:
+            work()
+        except EngineError as exc:
+            self._set(state="failed", message=str(exc))
+        except Exception as exc:
+            _log.exception("vp3d: the job's thread stopped")
+            self._set(state="failed", message=internal_error(exc))
+        finally:
+            self._set(state="failed", message=internal_error(None))  # no change once the job has ended
+
 
 def _program(folder: Path) -> Path | None:
     name = "vp3d-convert.exe" if sys.platform == "win32" else "vp3d-convert"
@@ -189,17 +203,10 @@ class LocalJob(Job):
             self.close()
             raise EngineError(f"cannot run {executable}: {exc.strerror or exc}; set the path to vp3d-convert in "
                               f"{PREFERENCES_PATH}") from None
-        self._reader = threading.Thread(target=self._run, name="vp3d-local-job", daemon=True)
+        self._reader = threading.Thread(target=self._run_to_the_end, args=(self._read,), name="vp3d-local-job",
+                                        daemon=True)
         self._reader.start()
 
-    def _run(self) -> None:
-        try:
-            self._read()
-        except Exception as exc:  # the job must end, whatever happened: background mode waits for it
-            _log.exception("vp3d: the local job's reader stopped")
-            self._set(state="failed", message=internal_error(exc))
-        finally:
-            self._set(state="failed", message=internal_error(None))  # no change once the job has ended
 
     def _read(self) -> None:
         stderr = self.process.stderr
@@ -251,19 +258,10 @@ class RemoteJob(Job):
         self.options = options
         self.job_id: str | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="vp3d-remote-job", daemon=True)
+        self._thread = threading.Thread(target=self._run_to_the_end, args=(self._convert,), name="vp3d-remote-job",
+                                        daemon=True)
         self._thread.start()
 
-    def _run(self) -> None:
-        try:
-            self._convert()
-        except EngineError as exc:
-            self._set(state="failed", message=str(exc))
-        except Exception as exc:  # the job must end, whatever happened: background mode waits for it
-            _log.exception("vp3d: the remote job stopped")
-            self._set(state="failed", message=internal_error(exc))
-        finally:
-            self._set(state="failed", message=internal_error(None))  # no change once the job has ended
 
     def _convert(self) -> None:
         from .vendor.options import to_form_fields

@@ -5,8 +5,7 @@ from typing import Any
 import bpy
 
 from .engine import PREFERENCES_PATH
-from .settings import ADDON, SCENE_SETTINGS, local_convert
-from .vendor.options import options_for
+from .settings import ADDON, ENGINE_OPTIONS, SCENE_SETTINGS, local_convert
 
 
 def draw_convert_notice(layout: Any, context: Any) -> None:
@@ -46,7 +45,7 @@ class VP3D_PT_import(bpy.types.Panel):
         row.operator("vp3d.refresh_backends", text="", icon="FILE_REFRESH")
         if settings.engine == "LOCAL" and not wm.vp3d_running:
             draw_convert_notice(layout, context)
-        for name in (*(o.name for o in options_for("addon")), *SCENE_SETTINGS):
+        for name in (*ENGINE_OPTIONS, *SCENE_SETTINGS):
             layout.prop(settings, name)
         if wm.vp3d_running:
             layout.progress(factor=wm.vp3d_progress, text=f"{wm.vp3d_status} {wm.vp3d_progress:.0%}")
@@ -54,7 +53,7 @@ class VP3D_PT_import(bpy.types.Panel):
             return
         op = layout.operator("vp3d.import_video", text="Import", icon="IMPORT")
         op.filepath = settings.filepath
-        for name in ("engine", *(o.name for o in options_for("addon")), *SCENE_SETTINGS):
+        for name in ("engine", *ENGINE_OPTIONS, *SCENE_SETTINGS):
             value = getattr(settings, name)
             if value != "" or not isinstance(value, str):  # a menu the engine has not filled yet keeps its own
                 setattr(op, name, value)

@@ -97,7 +97,9 @@ def _engine_props() -> dict[str, Any]:
     return props
 
 
-#: The panel's own settings (how the result is put into the scene), after the engine's options.
+#: The engine's options the add-on offers (converters/options.py), then the panel's own settings
+#: (how the result is put into the scene): the order the panel shows them in.
+ENGINE_OPTIONS = tuple(o.name for o in options_for("addon"))
 SCENE_SETTINGS = ("frame_start", "fps_mode", "target")
 
 

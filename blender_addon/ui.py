@@ -32,6 +32,7 @@ from .engine import (
 from .panels import VP3D_PT_bone_map, VP3D_PT_import, VP3D_UL_bone_map, draw_convert_notice, menu_motion, menu_video
 from .settings import (
     _BACKENDS,
+    ENGINE_OPTIONS,
     FPS_MODES,
     SCENE_SETTINGS,
     TARGETS,
@@ -42,7 +43,6 @@ from .settings import (
     local_convert,
     preferences,
 )
-from .vendor.options import options_for
 
 _JOBS: dict[int, Job] = {}  # the running job, by operator instance (one at a time)
 #: Bone keys (frames x bones) the add-on bakes at once: an hour at 60 fps of a 22-bone rig (the
@@ -113,7 +113,7 @@ class VP3D_OT_import_video(bpy.types.Operator):
         self.layout.prop(self, "engine", expand=True)
         if self.engine == "LOCAL":
             draw_convert_notice(self.layout, context)
-        for name in (*(o.name for o in options_for("addon")), *SCENE_SETTINGS):
+        for name in (*ENGINE_OPTIONS, *SCENE_SETTINGS):
             self.layout.prop(self, name)
 
     def _start(self, context: Any) -> Job | None:
@@ -125,7 +125,7 @@ class VP3D_OT_import_video(bpy.types.Operator):
             return None
         prefs = preferences(context)
         try:
-            options = engine_options(**{o.name: getattr(self, o.name) for o in options_for("addon")})
+            options = engine_options(**{name: getattr(self, name) for name in ENGINE_OPTIONS})
             if self.target == "SELECTED":
                 options["rig"] = "mixamo"  # retargeted through the bone map, from Mixamo's names
             if self.engine == "REMOTE":
