@@ -55,7 +55,7 @@ class VP3D_PT_import(bpy.types.Panel):
         op.filepath = settings.filepath
         for name in ("engine", *ENGINE_OPTIONS, *SCENE_SETTINGS):
             value = getattr(settings, name)
-            if value != "" or not isinstance(value, str):  # a menu the engine has not filled yet keeps its own
+            if value != "":  # a menu the engine has not filled yet keeps its own
                 setattr(op, name, value)
 
 

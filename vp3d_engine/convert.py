@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 from converters.types import Pose3D
 from vp3d_engine.detectors.registry import DetectorPool
 from vp3d_engine.options import ConvertOptions, check_options
-from vp3d_engine.pipeline import PipelineResult, detect, lift, load_lifter, read_2d, track
+from vp3d_engine.pipeline import PipelineResult, load_lifter, run_pipeline
 from vp3d_engine.sources import SourceKind, classify_source
 
 if TYPE_CHECKING:
@@ -107,25 +107,12 @@ def convert(source: str | Path, options: ConvertOptions, stem: str | Path, *, ki
         try:
             if not models.loaded:  # filled in place: the caller's next conversion reuses it
                 models.lifter, models.loaded = load_lifter(opts), True
-            timings["load_s"] = time.perf_counter() - t0
-            report("detect", 0.0)
-            t1 = time.perf_counter()
-            found = read_2d(path, opts) if given is not None else detect(
-                path, opts, lambda fraction: report("detect", fraction), detectors=models.detectors)
-            timings["decode_detect_s"] = time.perf_counter() - t1
+            result = run_pipeline(path, opts, report, lifter=models.lifter, detectors=models.detectors, checked=True)
         finally:
             if own:
                 models.close()
-        t2 = time.perf_counter()
-        report("track", 0.0)
-        tracked = track(found, opts)
-        report("lift", 0.0)
-        lifted, pose, detector_3d = lift(found, tracked, opts, models.lifter)
-        timings["track_lift_s"] = time.perf_counter() - t2
-        timings["total_s"] = time.perf_counter() - t0
-        result = PipelineResult(source=str(path), keypoints=lifted, pose=pose, track=tracked, info=found.info,
-                                decode=found.decode, timings=dict(timings), detector_3d=detector_3d)
-        report("lift", 1.0)
+        timings.update(result.timings)
+        pose = result.pose
     report("solve", 0.0)
     t3 = time.perf_counter()
     video = path if kind == "video" or (kind == "keypoints" and keypoints is not None and path.is_file()

@@ -5,7 +5,7 @@
 - :func:`registry_choices`: the names a registry option takes (detectors and lifters a user may
   choose, checkpoints installed here);
 - :func:`build_options`: checked option values (name -> value, as the doors hold them) to the typed
-  :class:`ConvertOptions`, and :func:`option_values` back;
+  :class:`ConvertOptions`;
 - :func:`check_options`: every value against the table and the options that depend on each other
   (``start`` before ``end``, a lifter that needs a detector, a checkpoint that exists), once, before
   any work; :func:`~vp3d_engine.convert.convert` calls it, and so does every door before it queues
@@ -29,10 +29,7 @@ from converters.options import OPTIONS, Option, check_value, option, options_for
 from vp3d_engine.render import RenderOptions
 
 __all__ = ["ConvertOptions", "PipelineOptions", "add_arguments", "bounded", "build_options", "check_options",
-           "describe_options", "option_values", "registry_choices", "values_from_args", "values_from_form"]
-
-#: Most form fields a service upload may carry (the options, plus a few spare).
-MAX_FORM_FIELDS = len(OPTIONS) + 8
+           "describe_options", "registry_choices", "values_from_args", "values_from_form"]
 
 
 @dataclass
@@ -125,19 +122,6 @@ def build_options(values: Mapping[str, Any], door: str = "cli", *, local: bool =
                              **groups[""])
     check_options(options, door, local=local)
     return options
-
-
-def option_values(options: ConvertOptions, door: str) -> dict[str, Any]:
-    """``options`` as option values for ``door`` (JSON-friendly: what the service stores with a job)."""
-    values: dict[str, Any] = {}
-    for opt in options_for(door):
-        value = _target(options, opt)
-        if opt.kind == "flag":
-            value = value == opt.flag_value  # an unset flag leaves its target at another value
-        elif opt.kind == "formats":
-            value = list(value)
-        values[opt.name] = value
-    return values
 
 
 def check_options(options: ConvertOptions, door: str = "cli", *, local: bool = True) -> None:

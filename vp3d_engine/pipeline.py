@@ -1,8 +1,8 @@
 """The 2D-to-3D stages, each a function over a typed value: :func:`detect` (a video, through
 :mod:`vp3d_engine.detection`) or :func:`read_2d` (a 2D file) to :class:`Detected`, :func:`track` to
 a :class:`~vp3d_engine.tracking.TrackResult`, :func:`lift` to camera-space 3D (label swaps fixed,
-the detector's 3D blended in). :func:`vp3d_engine.convert.convert` runs them as its stages;
-:func:`run_pipeline` runs them in a row for other callers. The lifter's device is chosen once
+the detector's 3D blended in). :func:`run_pipeline` runs them in a row, reporting each stage;
+:func:`vp3d_engine.convert.convert` calls it. The lifter's device is chosen once
 (``auto`` takes CUDA when torch sees a GPU).
 """
 
@@ -278,27 +278,38 @@ def lift(detected: Detected, tracked: TrackResult, opts: PipelineOptions, lifter
 
 
 def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
-                 progress: Callable[[float], None] | None = None,
-                 lifter: LoadedLifter | None = None, detectors: DetectorPool | None = None) -> PipelineResult:
+                 report: Callable[[str, float], None] | None = None, lifter: LoadedLifter | None = None,
+                 detectors: DetectorPool | None = None, checked: bool = False) -> PipelineResult:
     """The 2D-to-3D stages in a row (:func:`detect` or :func:`read_2d`, :func:`track`, :func:`lift`):
     a video (or, with ``opts.keypoints``, a keypoint file) to 2D keypoints and camera-space 3D.
-    ``progress(fraction)``: share of the video's frames detected so far (0 to 1). ``lifter``: a
-    checkpoint loaded earlier with :func:`load_lifter` (else loaded here); ``detectors``: a pool
-    that keeps the detector loaded between videos. :func:`vp3d_engine.convert.convert` runs the
-    same stages, reporting each."""
+    ``report(stage, fraction)``: each stage as it starts (``detect`` also as the share of the
+    video's frames detected so far grows). ``lifter``: a checkpoint loaded earlier with
+    :func:`load_lifter` (else loaded here); ``detectors``: a pool that keeps the detector loaded
+    between videos. The options are checked first (:func:`~vp3d_engine.options.check_options`)
+    unless the caller has (``checked``)."""
+    from vp3d_engine.options import ConvertOptions, check_options
+
     opts = opts or PipelineOptions()
+    say = report or (lambda stage, fraction: None)
+    if not checked:
+        check_options(ConvertOptions(pipeline=opts), local=lifter is None)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     if lifter is None:
         lifter = load_lifter(opts)
     timings["load_s"] = time.perf_counter() - t0
+    say("detect", 0.0)
     t1 = time.perf_counter()
-    found = read_2d(source, opts) if opts.keypoints is not None else detect(source, opts, progress, detectors)
+    found = read_2d(source, opts) if opts.keypoints is not None else detect(
+        source, opts, lambda fraction: say("detect", fraction), detectors)
     timings["decode_detect_s"] = time.perf_counter() - t1
     t2 = time.perf_counter()
+    say("track", 0.0)
     tracked = track(found, opts)
+    say("lift", 0.0)
     keypoints, pose, detector_3d = lift(found, tracked, opts, lifter)
     timings["track_lift_s"] = time.perf_counter() - t2
     timings["total_s"] = time.perf_counter() - t0
+    say("lift", 1.0)
     return PipelineResult(source=str(source), keypoints=keypoints, pose=pose, track=tracked, info=found.info,
                           decode=found.decode, timings=timings, detector_3d=detector_3d)

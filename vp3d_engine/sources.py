@@ -60,12 +60,12 @@ def recorded_video_name(path: Path) -> str | None:
             return names.pop() if len(names) == 1 else None
         if path.suffix.lower() != ".npz":
             return None
-        names = set(npz_names(path))
-        if "meta" in names and ({"keypoints_2d"} <= names or {"xy"} <= names):
-            with open_npz(path) as npz:
+        with open_npz(path, objects=True) as npz:  # every member checked once; the meta read from it
+            names = set(npz.names)
+            if "meta" in names and ({"keypoints_2d"} <= names or {"xy"} <= names):
                 meta = npz.json("meta")
-            source = meta.get("source") if isinstance(meta, dict) else None
-            return str(source) if source else None
+                source = meta.get("source") if isinstance(meta, dict) else None
+                return str(source) if source else None
         if "positions_2d" in names:
             from vp3d_engine.detectors.files import read_videopose3d_custom
 

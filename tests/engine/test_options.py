@@ -94,6 +94,10 @@ def test_the_options_that_depend_on_each_other_are_checked_before_any_work() -> 
         check_options(ConvertOptions(pipeline=ConvertOptions().pipeline.__class__(start=1.0, keypoints=__file__)))
     with pytest.raises(ConfigurationError, match="lifter must be one of"):
         build_options({"lifter": "test"})  # a training architecture, not a conversion's lifter
+    from vp3d_engine.pipeline import run_pipeline  # the stages called on their own check them too
+
+    with pytest.raises(ConfigurationError, match="takes its 3D from the detector"):
+        run_pipeline(__file__, ConvertOptions().pipeline.__class__(lifter="blazepose-world", keypoints=__file__))
 
 
 def test_vp3d_list_json_carries_the_table_with_the_registries_names() -> None:

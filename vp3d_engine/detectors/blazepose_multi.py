@@ -201,6 +201,8 @@ class BlazePoseMulti:
         self._detector = _interpreter(folder / "pose_detection" / "pose_detection.tflite", threads)
         self._landmarks = _interpreter(folder / "pose_landmark" / "pose_landmark_full.tflite", threads)
         self._anchors = ssd_anchors()
+        self._detector_in = self._detector.get_input_details()[0]["index"]
+        self._landmarks_in_index = self._landmarks.get_input_details()[0]["index"]
         outputs = {tuple(d["shape"]): d["index"] for d in self._detector.get_output_details()}
         self._boxes_out, self._scores_out = outputs[(1, len(self._anchors), 12)], outputs[(1, len(self._anchors), 1)]
         shaped = {tuple(d["shape"]): d["index"] for d in self._landmarks.get_output_details()}
@@ -246,7 +248,7 @@ class BlazePoseMulti:
         canvas = np.zeros((DETECTOR_SIZE, DETECTOR_SIZE, 3), np.float32)
         top, left = (DETECTOR_SIZE - small.shape[0]) // 2, (DETECTOR_SIZE - small.shape[1]) // 2
         canvas[top:top + small.shape[0], left:left + small.shape[1]] = small.astype(np.float32) / 127.5 - 1.0
-        self._detector.set_tensor(self._detector.get_input_details()[0]["index"], canvas[None])
+        self._detector.set_tensor(self._detector_in, canvas[None])
         self._detector.invoke()
         raw = self._detector.get_tensor(self._boxes_out)[0]
         scores = _sigmoid(self._detector.get_tensor(self._scores_out)[0, :, 0])
@@ -279,7 +281,7 @@ class BlazePoseMulti:
                              [k * sin, k * cos, cy - (sin + cos) * side / 2]], np.float64)
         crop = cv2.warpAffine(image, to_frame, (LANDMARK_SIZE, LANDMARK_SIZE),
                               flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
-        self._landmarks.set_tensor(self._landmarks.get_input_details()[0]["index"],
+        self._landmarks.set_tensor(self._landmarks_in_index,
                                    crop.astype(np.float32)[None] / 255.0)
         self._landmarks.invoke()
         if float(self._landmarks.get_tensor(self._presence_out)[0, 0]) < MIN_PRESENCE:  # a probability already

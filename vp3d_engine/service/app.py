@@ -181,7 +181,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         while True:
             for job_id in store.expired(time.time() - settings.expire_hours * 3600):
                 store.delete(job_id)
-            store.clean_orphans(older_than=time.time() - 3600)  # uploads cut off by a kill, untouched for an hour
+            # uploads cut off by a kill, untouched for an hour (file system work: off the event loop)
+            await asyncio.to_thread(store.clean_orphans, older_than=time.time() - 3600)
             await asyncio.sleep(60)
 
     app = FastAPI(title="vp3d serve", version=service_version(), lifespan=lifespan, docs_url=None, redoc_url=None,

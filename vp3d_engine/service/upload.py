@@ -22,10 +22,10 @@ from typing import IO, Any
 from fastapi import Request
 
 from converters.options import MAX_TEXT, options_for
+from vp3d_engine.sources import VIDEO_SUFFIXES
 
 __all__ = ["Limits", "Problem", "Upload", "check_video", "drain", "receive_upload"]
 
-VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 #: Parts a body may hold: one per option the service takes, and the file.
 MAX_PARTS = len(options_for("service")) + 1
 #: Bytes of one form field (the longest option value, in UTF-8, with room).
