@@ -45,7 +45,8 @@ from converters.fileio import TEMP_MARK, temp_dir, temp_path
 from converters.interrupts import interrupts_deferred
 from converters.motion import Motion
 
-__all__ = ["BLENDER_TO_VP3D", "ArmatureAnimation", "read_armature_positions", "require_bpy", "write_fbx"]
+__all__ = ["BLENDER_TO_VP3D", "ArmatureAnimation", "read_all_armature_positions", "read_armature_positions",
+           "require_bpy", "write_fbx"]
 
 log = logging.getLogger(__name__)
 
@@ -143,16 +144,11 @@ def _scene_fps(scene: Any) -> float:
     return float(scene.render.fps / scene.render.fps_base)
 
 
-def _only_armature(scene: Any, path: Path) -> Any:
-    armatures = [ob for ob in scene.objects if ob.type == "ARMATURE"]
-    if len(armatures) != 1:
-        raise InputFileError(f"{path}: expected one armature, Blender's importer found {len(armatures)}")
-    return armatures[0]
-
-
-def write_fbx(motion: Motion, path: str | Path, *, units: str = "cm", name: str | None = None) -> Path:
+def write_fbx(motion: Motion | list[tuple[str, Motion]], path: str | Path, *, units: str = "cm",
+              name: str | None = None) -> Path:
     """Write ``motion`` as a binary FBX: one armature whose bones are ``motion.rig.names``, rest
     pose the rig's T-pose, animation baked on every frame (frames ``1..T``) at ``motion.fps``.
+    A list of ``(name, motion)``: everyone in one world, one armature each, named so.
 
     Y up and facing +Z in the file (FBX's usual axes), lengths in ``units`` (``"cm"`` or ``"m"``).
     Goes through Blender: a temporary BVH is imported with Blender's BVH importer and exported with
@@ -161,32 +157,41 @@ def write_fbx(motion: Motion, path: str | Path, *, units: str = "cm", name: str 
     """
     if units not in _FBX_UNITS:
         raise ConversionError(f"FBX units must be one of {', '.join(_FBX_UNITS)}, not {units!r}")
-    for name in motion.rig.names:
-        if len(name.encode("utf-8")) > _MAX_BONE_NAME_BYTES:
-            raise ConversionError(f"joint name {name!r} is longer than Blender's {_MAX_BONE_NAME_BYTES} bytes")
-    require_bpy()  # before any work
     target = Path(path)
     name = name or target.stem
+    people = motion if isinstance(motion, list) else [(name or "Armature", motion)]
+    if not people:
+        raise ConversionError("no motion to write")
+    for _, each in people:
+        for bone in each.rig.names:
+            if len(bone.encode("utf-8")) > _MAX_BONE_NAME_BYTES:
+                raise ConversionError(f"joint name {bone!r} is longer than Blender's {_MAX_BONE_NAME_BYTES} bytes")
+    require_bpy()  # before any work
     units_per_metre, scale_option = _FBX_UNITS[units]
     with temp_dir("fbx") as tmp:
-        bvh_path = write_bvh(motion, Path(tmp) / "motion.bvh", units="cm")
         with _blender_session("FBX export") as bpy:
             scene = bpy.context.scene
             scene.name = name or "Take"  # FBX names its animation take after the scene
-            _set_fps(scene, motion.fps)
+            _set_fps(scene, people[0][1].fps)
             # Blender units are metres times scale_length; with centimetre units the exporter's
             # unit factor is 1, so values go out as they are, with no scale on the armature node.
             scene.unit_settings.scale_length = 1.0 / units_per_metre
-            _call(bpy.ops.import_anim.bvh, filepath=str(bvh_path), target="ARMATURE",
-                  global_scale=units_per_metre / 100.0, frame_start=1, rotate_mode="NATIVE",
-                  axis_forward="-Z", axis_up="Y", use_fps_scale=False,
-                  update_scene_fps=False, update_scene_duration=False)
-            armature = _only_armature(scene, bvh_path)
-            armature.name = armature.data.name = name or "Armature"
-            bones = tuple(bone.name for bone in armature.data.bones)
-            if bones != motion.rig.names:
-                raise ConversionError(f"Blender renamed or reordered the bones: {bones} != {motion.rig.names}")
-            scene.frame_start, scene.frame_end = 1, motion.num_frames
+            for n, (label, each) in enumerate(people):
+                bvh_path = write_bvh(each, Path(tmp) / f"motion{n}.bvh", units="cm")
+                before = set(scene.objects)
+                _call(bpy.ops.import_anim.bvh, filepath=str(bvh_path), target="ARMATURE",
+                      global_scale=units_per_metre / 100.0, frame_start=1, rotate_mode="NATIVE",
+                      axis_forward="-Z", axis_up="Y", use_fps_scale=False,
+                      update_scene_fps=False, update_scene_duration=False)
+                new = [ob for ob in scene.objects if ob not in before and ob.type == "ARMATURE"]
+                if len(new) != 1:
+                    raise ConversionError(f"{bvh_path}: expected one armature, Blender's importer made {len(new)}")
+                armature = new[0]
+                armature.name = armature.data.name = label or "Armature"
+                bones = tuple(bone.name for bone in armature.data.bones)
+                if bones != each.rig.names:
+                    raise ConversionError(f"Blender renamed or reordered the bones: {bones} != {each.rig.names}")
+            scene.frame_start, scene.frame_end = 1, max(each.num_frames for _, each in people)
             _export_fbx_atomically(bpy, target, scale_option)
     return target
 
@@ -212,11 +217,22 @@ def _export_fbx_atomically(bpy: Any, target: Path, scale_option: str) -> None:
 def read_armature_positions(path: str | Path, *, space: Literal["vp3d", "blender"] = "vp3d",
                             bvh_scale: float | None = None) -> ArmatureAnimation:
     """Import a BVH, FBX or glTF/GLB file (by extension) with Blender's own importer into an empty
-    scene and sample the world head of every pose bone on every frame of its armature's action.
+    scene and sample the world head of every pose bone on every frame of its armature's action
+    (the file must hold one armature; :func:`read_all_armature_positions` reads several).
 
     ``bvh_scale`` is metres per BVH unit (default: inferred from the skeleton, as
     :func:`converters.bvh.infer_unit_scale` does); FBX and glTF carry their own units.
     """
+    found = read_all_armature_positions(path, space=space, bvh_scale=bvh_scale)
+    if len(found) != 1:
+        raise InputFileError(f"{path}: expected one armature, Blender's importer found {len(found)}")
+    return next(iter(found.values()))
+
+
+def read_all_armature_positions(path: str | Path, *, space: Literal["vp3d", "blender"] = "vp3d",
+                                bvh_scale: float | None = None) -> dict[str, ArmatureAnimation]:
+    """:func:`read_armature_positions` for every armature in the file (everyone of a clip), by the
+    armature object's name, in Blender's order of names."""
     if space not in ("vp3d", "blender"):
         raise ConfigurationError(f"space must be 'vp3d' or 'blender', not {space!r}")
     path = Path(path)
@@ -227,6 +243,7 @@ def read_armature_positions(path: str | Path, *, space: Literal["vp3d", "blender
     if not path.is_file():
         raise InputFileError(f"{path}: no such file")
     bvh = read_bvh(path) if kind == ".bvh" else None  # its exact frame time; Blender keeps float32
+    out: dict[str, ArmatureAnimation] = {}
     with _blender_session("Reading animation with Blender") as bpy:
         scene = bpy.context.scene
         # Each importer maps file time to Blender frames its own way; frames_per_file_frame undoes it.
@@ -243,21 +260,27 @@ def read_armature_positions(path: str | Path, *, space: Literal["vp3d", "blender
             fps, frames_per_file_frame = _scene_fps(scene), float(scene.render.fps_base)
         else:
             _call(bpy.ops.import_scene.gltf, InputFileError, filepath=str(path))
-            blender_frames_per_second = scene.render.fps * scene.render.fps_base  # the importer's factor
-            # glTF stores seconds, not a rate: take it from the key spacing (float32 times).
-            fps = round(_key_rate(_only_armature(scene, path), path) * blender_frames_per_second, 4)
-            frames_per_file_frame = blender_frames_per_second / fps
-        armature = _only_armature(scene, path)
-        action = armature.animation_data.action if armature.animation_data else None
-        if action is None:
-            raise InputFileError(f"{path}: the armature has no animation")
-        start, end = (float(f) / frames_per_file_frame for f in action.frame_range)
-        first, last = round(start), round(end)
-        positions = _sample_heads(scene, armature, [n * frames_per_file_frame for n in range(first, last + 1)])
-        names = [bone.name for bone in armature.pose.bones]
-    if space == "vp3d":
-        positions = positions @ BLENDER_TO_VP3D.T
-    return ArmatureAnimation(bone_names=names, positions=positions, fps=fps, frame_range=(first, last))
+            fps, frames_per_file_frame = 0.0, 1.0
+        armatures = sorted((ob for ob in scene.objects if ob.type == "ARMATURE"), key=lambda ob: ob.name)
+        if not armatures:
+            raise InputFileError(f"{path}: Blender's importer found no armature")
+        for armature in armatures:
+            if kind in (".glb", ".gltf"):
+                blender_frames_per_second = scene.render.fps * scene.render.fps_base  # the importer's factor
+                # glTF stores seconds, not a rate: take it from the key spacing (float32 times).
+                fps = round(_key_rate(armature, path) * blender_frames_per_second, 4)
+                frames_per_file_frame = blender_frames_per_second / fps
+            action = armature.animation_data.action if armature.animation_data else None
+            if action is None:
+                raise InputFileError(f"{path}: the armature {armature.name} has no animation")
+            start, end = (float(f) / frames_per_file_frame for f in action.frame_range)
+            first, last = round(start), round(end)
+            positions = _sample_heads(scene, armature, [n * frames_per_file_frame for n in range(first, last + 1)])
+            if space == "vp3d":
+                positions = positions @ BLENDER_TO_VP3D.T
+            out[armature.name] = ArmatureAnimation(bone_names=[bone.name for bone in armature.pose.bones],
+                                                   positions=positions, fps=fps, frame_range=(first, last))
+    return out
 
 
 def _key_rate(armature: Any, path: Path) -> float:

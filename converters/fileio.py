@@ -120,13 +120,19 @@ class OutputSet:
     """The files of one result, moved into place together.
 
     ``stage(target)`` returns the temporary path to write ``target`` to (writers may themselves
-    write atomically to that path); ``commit()`` renames every staged file onto its target. Used as
-    a context manager, an exception (or an interrupt) removes every staged file and leaves the
-    targets as they were.
+    write atomically to that path); ``commit()`` renames every staged file onto its target, and
+    removes the files ``retire`` named (an earlier result's that this one has no counterpart for:
+    a person no longer found). Used as a context manager, an exception (or an interrupt) removes
+    every staged file and leaves the targets as they were.
     """
 
     def __init__(self) -> None:
         self._staged: dict[Path, Path] = {}
+        self._retired: list[Path] = []
+
+    def retire(self, target: str | Path) -> None:
+        """Remove ``target`` (when it is a file) once the set is committed, unless it was staged."""
+        self._retired.append(Path(target))
 
     def stage(self, target: str | Path) -> Path:
         target = Path(target)
@@ -150,7 +156,11 @@ class OutputSet:
         for target, tmp in self._staged.items():
             os.replace(tmp, target)
         done = list(self._staged)
+        for old in self._retired:
+            if old not in self._staged and old.is_file() and not old.is_symlink():
+                old.unlink(missing_ok=True)
         self._staged.clear()
+        self._retired.clear()
         return done
 
     def discard(self) -> None:

@@ -25,7 +25,7 @@ from converters.errors import ConversionError
 from converters.fileio import atomic_write
 from converters.motion import Motion
 
-__all__ = ["motion_to_gltf", "write_gltf"]
+__all__ = ["motion_to_gltf", "motions_to_gltf", "write_gltf"]
 
 _FLOAT = 5126
 _GLB_MAGIC, _JSON_CHUNK, _BIN_CHUNK = 0x46546C67, 0x4E4F534A, 0x004E4942
@@ -43,11 +43,16 @@ def _rest_world(motion: Motion) -> np.ndarray:
 
 def motion_to_gltf(motion: Motion, name: str = "vp3d") -> tuple[dict[str, Any], bytes]:
     """The glTF JSON document and its binary buffer (not yet given a URI)."""
-    rig = motion.rig
-    if not np.isfinite(motion.rotations).all() or not np.isfinite(motion.root_translation).all():
-        raise ConversionError("the motion contains NaN or infinite values; glTF cannot store them")
-    j, t = len(rig.names), motion.num_frames
-    rest = _rest_world(motion)
+    return motions_to_gltf([(name, motion)], name, grouped=False)
+
+
+def motions_to_gltf(motions: list[tuple[str, Motion]], name: str = "vp3d", grouped: bool = True
+                    ) -> tuple[dict[str, Any], bytes]:
+    """One document holding several skeletons in one world (everyone in a clip), each with its own
+    skin, animated together by one animation. ``grouped``: each skeleton hangs under a node of its
+    own name (Blender names the armature after it); otherwise the roots are the scene's nodes."""
+    if not motions:
+        raise ConversionError("no motion to write")
     blob = bytearray()
     views: list[dict[str, Any]] = []
     accessors: list[dict[str, Any]] = []
@@ -65,46 +70,66 @@ def motion_to_gltf(motion: Motion, name: str = "vp3d") -> tuple[dict[str, Any], 
         accessors.append(acc)
         return len(accessors) - 1
 
-    times = add(np.arange(t, dtype=np.float64) / motion.fps, "SCALAR", bounds=True)
-    # Translations relative to the parent in the rest pose: the root's is its own position.
-    translation = add(motion.root_translation, "VEC3")
-    rotations = []
-    for k in range(j):
-        q = motion.rotations[:, k]
-        q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-        rotations.append(add(q[:, [1, 2, 3, 0]], "VEC4"))
-    ibm = np.tile(np.eye(4), (j, 1, 1))
-    ibm[:, :3, 3] = -rest
-    # glTF matrices are column-major: store each transpose row by row.
-    inverse_bind = add(np.transpose(ibm, (0, 2, 1)).reshape(j, 16), "MAT4")
-
     nodes: list[dict[str, Any]] = []
-    for k in range(j):
-        node: dict[str, Any] = {"name": rig.names[k], "rotation": [0.0, 0.0, 0.0, 1.0]}
-        offset = rest[0] if k == 0 else rig.rest_offsets[k]
-        node["translation"] = [float(v) for v in offset]
-        children = rig.children(k)
-        if children:
-            node["children"] = children
-        nodes.append(node)
-    samplers = [{"input": times, "output": translation, "interpolation": "LINEAR"}]
-    channels = [{"sampler": 0, "target": {"node": 0, "path": "translation"}}]
-    for k, acc in enumerate(rotations):
-        samplers.append({"input": times, "output": acc, "interpolation": "LINEAR"})
-        channels.append({"sampler": len(samplers) - 1, "target": {"node": k, "path": "rotation"}})
+    skins: list[dict[str, Any]] = []
+    top: list[int] = []
+    samplers: list[dict[str, Any]] = []
+    channels: list[dict[str, Any]] = []
+    for label, motion in motions:
+        rig = motion.rig
+        if not np.isfinite(motion.rotations).all() or not np.isfinite(motion.root_translation).all():
+            raise ConversionError("the motion contains NaN or infinite values; glTF cannot store them")
+        j, t = len(rig.names), motion.num_frames
+        rest = _rest_world(motion)
+        times = add(np.arange(t, dtype=np.float64) / motion.fps, "SCALAR", bounds=True)
+        # Translations relative to the parent in the rest pose: the root's is its own position.
+        translation = add(motion.root_translation, "VEC3")
+        rotations = []
+        for k in range(j):
+            q = motion.rotations[:, k]
+            q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+            rotations.append(add(q[:, [1, 2, 3, 0]], "VEC4"))
+        ibm = np.tile(np.eye(4), (j, 1, 1))
+        ibm[:, :3, 3] = -rest
+        # glTF matrices are column-major: store each transpose row by row.
+        inverse_bind = add(np.transpose(ibm, (0, 2, 1)).reshape(j, 16), "MAT4")
+        if grouped:
+            nodes.append({"name": label, "children": [len(nodes) + 1]})
+            top.append(len(nodes) - 1)
+        first = len(nodes)
+        if not grouped:
+            top.append(first)
+        for k in range(j):
+            node: dict[str, Any] = {"name": rig.names[k], "rotation": [0.0, 0.0, 0.0, 1.0]}
+            offset = rest[0] if k == 0 else rig.rest_offsets[k]
+            node["translation"] = [float(v) for v in offset]
+            children = rig.children(k)
+            if children:
+                node["children"] = [first + c for c in children]
+            nodes.append(node)
+        samplers.append({"input": times, "output": translation, "interpolation": "LINEAR"})
+        channels.append({"sampler": len(samplers) - 1, "target": {"node": first, "path": "translation"}})
+        for k, acc in enumerate(rotations):
+            samplers.append({"input": times, "output": acc, "interpolation": "LINEAR"})
+            channels.append({"sampler": len(samplers) - 1, "target": {"node": first + k, "path": "rotation"}})
+        skins.append({"name": f"{label} {rig.preset} skeleton" if grouped else f"{rig.preset} skeleton",
+                      "joints": list(range(first, first + j)), "skeleton": first, "inverseBindMatrices": inverse_bind})
+    lead = motions[0][1]
+    extras: dict[str, Any] = {"preset": lead.rig.preset, "fps": lead.fps, "frames": lead.num_frames}
+    if grouped:
+        extras["people"] = [label for label, _ in motions]
     doc: dict[str, Any] = {
         "asset": {"version": "2.0", "generator": "vp3d"},
         "scene": 0,
         # The scene's name must differ from every joint's: three.js renames clashing nodes.
-        "scenes": [{"name": f"{name} scene", "nodes": [0]}],
+        "scenes": [{"name": f"{name} scene", "nodes": top}],
         "nodes": nodes,
-        "skins": [{"name": f"{rig.preset} skeleton", "joints": list(range(j)), "skeleton": 0,
-                   "inverseBindMatrices": inverse_bind}],
+        "skins": skins,
         "animations": [{"name": name, "channels": channels, "samplers": samplers}],
         "accessors": accessors,
         "bufferViews": views,
         "buffers": [{"byteLength": len(blob)}],
-        "extras": {"vp3d": {"preset": rig.preset, "fps": motion.fps, "frames": t}},
+        "extras": {"vp3d": extras},
     }
     return doc, bytes(blob)
 
@@ -118,14 +143,16 @@ def _glb(doc: dict[str, Any], blob: bytes) -> bytes:
             + struct.pack("<II", len(data), _BIN_CHUNK) + data)
 
 
-def write_gltf(motion: Motion, path: str | Path, name: str | None = None) -> Path:
+def write_gltf(motion: Motion | list[tuple[str, Motion]], path: str | Path, name: str | None = None) -> Path:
     """Write ``motion`` to ``path``: binary glTF for ``.glb``; for ``.gltf`` a JSON file and a
-    ``.bin`` beside it with the same stem. Returns ``path``."""
+    ``.bin`` beside it with the same stem. A list of ``(name, motion)``: everyone in one world, each
+    skeleton under a node of its name. Returns ``path``."""
     target = Path(path)
     suffix = target.suffix.lower()
     if suffix not in (".glb", ".gltf"):
         raise ConversionError(f"{target}: a glTF file name must end in .glb or .gltf")
-    doc, blob = motion_to_gltf(motion, name or target.stem)
+    doc, blob = (motions_to_gltf(motion, name or target.stem) if isinstance(motion, list)
+                 else motion_to_gltf(motion, name or target.stem))
     if suffix == ".glb":
         data = _glb(doc, blob)
         return atomic_write(target, lambda f: f.write(data))

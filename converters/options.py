@@ -10,7 +10,8 @@ there, once, before any work.
 
 Kinds: ``choice`` (one of ``choices``, or of the names a ``registry`` of the engine knows:
 ``detectors``, ``lifters``, ``checkpoints``), ``number`` and ``integer`` (from ``low`` to ``high``;
-NaN and infinities never pass), ``text`` (at most :data:`MAX_TEXT` characters), ``flag`` (on or off),
+NaN and infinities never pass; an ``integer`` with ``choices`` also takes those words, as ``person``
+takes ``all``), ``text`` (at most :data:`MAX_TEXT` characters), ``flag`` (on or off),
 ``size`` (``WIDTHxHEIGHT``), ``smooth`` (a smoothing filter spec, checked by
 ``converters.smoothing``), ``formats`` (a set of output formats: one flag each in the CLI, a comma
 list in the service).
@@ -110,8 +111,15 @@ OPTIONS: tuple[Option, ...] = (
            target="pipeline.end", metavar="SECONDS", unit="seconds"),
     Option("stride", "integer", 1, "use every N-th frame", low=1, high=1000, doors=CLI, target="pipeline.stride",
            metavar="N"),
-    Option("person", "integer", 0, "0: the main subject; 1, 2...: the others (MediaPipe then runs once more per "
-           "person: person 1 takes twice as long)", "Person", low=0, high=9, target="pipeline.person", metavar="N"),
+    Option("person", "integer", 0, "who to convert: 0, the main subject; 1, 2...: the others, by how large and "
+           "clearly they are seen (with the default detector, MediaPipe runs once more per person: person 1 takes "
+           "twice as long); all: everyone in at least --min-presence of the frames, each in their own files "
+           "(NAME.p0.bvh, ...) and together in one GLB and FBX (detector blazepose-multi)", "Person", low=0, high=9,
+           choices=_choices(("all", "Everyone", "every person seen for at least the minimum presence")),
+           target="pipeline.person", metavar="N|all"),
+    Option("min_presence", "number", 0.3, "with --person all: the share of the frames a person must be seen in to be "
+           "converted (shorter appearances are passers-by)", "Minimum presence", low=0, high=1,
+           target="pipeline.min_presence", metavar="SHARE"),
     Option("image_size", "size", None, "image size of a 2D file that does not record it (pixels, e.g. 1920x1080)",
            doors=CLI, target="pipeline.image_size", metavar="WxH"),
     Option("fps", "number", None, "frame rate of a 2D or 3D file that does not record it (default 30)", low=1,
@@ -216,10 +224,13 @@ def check_value(opt: Option, value: Any, choices: Iterable[str] | None = None) -
     if opt.kind == "number":
         return _number(opt, value, text)
     if opt.kind == "integer":
+        if isinstance(value, str) and value in opt.values():  # a word it also takes (person: all)
+            return value
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigurationError(f"{opt.name} must be a whole number, not {text}")
+            words = "".join(f" or {w}" for w in opt.values())
+            raise ConfigurationError(f"{opt.name} must be a whole number{words}, not {text}")
         _number(opt, value, text)
         return value
     if opt.kind == "flag":
@@ -273,11 +284,13 @@ def parse_text(opt: Option, text: str, choices: Iterable[str] | None = None) -> 
     if not text:
         return None
     value: Any = text
-    if opt.kind in ("number", "integer"):
+    if opt.kind == "integer" and text in opt.values():
+        value = text
+    elif opt.kind in ("number", "integer"):
         try:
             value = float(text) if opt.kind == "number" else int(text)
         except ValueError:
-            kind = "a number" if opt.kind == "number" else "a whole number"
+            kind = "a number" if opt.kind == "number" else "a whole number" + "".join(f" or {w}" for w in opt.values())
             raise ConfigurationError(f"{opt.name} must be {kind}, not {text[:80]!r}") from None
     elif opt.kind == "flag":
         lowered = text.lower()

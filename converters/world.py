@@ -23,7 +23,7 @@ import numpy as np
 from converters.joints import H36M17
 from converters.types import Pose3D
 
-__all__ = ["ANKLE_HEIGHT_M", "camera_in_world", "camera_to_world", "world_transform"]
+__all__ = ["ANKLE_HEIGHT_M", "Transform", "camera_in_world", "camera_to_world", "world_transform"]
 
 ANKLE_HEIGHT_M = 0.08
 FLOOR_PRIOR_M = 0.15
@@ -74,23 +74,29 @@ def world_transform(pose: Pose3D, ankle_height: float = ANKLE_HEIGHT_M) -> tuple
     return rotation, offset
 
 
-def camera_to_world(pose: Pose3D, ankle_height: float = ANKLE_HEIGHT_M) -> np.ndarray:
+Transform = tuple[np.ndarray, np.ndarray]
+
+
+def camera_to_world(pose: Pose3D, ankle_height: float = ANKLE_HEIGHT_M, transform: Transform | None = None
+                    ) -> np.ndarray:
     """World-space joints ``(T,17,3)`` (Y up, floor at 0, facing +Z at frame 0) from a camera-space
-    :class:`Pose3D`."""
+    :class:`Pose3D`; ``transform``: the world of another pose (:func:`world_transform`), for people
+    who share one (everyone in a clip)."""
     if pose.frame == "world":
         return pose.joints.copy()
-    rotation, offset = world_transform(pose, ankle_height)
+    rotation, offset = transform if transform is not None else world_transform(pose, ankle_height)
     joints = pose.joints + (pose.trajectory[:, None] if pose.trajectory is not None else 0.0)
     return joints @ rotation.T + offset
 
 
-def camera_in_world(pose: Pose3D, ankle_height: float = ANKLE_HEIGHT_M) -> dict[str, float] | None:
+def camera_in_world(pose: Pose3D, ankle_height: float = ANKLE_HEIGHT_M, transform: Transform | None = None
+                    ) -> dict[str, float] | None:
     """Where the camera was, as the world frame sees it: height above the floor (metres) and pitch
     (degrees, positive looking up). None when the pose has no trajectory (the camera's distance is
     then unknown) or is already in world space."""
     if pose.frame == "world" or pose.trajectory is None:
         return None
-    rotation, offset = world_transform(pose, ankle_height)
+    rotation, offset = transform if transform is not None else world_transform(pose, ankle_height)
     forward = rotation @ np.array([0.0, 0.0, 1.0])
     return {"camera_height_m": round(float(offset[1]), 3),
             "camera_pitch_deg": round(float(np.degrees(np.arcsin(np.clip(forward[1], -1.0, 1.0)))), 2)}

@@ -160,7 +160,8 @@ def run_remote(job: RemoteJob, options: ConvertOptions) -> dict[str, Any]:
             if job.shared is None:
                 for path in conv.files:
                     result.outputs[path.name[len(job.name):]] = path.read_bytes()
-            result.line = conversion_line(job.label, conv, job.targets)
+            made = {path.name for path in conv.files}
+            result.line = conversion_line(job.label, conv, [t for t in job.targets if Path(t).name in made])
     except Vp3dError as exc:
         result.error, result.message = "input", _relabel(str(exc), replaced)
     except OSError as exc:

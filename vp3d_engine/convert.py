@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 from converters.types import Pose3D
 from vp3d_engine.detectors.registry import DetectorPool
 from vp3d_engine.options import ConvertOptions, check_options
-from vp3d_engine.pipeline import PipelineResult, load_lifter, run_pipeline
+from vp3d_engine.pipeline import PipelineResult, load_lifter, run_people
 from vp3d_engine.sources import SourceKind, classify_source
 
 if TYPE_CHECKING:
@@ -71,7 +71,8 @@ class Conversion:
     kind: SourceKind
     pose: Pose3D
     files: list[Path]
-    result: PipelineResult | None = None  # the 2D-to-3D stages, for video and 2D sources
+    result: PipelineResult | None = None  # the 2D-to-3D stages, for video and 2D sources (the first person)
+    people: list[PipelineResult] = field(default_factory=list)  # everyone converted (person all), in --person order
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -84,7 +85,7 @@ def convert(source: str | Path, options: ConvertOptions, stem: str | Path, *, ki
     file lifted instead of detecting (``source`` is then the optional video). Raises
     :class:`~converters.errors.Vp3dError` subclasses with a message that says what to do.
     """
-    from vp3d_engine.outputs import write_result_files
+    from vp3d_engine.outputs import write_people_files
     from vp3d_engine.readers import load_pose_file
 
     path = Path(source)
@@ -97,6 +98,7 @@ def convert(source: str | Path, options: ConvertOptions, stem: str | Path, *, ki
     report = progress or (lambda stage, fraction: None)
     timings: dict[str, float] = {}
     result = None
+    people: list[PipelineResult] = []
     t0 = time.perf_counter()
     if kind == "motion":
         pose = load_pose_file(path, fps=options.pipeline.fps)
@@ -107,22 +109,25 @@ def convert(source: str | Path, options: ConvertOptions, stem: str | Path, *, ki
         try:
             if not models.loaded:  # filled in place: the caller's next conversion reuses it
                 models.lifter, models.loaded = load_lifter(opts), True
-            result = run_pipeline(path, opts, report, lifter=models.lifter, detectors=models.detectors, checked=True)
+            people = run_people(path, opts, report, lifter=models.lifter, detectors=models.detectors, checked=True)
         finally:
             if own:
                 models.close()
+        result = people[0]
         timings.update(result.timings)
         pose = result.pose
     report("solve", 0.0)
     t3 = time.perf_counter()
     video = path if kind == "video" or (kind == "keypoints" and keypoints is not None and path.is_file()
                                         and path.resolve() != keypoints.resolve()) else None
-    files = write_result_files(Path(stem), options.formats, pose, result, rig=options.rig, units=options.units,
-                               video=video, render=options.render, root_motion=options.root_motion,
-                               smoothing=options.smoothing, feet=options.feet,
-                               span=(options.pipeline.start, options.pipeline.end))
+    found = [(p.pose, p) for p in people] if people else [(pose, None)]
+    files = write_people_files(Path(stem), options.formats, found,
+                               rig=options.rig, units=options.units, video=video, render=options.render,
+                               root_motion=options.root_motion, smoothing=options.smoothing, feet=options.feet,
+                               span=(options.pipeline.start, options.pipeline.end),
+                               everyone=options.pipeline.person == "all" and kind != "motion")
     timings["solve_write_s"] = time.perf_counter() - t3
     timings["convert_s"] = time.perf_counter() - t0
     report("write", 1.0)
-    return Conversion(source=path, kind=kind, pose=pose, files=files, result=result, timings=timings)
+    return Conversion(source=path, kind=kind, pose=pose, files=files, result=result, timings=timings, people=people)
 

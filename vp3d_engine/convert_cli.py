@@ -57,7 +57,8 @@ def _keypoints_job(path: Path, video: Path | None, args: argparse.Namespace, ask
         recorded = recorded_video_name(path)
         name = Path(recorded).stem if recorded else (path.name if path.is_dir() else path.stem)
     out_dir = Path(args.out) if args.out else (video or path.resolve()).parent
-    return Job(video or path, out_dir, name, asked or ["npz"], "keypoints", keypoints=path)
+    return Job(video or path, out_dir, name, asked or ["npz"], "keypoints", keypoints=path,
+               everyone=args.person == "all")
 
 
 def _plan(args: argparse.Namespace, asked: list[str]) -> list[Job]:
@@ -94,7 +95,8 @@ def _plan(args: argparse.Namespace, asked: list[str]) -> list[Job]:
                     raise ConfigurationError(f"{source} is already 3D: say which files to write from it "
                                              "(--motion, --bvh, --glb, --fbx)")
             name = source.name[: -len(".motion.npz")] if source.name.endswith(".motion.npz") else source.stem
-            jobs.append(Job(source, out_dir, name, asked if kind == "motion" else (asked or ["npz"]), kind))
+            jobs.append(Job(source, out_dir, name, asked if kind == "motion" else (asked or ["npz"]), kind,
+                            everyone=args.person == "all" and kind != "motion"))
     inputs = PathSet()
     for job in jobs:
         inputs.add(job.source)

@@ -111,7 +111,8 @@ def detect_video(path: Path, opts: PipelineOptions, info: VideoInfo, report: Dec
     from vp3d_engine.detectors.registry import DetectorPool
 
     spec = detector_spec(opts.detector)
-    options = {"max_people": opts.person + 1} if spec.max_people and opts.person else {}
+    asked = opts.person if isinstance(opts.person, int) else 0
+    options = {"max_people": asked + 1} if spec.max_people and asked else {}
     parts = _parallel_parts(path, opts, info)
     if parts:
         from vp3d_engine.parallel_detect import detect_parts

@@ -28,6 +28,7 @@ class Job:
     kind: SourceKind = "video"
     keypoints: Path | None = None  # the 2D file of a "keypoints" job
     error: Vp3dError | None = None  # found while planning: reported on this job's turn
+    everyone: bool = False  # --person all: each person's files (NAME.p0.bvh ...), one GLB and FBX for all
 
     @property
     def stem(self) -> Path:
@@ -35,9 +36,15 @@ class Job:
 
     @property
     def targets(self) -> list[Path]:
-        from vp3d_engine.outputs import SUFFIXES
+        """Every file the job may write: with ``everyone``, each person's that may be found."""
+        from vp3d_engine.outputs import SUFFIXES, TOGETHER
+        from vp3d_engine.tracking import MAX_PEOPLE
 
-        return [self.out_dir / f"{self.name}{SUFFIXES[f]}" for f in self.formats]
+        if not self.everyone:
+            return [self.out_dir / f"{self.name}{SUFFIXES[f]}" for f in self.formats]
+        return [self.out_dir / f"{self.name}{SUFFIXES[f]}" for f in self.formats if f in TOGETHER] + [
+            self.out_dir / f"{self.name}.p{n}{SUFFIXES[f]}" for n in range(MAX_PEOPLE) for f in self.formats
+            if f not in TOGETHER]
 
 
 def conversion_line(source: str, conv: Conversion, files: Sequence[str | Path]) -> str:
@@ -55,6 +62,10 @@ def conversion_line(source: str, conv: Conversion, files: Sequence[str | Path]) 
     swaps = conv.pose.meta.get("label_swaps_fixed")
     relabelled = f", left/right labels put right in {swaps} frames" if swaps else ""
     kp = result.keypoints
+    if len(conv.people) > 1:  # person all: each person's share of the frames
+        seen = ", ".join(f"p{p.keypoints.meta.get('person', n)} in {p.track.frames_present:.0%}"
+                         for n, p in enumerate(conv.people))
+        return f"{source}: {kp.num_frames} frames, {len(conv.people)} people ({seen}){damage} -> {written}"
     unseen = float(1 - kp.valid.mean()) - result.track.joints_filled  # placed by the detector, scored low
     hidden = f", {unseen:.1%} hidden (the detector's estimate kept)" if kp.meta.get("hidden_joints_placed") else ""
     return (f"{source}: {kp.num_frames} frames, person in {result.track.frames_present:.0%}, "

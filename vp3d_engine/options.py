@@ -44,7 +44,8 @@ class PipelineOptions:
     start: float | None = None
     end: float | None = None
     stride: int = option("stride").default
-    person: int = option("person").default
+    person: int | str = option("person").default  # a number, or "all" (everyone: pipeline.run_people)
+    min_presence: float = option("min_presence").default  # person all: the share of frames a person is seen in
     keypoints: Path | None = None  # 2D keypoints from a file: skips decoding and detection
     image_size: tuple[int, int] | None = None  # of the keypoints file, when it does not say (or says wrong)
     fps: float | None = None  # of the keypoints file, when it does not say

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -25,15 +25,21 @@ from converters.types import Pose3D, atomic_save_npz
 from vp3d_engine.pipeline import PipelineResult
 from vp3d_engine.render import RenderOptions
 
+if TYPE_CHECKING:
+    from converters.world import Transform
+
 __all__ = [
     "MOTION_FORMATS",
     "SUFFIXES",
+    "TOGETHER",
     "WorldMotion",
     "check_motion_formats",
+    "person_stem",
     "result_arrays",
     "solve_world",
     "write_json",
     "write_npz",
+    "write_people_files",
     "write_result_files",
 ]
 
@@ -103,6 +109,9 @@ SUFFIXES = {"npz": ".npz", "json": ".json", "motion": ".motion.npz", "bvh": ".bv
             "render": "_preview.mp4"}
 
 
+#: The formats that hold everyone of a clip in one file with --person all (the others: one file each).
+TOGETHER = ("glb", "fbx")
+
 ROOT_MOTION = ("on", "in-place", "off")
 
 
@@ -115,7 +124,7 @@ class WorldMotion(NamedTuple):
 
 
 def solve_world(pose: Pose3D, rig: str = "h36m", root_motion: str = "on", smoothing: str = "auto",
-                feet: str = "lock", settle: bool = True) -> WorldMotion:
+                feet: str = "lock", settle: bool = True, transform: Transform | None = None) -> WorldMotion:
     """The world-space animation of a result: joints turned into the world frame (up from the body
     and the floor, facing +Z), resampled to an even grid at the clip's frame rate (real timestamps
     may be variable; the animation formats have one frame time), solved onto rig preset ``rig``.
@@ -127,7 +136,9 @@ def solve_world(pose: Pose3D, rig: str = "h36m", root_motion: str = "on", smooth
     from those joints (the performance, before any root hold); for camera-space sources the floor
     goes under the feet in contact (``ANKLE_HEIGHT_M`` below the ankles) and ``feet="lock"`` plants
     them (:func:`converters.feet.lock_feet`); a world-space source (motion capture) keeps its floor
-    and feet."""
+    and feet. ``transform``: the camera-to-world transform to use (:func:`converters.world.world_transform`
+    of the clip's main person, so that everyone shares one world: the same up, facing and origin; each
+    person's own feet still set their height over the floor)."""
     from converters.contacts import foot_contacts
     from converters.feet import FEET_MODES, lock_feet, rigid_joints
     from converters.solve import solve
@@ -141,7 +152,7 @@ def solve_world(pose: Pose3D, rig: str = "h36m", root_motion: str = "on", smooth
     if float(np.median(thigh)) < 0.01:
         raise ConversionError(f"{pose.meta.get('source', 'the 3D joints')}: the joints have no extent (limbs shorter "
                               "than 1 cm); the file holds no real pose")
-    world = camera_to_world(pose)
+    world = camera_to_world(pose, transform=transform)
     times = pose.timestamps - pose.timestamps[0]
     grid = np.arange(0.0, times[-1] + 0.5 / pose.fps, 1.0 / pose.fps)
     joints = resample_times(world, times, grid)
@@ -156,7 +167,7 @@ def solve_world(pose: Pose3D, rig: str = "h36m", root_motion: str = "on", smooth
         joints, settled = settle_on_floor(joints, pose.fps)
     contacts = foot_contacts(joints, pose.fps)
     meta: dict[str, Any] = {"smoothing": smoothing, "input_frame": pose.frame, "rig": rig,
-                            **(camera_in_world(pose) or {})}
+                            **(camera_in_world(pose, transform=transform) or {})}
     if pose.frame == "camera":  # vp3d placed the floor (a world-space source keeps its own)
         ankles = joints[:, [index["left_ankle"], index["right_ankle"]], 1]
         down = ankles[contacts] if contacts.any() else np.min(ankles, axis=1)
@@ -212,52 +223,95 @@ def write_result_files(stem: Path, formats: list[str], pose: Pose3D, result: Pip
     ``.bvh``, ``.glb``, ``.fbx`` from ``pose``), those in ``formats``, as one set: each goes to a temporary name, and
     all are moved into place only once every one was written. On any failure (or interrupt) the
     folder keeps the files it had, and no temporary file is left."""
+    return write_people_files(stem, formats, [(pose, result)], rig=rig, units=units, video=video,
+                              root_motion=root_motion, smoothing=smoothing, feet=feet, render=render, span=span,
+                              everyone=False)
+
+
+def person_stem(stem: Path, person: int) -> Path:
+    """The stem of person ``person``'s own files with ``--person all`` (``NAME.p0``)."""
+    return stem.with_name(f"{stem.name}.p{person}")
+
+
+def write_people_files(stem: Path, formats: list[str], people: list[tuple[Pose3D, PipelineResult | None]],
+                       rig: str = "h36m", units: str = "cm", video: Path | None = None, root_motion: str = "on",
+                       smoothing: str = "auto", feet: str = "lock",
+                       render: RenderOptions | None = None, span: tuple[float | None, float | None] = (None, None),
+                       everyone: bool = True) -> list[Path]:
+    """:func:`write_result_files` for everyone in a clip (``--person all``), as one set: each
+    person's NPZ, JSON, Motion file, BVH and preview under their own stem (``NAME.p0.bvh``: the
+    ``N`` of ``--person N``), and one GLB and one FBX holding everyone. All share one world: the
+    main person's (the first) up, facing and origin, with each root at its own place and depth, and
+    each person's feet on the floor. ``everyone=False``: one person, files under ``stem`` itself."""
+    if not people:
+        raise ConfigurationError("no one to write")
     table = [f for f in ("npz", "json") if f in formats]
-    if table and result is None:
+    if table and any(result is None for _, result in people):
         raise ConfigurationError(f"--{' --'.join(table)} needs a pipeline result, not only 3D joints")
-    if "render" in formats and (result is None or video is None):
+    if "render" in formats and (any(result is None for _, result in people) or video is None):
         raise ConfigurationError("--render draws the preview over the video: give the video (a 2D or 3D file "
                                  "alone has no frames to draw on)")
+    from converters.world import world_transform
+
+    lead = people[0][0]
+    shared = world_transform(lead) if everyone and lead.frame == "camera" and len(people) > 1 else None
     with OutputSet() as out:
-        def staged(fmt: str) -> Path:
-            return out.stage(stem.with_name(stem.name + SUFFIXES[fmt]))
+        solved_all: list[tuple[str, WorldMotion]] = []
+        for pose, result in people:
+            own = stem
+            if everyone:
+                number = int(result.keypoints.meta.get("person", len(solved_all))) if result is not None \
+                    else len(solved_all)
+                own = person_stem(stem, number)
 
-        solved: WorldMotion | None = None
-        if any(f in formats for f in ("npz", "json", "render", *MOTION_FORMATS)):
-            solved = solve_world(pose, rig, root_motion, smoothing, feet)
-        if result is not None and "npz" in formats:
-            write_npz(result, staged("npz"), solved)
-        if result is not None and "json" in formats:
-            write_json(result, staged("json"), solved)
-        if result is not None and video is not None and "render" in formats and solved is not None:
-            from vp3d_engine.render import render_preview
+            def staged(fmt: str, own: Path = own) -> Path:
+                return out.stage(own.with_name(own.name + SUFFIXES[fmt]))
 
-            kp = result.keypoints  # the skeleton drawn is the animation's (floor, locked feet, smoothing)
-            joints = _on_frames(solved.joints, kp.timestamps - kp.timestamps[0], kp.fps)
-            render_preview(video, staged("render"), kp.xy, kp.valid, kp.timestamps, joints, kp.fps, render,
-                           start=span[0], end=span[1])
-        wanted = [f for f in MOTION_FORMATS if f in formats]
-        if wanted and solved is not None:
+            if not any(f in formats for f in ("npz", "json", "render", *MOTION_FORMATS)):
+                continue
+            solved = solve_world(pose, rig, root_motion, smoothing, feet, transform=shared)
+            solved_all.append((own.name, solved))
+            if result is not None and "npz" in formats:
+                write_npz(result, staged("npz"), solved)
+            if result is not None and "json" in formats:
+                write_json(result, staged("json"), solved)
+            if result is not None and video is not None and "render" in formats:
+                from vp3d_engine.render import render_preview
+
+                kp = result.keypoints  # the skeleton drawn is the animation's (floor, locked feet, smoothing)
+                joints = _on_frames(solved.joints, kp.timestamps - kp.timestamps[0], kp.fps)
+                render_preview(video, staged("render"), kp.xy, kp.valid, kp.timestamps, joints, kp.fps, render,
+                               start=span[0], end=span[1])
             motion, world, contacts = solved
-            for fmt in wanted:
-                tmp = staged(fmt)
-                if fmt == "motion":
-                    from converters.motion_file import save_motion_file
+            if "motion" in formats:
+                from converters.motion_file import save_motion_file
 
-                    save_motion_file(motion, tmp, world_joints=world, foot_contacts=contacts,
-                                     created_by=f"vp3d {_version()}")
-                elif fmt == "bvh":
-                    from converters.bvh_writer import write_bvh
+                save_motion_file(motion, staged("motion"), world_joints=world, foot_contacts=contacts,
+                                 created_by=f"vp3d {_version()}")
+            if "bvh" in formats:
+                from converters.bvh_writer import write_bvh
 
-                    write_bvh(motion, tmp, units=units)
-                elif fmt == "glb":
-                    from converters.gltf_writer import write_gltf
+                write_bvh(motion, staged("bvh"), units=units)
+        if everyone:  # an earlier run's files of people not found this time would pass for this run's
+            from vp3d_engine.tracking import MAX_PEOPLE
 
-                    write_gltf(motion, tmp, name=stem.name)
-                else:
-                    from converters.blender_adapter import write_fbx
+            for n in range(MAX_PEOPLE):
+                for fmt in formats:
+                    if fmt not in TOGETHER and fmt in SUFFIXES:
+                        out.retire(person_stem(stem, n).with_name(f"{person_stem(stem, n).name}{SUFFIXES[fmt]}"))
+        together = [(name, solved.motion) for name, solved in solved_all]
+        for fmt in TOGETHER:
+            if fmt not in formats or not together:
+                continue
+            target = out.stage(stem.with_name(stem.name + SUFFIXES[fmt]))
+            if fmt == "glb":
+                from converters.gltf_writer import write_gltf
 
-                    write_fbx(motion, tmp, units=units, name=stem.name)
+                write_gltf(together if everyone else together[0][1], target, name=stem.name)
+            else:
+                from converters.blender_adapter import write_fbx
+
+                write_fbx(together if everyone else together[0][1], target, units=units, name=stem.name)
         return _commit(out)
 
 

@@ -22,15 +22,15 @@ from converters.types import Keypoints2D, Pose3D
 from vp3d_engine.arrays import DEFAULT_FPS
 from vp3d_engine.detectors.types import FrameDetections
 from vp3d_engine.options import PipelineOptions
-from vp3d_engine.tracking import TrackResult, track_person
+from vp3d_engine.tracking import TrackResult, track_people, track_person
 from vp3d_engine.video import DecodeReport, VideoInfo, probe_video
 
 if TYPE_CHECKING:
     from vp3d_engine.checkpoints import LoadedLifter
     from vp3d_engine.detectors.registry import DetectorPool
 
-__all__ = ["Detected", "PipelineOptions", "PipelineResult", "check_keypoints_fit_image", "detect", "lift",
-           "load_lifter", "read_2d", "run_pipeline", "track"]
+__all__ = ["Detected", "PipelineOptions", "PipelineResult", "check_keypoints_fit_image", "detect", "for_everyone",
+           "lift", "load_lifter", "read_2d", "run_people", "run_pipeline", "track", "track_all"]
 
 log = logging.getLogger(__name__)
 MIN_FRAMES = 8
@@ -112,8 +112,8 @@ def _detector_pose(dets: FrameDetections, extras: dict[str, Any], kp: Keypoints2
     return blazepose_world_pose(world, kp.timestamps, kp.fps)
 
 
-def _blend(pose: Pose3D, dets: FrameDetections, extras: dict[str, Any], kp: Keypoints2D, opts: PipelineOptions,
-           relabelled: np.ndarray | None) -> tuple[Pose3D, Pose3D | None]:
+def _blend(pose: Pose3D, dets: FrameDetections, extras: dict[str, Any], kp: Keypoints2D, person: int,
+           opts: PipelineOptions, relabelled: np.ndarray | None) -> tuple[Pose3D, Pose3D | None]:
     """The lifted pose with MediaPipe's own 3D blended in at ``opts.mediapipe_3d`` where there is
     one (the video detected by MediaPipe, or a result file that kept it), and that 3D."""
     from vp3d_engine.lifters.blend import blend_detector_3d, drop_frames
@@ -125,7 +125,7 @@ def _blend(pose: Pose3D, dets: FrameDetections, extras: dict[str, Any], kp: Keyp
                         len(extras["blazepose_world_people"]), kp.num_frames)
         else:
             try:
-                found = _detector_pose(dets, extras, kp, opts.person)
+                found = _detector_pose(dets, extras, kp, person)
             except ConversionError:  # no 3D landmarks for the followed person in any frame
                 log.info("MediaPipe gave no 3D for this person; the lifted pose is used alone")
             else:
@@ -239,12 +239,41 @@ def detect(source: str | Path, opts: PipelineOptions, progress: Callable[[float]
                     extras=extras, info=info, decode=report)
 
 
-def track(detected: Detected, opts: PipelineOptions) -> TrackResult:
-    """The track stage: the person ``opts.person`` followed through the detections, gaps filled."""
+def for_everyone(opts: PipelineOptions) -> PipelineOptions:
+    """The options as they run: ``--person all`` on a video takes the detector that finds everyone in
+    every frame (each person from their own crop) in place of one that looks for one person at a
+    time (:attr:`~vp3d_engine.detectors.registry.DetectorSpec.everyone`)."""
+    from vp3d_engine.detectors.registry import detector_spec
+
+    if opts.person == "all" and opts.keypoints is None:
+        other = detector_spec(opts.detector).everyone
+        if other and other != opts.detector:
+            log.info("--person all: detector %s finds everyone in each frame (in place of %s)", other, opts.detector)
+            return replace(opts, detector=other)
+    return opts
+
+
+def _enough_frames(detected: Detected) -> None:
     if detected.dets.num_frames < MIN_FRAMES:
         raise InputFileError(f"{detected.source}: only {detected.dets.num_frames} frames; vp3d needs at least "
                              f"{MIN_FRAMES} (about a third of a second) to estimate motion")
+
+
+def track(detected: Detected, opts: PipelineOptions) -> TrackResult:
+    """The track stage: the person ``opts.person`` followed through the detections, gaps filled."""
+    if not isinstance(opts.person, int):
+        raise ConfigurationError("track follows one person; track_all follows everyone (person all)")
+    _enough_frames(detected)
     return track_person(detected.dets, detected.size, detected.fps, person=opts.person)
+
+
+def track_all(detected: Detected, opts: PipelineOptions) -> list[TrackResult]:
+    """The track stage for ``--person all``: everyone seen in at least ``opts.min_presence`` of the
+    frames, in ``--person N`` order; for a number, that one person."""
+    if isinstance(opts.person, int):
+        return [track(detected, opts)]
+    _enough_frames(detected)
+    return track_people(detected.dets, detected.size, detected.fps, min_presence=opts.min_presence)
 
 
 def lift(detected: Detected, tracked: TrackResult, opts: PipelineOptions, lifter: LoadedLifter | None
@@ -255,9 +284,10 @@ def lift(detected: Detected, tracked: TrackResult, opts: PipelineOptions, lifter
     from vp3d_engine.lifting import lift_keypoints
 
     dets, extras, keypoints = detected.dets, detected.extras, tracked.keypoints
+    person = int(keypoints.meta.get("person", 0))
     detector_3d: Pose3D | None = None
     if lifter is None:
-        pose = _detector_pose(dets, extras, keypoints, opts.person)
+        pose = _detector_pose(dets, extras, keypoints, person)
     else:
         device = _pick_device(opts.device)
 
@@ -269,7 +299,7 @@ def lift(detected: Detected, tracked: TrackResult, opts: PipelineOptions, lifter
         relabelled = None
         if opts.label_swaps == "fix":
             keypoints, pose, relabelled = _fix_label_swaps(keypoints, pose, lift_once)
-        pose, detector_3d = _blend(pose, dets, extras, tracked.keypoints, opts, relabelled)
+        pose, detector_3d = _blend(pose, dets, extras, tracked.keypoints, person, opts, relabelled)
     if detected.fps_assumed:
         pose.meta["fps_assumed"] = True
     if not np.isfinite(pose.joints).all():
@@ -281,18 +311,31 @@ def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
                  report: Callable[[str, float], None] | None = None, lifter: LoadedLifter | None = None,
                  detectors: DetectorPool | None = None, checked: bool = False) -> PipelineResult:
     """The 2D-to-3D stages in a row (:func:`detect` or :func:`read_2d`, :func:`track`, :func:`lift`):
-    a video (or, with ``opts.keypoints``, a keypoint file) to 2D keypoints and camera-space 3D.
+    a video (or, with ``opts.keypoints``, a keypoint file) to 2D keypoints and camera-space 3D of
+    the person ``opts.person`` (a number; :func:`run_people` takes ``all``).
     ``report(stage, fraction)``: each stage as it starts (``detect`` also as the share of the
     video's frames detected so far grows). ``lifter``: a checkpoint loaded earlier with
     :func:`load_lifter` (else loaded here); ``detectors``: a pool that keeps the detector loaded
     between videos. The options are checked first (:func:`~vp3d_engine.options.check_options`)
     unless the caller has (``checked``)."""
+    opts = opts or PipelineOptions()
+    if not isinstance(opts.person, int):
+        raise ConfigurationError("run_pipeline converts one person; run_people converts everyone (person all)")
+    return run_people(source, opts, report, lifter, detectors, checked)[0]
+
+
+def run_people(source: str | Path, opts: PipelineOptions | None = None,
+               report: Callable[[str, float], None] | None = None, lifter: LoadedLifter | None = None,
+               detectors: DetectorPool | None = None, checked: bool = False) -> list[PipelineResult]:
+    """:func:`run_pipeline` for ``opts.person``, a number (one result) or ``all`` (one result per
+    person, in ``--person N`` order; the 2D detected once, each person lifted on their own)."""
     from vp3d_engine.options import ConvertOptions, check_options
 
     opts = opts or PipelineOptions()
     say = report or (lambda stage, fraction: None)
     if not checked:
         check_options(ConvertOptions(pipeline=opts), local=lifter is None)
+    opts = for_everyone(opts)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     if lifter is None:
@@ -305,11 +348,15 @@ def run_pipeline(source: str | Path, opts: PipelineOptions | None = None,
     timings["decode_detect_s"] = time.perf_counter() - t1
     t2 = time.perf_counter()
     say("track", 0.0)
-    tracked = track(found, opts)
-    say("lift", 0.0)
-    keypoints, pose, detector_3d = lift(found, tracked, opts, lifter)
+    people = track_all(found, opts)
+    results = []
+    for n, tracked in enumerate(people):
+        say("lift", n / len(people))
+        keypoints, pose, detector_3d = lift(found, tracked, opts, lifter)
+        results.append(PipelineResult(source=str(source), keypoints=keypoints, pose=pose, track=tracked,
+                                      info=found.info, decode=found.decode, timings=timings,
+                                      detector_3d=detector_3d))
     timings["track_lift_s"] = time.perf_counter() - t2
     timings["total_s"] = time.perf_counter() - t0
     say("lift", 1.0)
-    return PipelineResult(source=str(source), keypoints=keypoints, pose=pose, track=tracked, info=found.info,
-                          decode=found.decode, timings=timings, detector_3d=detector_3d)
+    return results

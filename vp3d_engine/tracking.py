@@ -33,7 +33,11 @@ from converters.joints import joint_set
 from converters.types import Keypoints2D
 from vp3d_engine.detectors.types import FrameDetections
 
-__all__ = ["TrackResult", "build_tracks", "track_person"]
+__all__ = ["MAX_PEOPLE", "TrackResult", "build_tracks", "track_people", "track_person"]
+
+#: The most people ``--person all`` converts (those seen most, in ``--person N`` order): ``--person``
+#: numbers 0 to 9.
+MAX_PEOPLE = 10
 
 
 @dataclass(frozen=True)
@@ -212,24 +216,67 @@ def _place_unseen_face(xy: np.ndarray, never: np.ndarray) -> np.ndarray:
     return out
 
 
-def track_person(dets: FrameDetections, image_size: tuple[int, int], fps: float, person: int = 0,
-                 min_score: float = 0.3, min_presence: float = 0.5) -> TrackResult:
-    """Pick one person (``person=0``: the main subject) and return clean, gap-filled keypoints."""
-    t = dets.num_frames
-    if t == 0:
-        raise ConversionError("no frames to track a person in")
+def _ordered_tracks(dets: FrameDetections, min_score: float) -> list[dict[int, int]]:
+    """Every track, in the order ``--person N`` numbers people: the detector's own ranking when it
+    ranks people, else the track weight (large and confident for long first)."""
     tracks = build_tracks(dets, min_score=min_score)
     if not tracks:
-        raise ConversionError(f"no person was detected in any of the {t} frames; is a person fully visible?")
+        raise ConversionError(f"no person was detected in any of the {dets.num_frames} frames; is a person fully "
+                              "visible?")
     if dets.ranked:  # the detector's own order first (its mean place in the frames' lists), then weight
         tracks.sort(key=lambda tr: (round(float(np.mean(list(tr.values())))), -_track_weight(tr, dets, min_score)))
     else:
         tracks.sort(key=lambda tr: _track_weight(tr, dets, min_score), reverse=True)
+    return tracks
+
+
+def track_person(dets: FrameDetections, image_size: tuple[int, int], fps: float, person: int = 0,
+                 min_score: float = 0.3, min_presence: float = 0.5) -> TrackResult:
+    """Pick one person (``person=0``: the main subject) and return clean, gap-filled keypoints."""
+    if dets.num_frames == 0:
+        raise ConversionError("no frames to track a person in")
+    tracks = _ordered_tracks(dets, min_score)
     if not 0 <= person < len(tracks):
         found = "1 person was tracked (--person 0)" if len(tracks) == 1 else \
             f"{len(tracks)} people were tracked (--person 0 to {len(tracks) - 1})"
         raise ConversionError(f"--person {person} asked for, but only {found}")
-    track = tracks[person]
+    result = _track_result(dets, tracks[person], image_size, fps, person, len(tracks), min_score)
+    if result.frames_present < min_presence:
+        raise ConversionError(
+            f"the person is missing from {1 - result.frames_present:.0%} of the frames; trim the clip to where the "
+            "person is visible (--start/--end) or check that the whole body is in view")
+    return result
+
+
+def track_people(dets: FrameDetections, image_size: tuple[int, int], fps: float, min_presence: float = 0.3,
+                 min_score: float = 0.3) -> list[TrackResult]:
+    """Everyone seen in at least ``min_presence`` of the frames, in ``--person N`` order (the
+    ``N`` of each is in its keypoints' ``meta["person"]``), each clean and gap-filled. People whose
+    body was never seen whole (a head at the edge of the frame) are left out."""
+    if dets.num_frames == 0:
+        raise ConversionError("no frames to track a person in")
+    tracks = _ordered_tracks(dets, min_score)
+    people: list[TrackResult] = []
+    for n, track in enumerate(tracks):
+        if len(track) < min_presence * dets.num_frames or not track:
+            continue
+        try:
+            people.append(_track_result(dets, track, image_size, fps, n, len(tracks), min_score))
+        except ConversionError:  # part of a body only: not a person to animate
+            continue
+        if len(people) == MAX_PEOPLE:
+            break
+    if not people:
+        longest = max(len(tr) for tr in tracks) / dets.num_frames
+        raise ConversionError(f"nobody is seen whole in at least {min_presence:.0%} of the frames (the most seen "
+                              f"person: {longest:.0%}); lower --min-presence, or trim the clip (--start/--end)")
+    return people
+
+
+def _track_result(dets: FrameDetections, track: dict[int, int], image_size: tuple[int, int], fps: float,
+                  person: int, tracks_found: int, min_score: float) -> TrackResult:
+    """One track's keypoints over the whole clip, its gaps and unsure joints filled."""
+    t = dets.num_frames
     k = dets.people[next(iter(track))].shape[1]
     raw = np.zeros((t, k, 3))
     present = np.zeros(t, dtype=bool)
@@ -237,10 +284,6 @@ def track_person(dets: FrameDetections, image_size: tuple[int, int], fps: float,
         raw[frame] = dets.people[frame][i]
         present[frame] = True
     presence = float(present.mean())
-    if presence < min_presence:
-        raise ConversionError(
-            f"the person is missing from {1 - presence:.0%} of the frames; trim the clip to where the "
-            "person is visible (--start/--end) or check that the whole body is in view")
     times = dets.timestamps if dets.timestamps is not None else np.arange(t) / fps
     valid = present[:, None] & (raw[:, :, 2] >= min_score)
     never = ~valid.any(axis=0)
@@ -254,6 +297,6 @@ def track_person(dets: FrameDetections, image_size: tuple[int, int], fps: float,
         xy = _place_unseen_face(xy, never)
     kp = Keypoints2D(xy=xy, score=np.where(present[:, None], raw[:, :, 2], 0.0), valid=valid, format=dets.format,
                      image_size=image_size, fps=fps, timestamps=times.astype(np.float64),
-                     meta={"tracks_found": len(tracks), "person": person, "hidden_joints_placed": dets.places_hidden})
+                     meta={"tracks_found": tracks_found, "person": person, "hidden_joints_placed": dets.places_hidden})
     return TrackResult(keypoints=kp, frames_present=presence, joints_filled=float(1 - placed.mean()),
-                       tracks_found=len(tracks))
+                       tracks_found=tracks_found)

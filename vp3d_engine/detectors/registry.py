@@ -107,6 +107,9 @@ class DetectorSpec:
     splits_in_time: bool = False
     #: it follows each person from frame to frame and says who is who (extras ``identities``)
     follows_people: bool = False
+    #: the detector ``--person all`` runs in its place (one that finds everyone in every frame, from
+    #: each person's own crop); empty: this one
+    everyone: str = ""
 
 
 _DETECTORS: dict[str, DetectorSpec] = {}
@@ -145,6 +148,7 @@ register_detector(DetectorSpec(
     factory="vp3d_engine.detectors.mediapipe_pose:MediaPipePose",
     extra="mediapipe (installed by scripts/setup.sh)",
     ranks_people=True, places_hidden_joints=True, world_landmarks=True, max_people=True, splits_in_time=True,
+    everyone="blazepose-multi",
 ))
 register_detector(DetectorSpec(
     name="blazepose-multi",
