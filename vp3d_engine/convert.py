@@ -120,7 +120,7 @@ def convert(source: str | Path, options: ConvertOptions, stem: str | Path, *, ki
     t3 = time.perf_counter()
     video = path if kind == "video" or (kind == "keypoints" and keypoints is not None and path.is_file()
                                         and path.resolve() != keypoints.resolve()) else None
-    found = [(p.pose, p) for p in people] if people else [(pose, None)]
+    found: list[tuple[Pose3D, PipelineResult | None]] = [(p.pose, p) for p in people] if people else [(pose, None)]
     files = write_people_files(Path(stem), options.formats, found,
                                rig=options.rig, units=options.units, video=video, render=options.render,
                                root_motion=options.root_motion, smoothing=options.smoothing, feet=options.feet,
