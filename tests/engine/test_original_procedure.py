@@ -82,3 +82,68 @@ def test_resample_none_equals_the_original_procedure_on_a_real_track(dance_detec
     # The default resamples to the checkpoint's 50 fps and back: not the same numbers on this 25 fps clip.
     default = run_pipeline(file, PipelineOptions(keypoints=file, checkpoint=str(path)))
     assert np.abs(default.pose.joints - expected).max() > 1e-3
+
+
+def _custom_npz(path: Path, xy: np.ndarray, size: tuple[int, int]) -> Path:
+    """A VideoPose3D custom dataset file (``prepare_data_2d_custom.py``'s layout: one person per
+    frame, no scores), as the skater's Detectron track came."""
+    meta = {"layout_name": "coco", "num_joints": 17,
+            "keypoints_symmetry": [[1, 3, 5, 7, 9, 11, 13, 15], [2, 4, 6, 8, 10, 12, 14, 16]],
+            "video_metadata": {"clip.mp4": {"w": size[0], "h": size[1]}}}
+    np.savez_compressed(path, positions_2d={"clip.mp4": {"custom": [xy.astype(np.float32)]}}, metadata=meta)
+    return path
+
+
+@pytest.fixture(scope="module")
+def steady_track(dance_detections: FrameDetections) -> tuple[np.ndarray, tuple[int, int]]:
+    """A real steady one-person 2D track in pixels (MediaPipe's on the dancer, every frame)."""
+    size = dance_detections.image_size
+    assert size is not None and all(len(p) == 1 for p in dance_detections.people)
+    return np.stack([p[0, :, :2] for p in dance_detections.people]).astype(np.float32).astype(np.float64), size
+
+
+@pytest.mark.shared_data
+def test_a_steady_custom_file_is_lifted_as_the_original_on_every_frame(
+        steady_track: tuple[np.ndarray, tuple[int, int]], tmp_path: Path) -> None:
+    """``--checkpoint ORIGINAL.bin --resample none`` on a steady one-person VideoPose3D file gives
+    the original procedure's 3D on every frame of the file as it is: tracking changes no frame."""
+    xy, size = steady_track
+    widths = [3, 3, 3]
+    path = tmp_path / "pretrained_h36m_detectron_coco.bin"
+    write_original_bin(path, widths, 32, traj=False)
+    sd = {k: v.float() for k, v in torch.load(path, weights_only=False)["model_pos"].items()}
+    file = _custom_npz(tmp_path / "data_2d_custom_clip.npz", xy, size)
+    result = run_pipeline(file, PipelineOptions(keypoints=file, checkpoint=str(path), resample="none", fps=30.0))
+    assert result.track.frames_present == 1.0 and result.track.joints_filled == 0.0
+    np.testing.assert_array_equal(result.keypoints.xy, xy)  # no frame changed
+    expected = _original_inference(xy, size[0], size[1], sd, widths)
+    expected -= expected[:, :1]
+    assert np.abs(result.pose.joints - expected).max() < 1e-4  # 0.1 mm, every frame
+
+
+@pytest.mark.shared_data
+def test_a_one_frame_jump_to_a_bystander_is_dropped_and_filled_never_carried_on(
+        steady_track: tuple[np.ndarray, tuple[int, int]], tmp_path: Path) -> None:
+    """The skater's case: in a one-person-per-frame file the detector jumps to a small bystander for
+    one frame and back. That frame is dropped and filled; the skater is followed in every other
+    frame, and away from the jump (beyond the receptive field) the 3D is the clean file's."""
+    xy, size = steady_track
+    jumped = xy.copy()
+    at = 200
+    centre = xy[at].mean(axis=0)
+    jumped[at] = (xy[at] - centre) * 0.25 + [0.1 * size[0], 0.15 * size[1]]  # small, elsewhere
+    widths = [3, 3, 3]
+    path = tmp_path / "pretrained_h36m_detectron_coco.bin"
+    write_original_bin(path, widths, 32, traj=False)
+    clean_file = _custom_npz(tmp_path / "data_2d_custom_clean.npz", xy, size)
+    jump_file = _custom_npz(tmp_path / "data_2d_custom_jump.npz", jumped, size)
+    opts = {"checkpoint": str(path), "resample": "none", "fps": 30.0}
+    clean = run_pipeline(clean_file, PipelineOptions(keypoints=clean_file, **opts))
+    result = run_pipeline(jump_file, PipelineOptions(keypoints=jump_file, **opts))
+    present = result.keypoints.score.any(axis=1)
+    assert not present[at] and present[np.arange(len(xy)) != at].all()
+    assert result.track.frames_present == pytest.approx(1 - 1 / len(xy))
+    # The filled frame lies on the skater's path, between its neighbours.
+    assert np.linalg.norm(result.keypoints.xy[at] - 0.5 * (xy[at - 1] + xy[at + 1]), axis=-1).max() < 40
+    far = np.abs(np.arange(len(xy)) - at) > 13  # the receptive field is 27 frames
+    assert np.abs(result.pose.joints[far] - clean.pose.joints[far]).max() < 1e-4
