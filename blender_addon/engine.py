@@ -1,7 +1,9 @@
 """The engine behind the add-on, without bpy: the local ``vp3d-convert`` subprocess or a ``vp3d
 serve`` service over HTTP. Both run in the background and are polled from Blender's main thread
-(a modal operator's timer), so Blender never waits on them; both leave a Motion file in a
-temporary folder that the caller owns and deletes. A job always ends (done, failed or cancelled):
+(a modal operator's timer), so Blender never waits on them; both leave the Motion files
+(:attr:`Status.motions`) in a temporary folder that the caller owns and deletes: one, or with
+``person`` ``all`` one per person, named ``*.p<N>.motion.npz`` (``N``: the person's number, as
+``--person N`` takes it). A job always ends (done, failed or cancelled):
 whatever goes wrong in its thread fails it, so :meth:`Job.wait` (background mode) returns.
 
 Only the standard library: Blender's Python has no ``requests`` (the HTTP client is ``remote.py``).
@@ -13,6 +15,7 @@ import collections
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,14 +24,15 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .remote import EngineError, RemoteLimits, Service, check_menus
 
-__all__ = ["CONVERT_PLACES", "PREFERENCES_PATH", "EngineError", "Job", "LocalJob", "RemoteJob", "RemoteLimits",
-           "convert_not_found", "engine_options", "find_convert", "list_backends_local", "list_backends_remote"]
+__all__ = ["CONVERT_PLACES", "MAX_PEOPLE", "PREFERENCES_PATH", "EngineError", "Job", "LocalJob", "RemoteJob",
+           "RemoteLimits", "Status", "convert_not_found", "engine_options", "find_convert", "list_backends_local",
+           "list_backends_remote", "person_of"]
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 #: Where the path to vp3d-convert is set, as Blender 4.2+ shows it.
@@ -43,19 +47,29 @@ CONVERT_PLACES = (".local/bin", "vp3d/.venv/bin", "vp3d/venv/bin", ".venv/bin", 
                   "pipx/venvs/vp3d/bin", ".local/share/uv/tools/vp3d/bin", "miniconda3/envs/vp3d/bin",
                   "miniforge3/envs/vp3d/bin", "anaconda3/envs/vp3d/bin")
 _CWD_PLACES = (".venv/bin", "venv/bin")
+#: The most people one conversion makes (the engine tracks at most 10: p0 to p9).
+MAX_PEOPLE = 10
+_PERSON_FILE = re.compile(r".+\.p(\d{1,3})\.motion\.npz")
 _log = logging.getLogger(__name__)
 
 
 def engine_options(**values: Any) -> dict[str, Any]:
     """Option values for the engine: the add-on's defaults (the options are defined once, in
     ``converters/options.py``, bundled as ``vendor/options.py``) with ``values`` put in. A value of 0
-    for an option without a default (``start``, ``end``) means unset, as the panel shows it."""
-    from .vendor.options import default_values, option
+    for an option without a default (``start``, ``end``) means unset, as the panel shows it. A
+    number from a menu (``person``'s "2", beside its "all") becomes the number."""
+    from .vendor.errors import ConfigurationError
+    from .vendor.options import default_values, option, parse_text
 
     out = default_values("addon")
     for name, value in values.items():
         if name not in out:
             raise EngineError(f"the add-on has no option {name!r}")
+        if option(name).kind == "integer" and isinstance(value, str):
+            try:
+                value = parse_text(option(name), value)
+            except ConfigurationError as exc:
+                raise EngineError(str(exc)) from None
         out[name] = value
     for name, value in out.items():
         if option(name).default is None and value is not None and not value:
@@ -63,13 +77,27 @@ def engine_options(**values: Any) -> dict[str, Any]:
     return out
 
 
+def person_of(path: Path) -> int | None:
+    """The person number of a Motion file written for ``person`` ``all`` (``NAME.p2.motion.npz``: 2)."""
+    found = _PERSON_FILE.fullmatch(path.name)
+    return int(found.group(1)) if found is not None else None
+
+
 @dataclass
 class Status:
+    """A job's state. ``motions``: the Motion files it made, once done: one, or with ``person``
+    ``all`` one per person in the order of their numbers (``NAME.p<N>.motion.npz``)."""
+
     state: str = "running"  # running, done, failed, cancelled
     stage: str = "starting"
     fraction: float = 0.0
     message: str = ""
-    motion: Path | None = None
+    motions: list[Path] = field(default_factory=list)
+
+    @property
+    def motion(self) -> Path | None:
+        """The first Motion file (the only one, for one person)."""
+        return self.motions[0] if self.motions else None
 
 
 class Job:
@@ -83,7 +111,7 @@ class Job:
 
     def poll(self) -> Status:
         with self._lock:
-            return Status(**self.status.__dict__)
+            return Status(**{**self.status.__dict__, "motions": list(self.status.motions)})
 
     def _set(self, **changes: object) -> None:
         with self._lock:
@@ -186,13 +214,15 @@ def internal_error(exc: BaseException | None) -> str:
 
 
 class LocalJob(Job):
-    """``vp3d-convert VIDEO --motion --progress-lines`` as a subprocess."""
+    """``vp3d-convert VIDEO --motion --progress-lines`` as a subprocess; with ``person`` ``all`` it
+    writes a Motion file per person."""
 
     def __init__(self, executable: str, video: str | Path, options: Mapping[str, Any]) -> None:
         from .vendor.options import to_cli_arguments
 
         super().__init__()
         self.video = Path(video)
+        self.everyone = options.get("person") == "all"
         command = [executable, str(self.video), "--motion", "--out", str(self.folder), "--quiet", "--progress-lines",
                    *to_cli_arguments(options)]
         self._errors: collections.deque[str] = collections.deque(maxlen=50)  # the last lines vp3d-convert said
@@ -225,13 +255,27 @@ class LocalJob(Job):
                 self._errors.append(line.rstrip()[:1000])
         stderr.close()
         code = self.process.wait()
-        motion = self.folder / (self.video.stem + ".motion.npz")
-        if code == 0 and motion.is_file():
-            self._set(state="done", stage="done", fraction=1.0, motion=motion)
+        motions = self._motions() if code == 0 else []
+        if motions:
+            self._set(state="done", stage="done", fraction=1.0, motions=motions)
+        elif code == 0:
+            self._set(state="failed", message=f"vp3d-convert finished without writing a Motion file for "
+                                              f"{self.video.name} in {self.folder}: is it the same version of vp3d "
+                                              "as the add-on?")
         else:
             said = [e for e in self._errors if "error" in e.lower()] or list(self._errors)[-3:]
             message = "\n".join(said) or f"vp3d-convert stopped with exit status {code}"
             self._set(state="failed", message=message.replace("vp3d-convert: error: ", ""))
+
+    def _motions(self) -> list[Path]:
+        """The Motion files vp3d-convert wrote: ``NAME.motion.npz``, or for everyone each
+        ``NAME.p<N>.motion.npz``, by ``N``."""
+        if not self.everyone:
+            motion = self.folder / (self.video.stem + ".motion.npz")
+            return [motion] if motion.is_file() else []
+        numbered = ((person_of(p), p) for p in self.folder.iterdir() if p.is_file())
+        people = sorted((n, p) for n, p in numbered if n is not None and p.name == f"{self.video.stem}.p{n}.motion.npz")
+        return [p for _, p in people][:MAX_PEOPLE]
 
     def cancel(self) -> None:
         super().cancel()
@@ -246,7 +290,8 @@ class LocalJob(Job):
 
 
 class RemoteJob(Job):
-    """Upload to ``vp3d serve``, follow the job, download its Motion file (in a thread). Every
+    """Upload to ``vp3d serve``, follow the job, download its Motion files (in a thread; with
+    ``person`` ``all`` one per person, at most :data:`MAX_PEOPLE`). Every
     request is bounded in time and size by ``limits`` and kept to the Service URL's origin
     (``remote.py``)."""
 
@@ -273,20 +318,42 @@ class RemoteJob(Job):
         while not self._stop.is_set():
             job = service.status(self.job_id)
             if job.state == "done":
-                names = [n for n in job.files if n.endswith(".motion.npz")]
-                if not names:
-                    made = ", ".join(job.files[:5]) or "nothing"
-                    raise EngineError(f"the service at {service.base} finished the job without a Motion file (it "
-                                      f"made {made}): is it a vp3d service of this version?")
+                wanted = self._motion_files(job.files)
                 self._set(stage="download")
-                target = self.folder / "result.motion.npz"
-                service.fetch(self.job_id, names[0], target)
-                self._set(state="done", stage="done", fraction=1.0, motion=target)
+                try:
+                    for name, target in wanted:
+                        service.fetch(self.job_id, name, target)
+                except BaseException:
+                    for _, target in wanted:  # all of them or none
+                        target.unlink(missing_ok=True)
+                    raise
+                self._set(state="done", stage="done", fraction=1.0, motions=[target for _, target in wanted])
                 return
             if job.state in ("failed", "cancelled"):
                 raise EngineError(job.error or f"the job was {job.state} on the service")
             self._set(stage=job.stage, fraction=job.progress)
             self._stop.wait(service.limits.poll_s)
+
+    def _motion_files(self, files: tuple[str, ...]) -> list[tuple[str, Path]]:
+        """Which of the job's files (plain names, checked by ``remote.py``) to download, and where
+        to: the Motion file, or with ``person`` ``all`` each person's (``NAME.p<N>.motion.npz``, by
+        ``N``, at most :data:`MAX_PEOPLE`) as ``result.p<N>.motion.npz``."""
+        base = self.service.base
+        names = [n for n in files if n.endswith(".motion.npz")]
+        if not names:
+            made = ", ".join(files[:5]) or "nothing"
+            raise EngineError(f"the service at {base} finished the job without a Motion file (it made {made}): is "
+                              "it a vp3d service of this version?")
+        if self.options.get("person") != "all":
+            return [(names[0], self.folder / "result.motion.npz")]
+        people = sorted((n, name) for name in names if (n := person_of(Path(name))) is not None)
+        numbers = [n for n, _ in people]
+        if not people or len(people) > MAX_PEOPLE or len(set(numbers)) < len(numbers):
+            listed = ", ".join(n[:60] for n in names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            raise EngineError(f"the service at {base} finished the job for everyone with Motion files the add-on "
+                              f"does not understand ({listed}; it takes one NAME.p<N>.motion.npz per person, at most "
+                              f"{MAX_PEOPLE}): is it a vp3d service of this version?")
+        return [(name, self.folder / f"result.p{n}.motion.npz") for n, name in people]
 
     def cancel(self) -> None:
         super().cancel()

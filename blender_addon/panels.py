@@ -8,6 +8,14 @@ from .engine import PREFERENCES_PATH
 from .settings import ADDON, ENGINE_OPTIONS, SCENE_SETTINGS, local_convert
 
 
+def draw_options(layout: Any, owner: Any) -> None:
+    """The engine's options and the scene settings of ``owner`` (the scene's settings or the operator)."""
+    for name in (*ENGINE_OPTIONS, *SCENE_SETTINGS):
+        row = layout.row()
+        row.active = name != "min_presence" or owner.person == "all"  # only a conversion of everyone reads it
+        row.prop(owner, name)
+
+
 def draw_convert_notice(layout: Any, context: Any) -> None:
     """A box saying vp3d-convert is missing and where to set it, before Import is pressed."""
     found, configured = local_convert(context)
@@ -45,8 +53,7 @@ class VP3D_PT_import(bpy.types.Panel):
         row.operator("vp3d.refresh_backends", text="", icon="FILE_REFRESH")
         if settings.engine == "LOCAL" and not wm.vp3d_running:
             draw_convert_notice(layout, context)
-        for name in (*ENGINE_OPTIONS, *SCENE_SETTINGS):
-            layout.prop(settings, name)
+        draw_options(layout, settings)
         if wm.vp3d_running:
             layout.progress(factor=wm.vp3d_progress, text=f"{wm.vp3d_status} {wm.vp3d_progress:.0%}")
             layout.operator("vp3d.cancel", icon="CANCEL")

@@ -1,4 +1,5 @@
-"""Motion into the scene (bpy): a new armature with its action, or keys on the user's armature.
+"""Motion into the scene (bpy): a new armature with its action, or keys on the user's armature;
+for everyone in a clip, an armature each or the selected armatures in order (:func:`place_people`).
 
 Works with Blender 4.2 to 5.0: 5.0 keeps F-curves in layered actions (``action.layers[].strips[]
 .channelbags[]``, assigned through an action slot); older versions in ``action.fcurves``.
@@ -6,6 +7,7 @@ Works with Blender 4.2 to 5.0: 5.0 keeps F-curves in layered actions (``action.l
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import bpy
@@ -22,8 +24,12 @@ from .animation import (
     unmapped_message,
 )
 from .vendor.motion import Motion
+from .vendor.motion_file import MotionFile
 
-__all__ = ["apply_fps", "build_armature", "retarget_onto"]
+__all__ = ["apply_fps", "bone_map_for", "build_armature", "place_people", "retarget_onto", "selected_armatures"]
+
+#: Blender's operator report: ``report({"INFO"}, "what was made")``.
+Report = Callable[[set[str], str], object]
 
 
 def apply_fps(scene: Any, fps: float, mode: str) -> float:
@@ -142,9 +148,9 @@ def ensure_bone_map(obj: Any) -> tuple[str, int]:
     return convention, len(found)
 
 
-def retarget_onto(context: Any, obj: Any, motion: Motion, contacts: np.ndarray | None, frame_start: int,
-                  fps_mode: str, name: str) -> Any:
-    """Bake ``motion`` into a new action on the user's armature ``obj`` through its bone map."""
+def bone_map_for(obj: Any, motion: Motion) -> dict[str, str]:
+    """The armature's bones for ``motion``'s joints (joint -> bone), through its bone map (detected
+    when empty); a ValueError that names what is missing when too few body parts are mapped."""
     convention, _ = ensure_bone_map(obj)
     by_role = stored_map(obj)
     roles = source_roles(motion.rig.names)
@@ -152,6 +158,22 @@ def retarget_onto(context: Any, obj: Any, motion: Motion, contacts: np.ndarray |
     if len(bone_map) < MIN_MAPPED:
         needed = [r for r in ROLES if r in roles]
         raise ValueError(unmapped_message(obj.name, convention, needed, {r for r in needed if r in by_role}))
+    return bone_map
+
+
+def selected_armatures(context: Any) -> list[Any]:
+    """The armatures to drive, in order: the active object (an armature), then the other selected
+    armatures by name."""
+    active = context.active_object
+    first = [active] if active is not None and active.type == "ARMATURE" else []
+    others = [o for o in context.view_layer.objects if o.type == "ARMATURE" and o.select_get() and o not in first]
+    return first + sorted(others, key=lambda o: o.name)
+
+
+def retarget_onto(context: Any, obj: Any, motion: Motion, contacts: np.ndarray | None, frame_start: int,
+                  fps_mode: str, name: str) -> Any:
+    """Bake ``motion`` into a new action on the user's armature ``obj`` through its bone map."""
+    bone_map = bone_map_for(obj, motion)
     bones = list(obj.data.bones)
     names = [b.name for b in bones]
     parents = [names.index(b.parent.name) if b.parent else -1 for b in bones]
@@ -172,3 +194,53 @@ def retarget_onto(context: Any, obj: Any, motion: Motion, contacts: np.ndarray |
     _contacts_property(action, contacts, motion)
     context.scene.frame_start, context.scene.frame_end = int(frames[0]), int(np.ceil(frames[-1]))
     return obj
+
+
+def place_people(context: Any, people: list[tuple[str, MotionFile]], target: str, frame_start: int, fps_mode: str,
+                 report: Report) -> bool:
+    """Each person's Motion (named) into the scene, all in the one world the engine solved them in:
+    ``target`` ``NEW`` makes an armature each, ``SELECTED`` drives the :func:`selected_armatures`
+    in order, every one checked before any is keyed. ``report`` says what was made, and who was
+    left out for want of armatures; False (and an error reported) when nothing could be."""
+    motion = people[0][1].motion
+    if target != "SELECTED":
+        made = [build_armature(context, f.motion, name, f.foot_contacts, frame_start, fps_mode) for name, f in people]
+        if len(made) == 1:
+            report({"INFO"}, f"vp3d: {made[0].name}, {motion.num_frames} frames at {motion.fps:g} fps")
+            return True
+        _cover(context.scene, made)
+        for obj in made:
+            obj.select_set(True)
+        context.view_layer.objects.active = made[0]
+        report({"INFO"}, f"vp3d: {len(made)} people: {', '.join(o.name for o in made)}, {motion.num_frames} frames "
+                         f"at {motion.fps:g} fps")
+        return True
+    driven = list(zip(people, selected_armatures(context), strict=False))  # fewer armatures: the first
+    try:
+        for (_, f), obj in driven:  # every armature fits before any is keyed
+            bone_map_for(obj, f.motion)
+        for (name, f), obj in driven:
+            retarget_onto(context, obj, f.motion, f.foot_contacts, frame_start, fps_mode, name)
+    except ValueError as exc:
+        report({"ERROR"}, str(exc))
+        return False
+    if len(people) == 1:
+        report({"INFO"}, f"vp3d: {motion.num_frames} frames baked onto {driven[0][1].name}")
+        return True
+    _cover(context.scene, [obj for _, obj in driven])
+    onto = ", ".join(f"{name} onto {obj.name}" for (name, _), obj in driven)
+    some = f"{len(driven)} of {len(people)}" if len(driven) < len(people) else f"{len(people)}"
+    report({"INFO"}, f"vp3d: {some} people: {onto}, {motion.num_frames} frames at {motion.fps:g} fps")
+    left = [name for name, _ in people[len(driven):]]
+    if left:
+        report({"WARNING"}, f"vp3d: {len(left)} {'person was' if len(left) == 1 else 'people were'} left out "
+                            f"({', '.join(left)}): select an armature for each of the {len(people)} people (the "
+                            "active one drives the first, the others in order of their names the rest)")
+    return True
+
+
+def _cover(scene: Any, objs: list[Any]) -> None:
+    """The scene's frame range over every armature's new action (the people of a clip share its frames)."""
+    ranges = [obj.animation_data.action.frame_range for obj in objs]
+    scene.frame_start = int(min(r[0] for r in ranges))
+    scene.frame_end = int(max(np.ceil(r[1]) for r in ranges))

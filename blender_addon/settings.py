@@ -18,7 +18,9 @@ ADDON = __package__ or "vp3d_blender"
 ENGINES = [("LOCAL", "Local", "run vp3d-convert on this computer"),
            ("REMOTE", "Remote", "send the video to vp3d serve")]
 TARGETS = [("NEW", "New armature", "a new armature in the rig's rest pose"),
-           ("SELECTED", "Selected armature", "retarget onto the selected armature through its bone map")]
+           ("SELECTED", "Selected armature",
+            "retarget onto the selected armature through its bone map (everyone: the selected armatures, one per "
+            "person, the active one first, then the others by name)")]
 FPS_MODES = [("SET_SCENE", "Set scene frame rate", "the scene takes the video's frame rate, one key per frame"),
              ("RETIME", "Retime to scene", "keep the scene's frame rate and space the keys to it")]
 # Menus filled from what the engine reports; Blender needs the item lists kept alive.
@@ -69,11 +71,26 @@ class VP3D_BoneMapItem(bpy.types.PropertyGroup):
     target: StringProperty(name="Bone")  # type: ignore[valid-type]
 
 
+#: What the numbers of an integer menu mean, where the number alone does not say it.
+_NUMBER_LABELS = {"person": {0: "main subject"}}
+
+
+def _integer_items(opt: Any) -> list[tuple[str, str, str]]:
+    """An integer option that also takes words (``person``: 0 to 9, or ``all``) as one menu: the
+    numbers from its low to its high bound as text ("0"), then its words. The engine gets the number
+    back from :func:`engine.engine_options`."""
+    labels = _NUMBER_LABELS.get(opt.name, {})
+    numbers = [(str(n), f"{n}: {labels[n]}" if n in labels else str(n), f"{opt.label or opt.name} {n}")
+               for n in range(int(opt.low or 0), int(opt.high or 0) + 1)]
+    return numbers + [(c.value, c.label or c.value, c.help) for c in opt.choices]
+
+
 def _engine_props() -> dict[str, Any]:
     """A property per option the add-on offers, made from the options' one definition
     (``converters/options.py``): menus from their choices (the detectors and checkpoints from what
-    the engine reports), bounds and defaults as the engine takes them; an option without a default
-    shows 0 for unset."""
+    the engine reports; an integer option with words, as ``person`` is, a menu of its numbers and
+    words), bounds and defaults as the engine takes them; an option without a default shows 0 for
+    unset."""
     props: dict[str, Any] = {}
     for opt in options_for("addon"):
         common = {"name": opt.label or opt.name, "description": opt.help}
@@ -85,6 +102,8 @@ def _engine_props() -> dict[str, Any]:
         elif opt.kind == "choice":
             props[opt.name] = EnumProperty(items=[(c.value, c.label or c.value, c.help) for c in opt.choices],
                                            default=default, **common)
+        elif opt.kind == "integer" and opt.choices:  # a number or a word (person: 0..9 or all)
+            props[opt.name] = EnumProperty(items=_integer_items(opt), default=str(default), **common)
         elif opt.kind == "number":
             props[opt.name] = FloatProperty(min=opt.low, max=opt.high, default=default or 0.0, **common)
         elif opt.kind == "integer":

@@ -4,6 +4,7 @@
 (No ``from __future__ import annotations`` here: Blender reads the property annotations of these
 classes as objects.)"""
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +29,21 @@ from .engine import (
     engine_options,
     list_backends_local,
     list_backends_remote,
+    person_of,
 )
-from .panels import VP3D_PT_bone_map, VP3D_PT_import, VP3D_UL_bone_map, draw_convert_notice, menu_motion, menu_video
+from .panels import (
+    VP3D_PT_bone_map,
+    VP3D_PT_import,
+    VP3D_UL_bone_map,
+    draw_convert_notice,
+    draw_options,
+    menu_motion,
+    menu_video,
+)
 from .settings import (
     _BACKENDS,
     ENGINE_OPTIONS,
     FPS_MODES,
-    SCENE_SETTINGS,
     TARGETS,
     VP3D_AddonPreferences,
     VP3D_BoneMapItem,
@@ -51,35 +60,34 @@ _JOBS: dict[int, Job] = {}  # the running job, by operator instance (one at a ti
 MAX_BONE_KEYS = 5_000_000
 
 
-def _finish(context: Any, op: Any, motion_path: Path, name: str) -> set[str]:
-    """Put the Motion into the scene; the report says what was made."""
-    from .scene import build_armature, retarget_onto
+def _finish(context: Any, op: Any, motions: Sequence[Path], names: Sequence[str]) -> set[str]:
+    """Put the Motions into the scene, ``names[i]`` for ``motions[i]``: one per person, all in the
+    one world the engine solved them in (a Motion file for person all is already placed in it);
+    ``op.target`` NEW makes an armature each, SELECTED drives the selected armatures in order (the
+    active one, then the others by name). The report says what was made, and who was left out."""
+    from .scene import place_people
     from .vendor.errors import Vp3dError
     from .vendor.motion_file import load_motion_file
 
-    try:
-        found = load_motion_file(motion_path)
-    except Vp3dError as exc:
-        op.report({"ERROR"}, str(exc))
-        return {"CANCELLED"}
-    frames, bones = found.motion.num_frames, len(found.motion.rig.names)
-    if frames * bones > MAX_BONE_KEYS:
-        op.report({"ERROR"}, f"{motion_path}: {frames:,} frames of {bones} bones, {frames * bones:,} bone keys, more "
-                             f"than the {MAX_BONE_KEYS:,} the add-on bakes at once (an hour at 60 fps of a 22-bone "
-                             "rig); split the take (vp3d-convert --start/--end) or convert it at a lower frame rate")
-        return {"CANCELLED"}
-    if op.target == "SELECTED":
-        obj = context.active_object
+    found = []
+    for path in motions:
         try:
-            retarget_onto(context, obj, found.motion, found.foot_contacts, op.frame_start, op.fps_mode, name)
-        except ValueError as exc:
+            found.append(load_motion_file(path))
+        except Vp3dError as exc:
             op.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        op.report({"INFO"}, f"vp3d: {found.motion.num_frames} frames baked onto {obj.name}")
-    else:
-        obj = build_armature(context, found.motion, name, found.foot_contacts, op.frame_start, op.fps_mode)
-        op.report({"INFO"}, f"vp3d: {obj.name}, {found.motion.num_frames} frames at {found.motion.fps:g} fps")
-    return {"FINISHED"}
+    keys = sum(f.motion.num_frames * len(f.motion.rig.names) for f in found)
+    if keys > MAX_BONE_KEYS:
+        first = found[0].motion
+        what = f"{motions[0]}: {first.num_frames:,} frames of {len(first.rig.names)} bones" if len(found) == 1 \
+            else f"{len(found)} people"
+        op.report({"ERROR"}, f"{what}, {keys:,} bone keys, more than the {MAX_BONE_KEYS:,} the add-on bakes at once "
+                             "(an hour at 60 fps of a 22-bone rig); split the take (vp3d-convert --start/--end) or "
+                             "convert it at a lower frame rate")
+        return {"CANCELLED"}
+    placed = place_people(context, list(zip(names, found, strict=True)), op.target, op.frame_start, op.fps_mode,
+                          op.report)
+    return {"FINISHED"} if placed else {"CANCELLED"}
 
 
 def _check_target(op: Any, context: Any) -> bool:
@@ -113,8 +121,7 @@ class VP3D_OT_import_video(bpy.types.Operator):
         self.layout.prop(self, "engine", expand=True)
         if self.engine == "LOCAL":
             draw_convert_notice(self.layout, context)
-        for name in (*ENGINE_OPTIONS, *SCENE_SETTINGS):
-            self.layout.prop(self, name)
+        draw_options(self.layout, self)
 
     def _start(self, context: Any) -> Job | None:
         video = Path(bpy.path.abspath(self.filepath))
@@ -160,7 +167,9 @@ class VP3D_OT_import_video(bpy.types.Operator):
 
     def _end(self, context: Any, job: Job, status: Any) -> set[str]:
         if status.state == "done":
-            return _finish(context, self, status.motion, Path(self.filepath).stem)
+            stem = Path(self.filepath).stem  # each person's armature is named for them: STEM.p0, STEM.p2
+            people = [person_of(p) if self.person == "all" else None for p in status.motions]
+            return _finish(context, self, status.motions, [stem if n is None else f"{stem}.p{n}" for n in people])
         if status.state == "cancelled":
             self.report({"WARNING"}, "vp3d: cancelled; nothing was added")
             return {"CANCELLED"}
@@ -251,7 +260,7 @@ class VP3D_OT_import_motion(bpy.types.Operator):
         if not _check_target(self, context):
             return {"CANCELLED"}
         name = path.name.removesuffix(".motion.npz").removesuffix(".npz")
-        return _finish(context, self, path, name)
+        return _finish(context, self, [path], [name])
 
 
 class VP3D_OT_cancel(bpy.types.Operator):

@@ -408,6 +408,10 @@ def test_the_panels_menus_and_bounds_are_the_options_one_definition(bpy: ModuleT
         if opt.kind == "choice" and not opt.registry:
             assert [item.identifier for item in prop.enum_items] == opt.values(), opt.name
             assert prop.default == opt.default_for("addon"), opt.name
+        elif opt.kind == "integer" and opt.choices:  # a menu of its numbers, then its words (person: 0..9, all)
+            numbers = [str(n) for n in range(int(opt.low or 0), int(opt.high or 0) + 1)]
+            assert [item.identifier for item in prop.enum_items] == numbers + opt.values(), opt.name
+            assert prop.default == str(opt.default_for("addon")), opt.name
         elif opt.kind in ("number", "integer"):
             assert (prop.hard_min, prop.hard_max) == (opt.low, opt.high), opt.name
     operator = bpy.ops.vp3d.import_video.get_rna_type().properties

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,7 @@ import pytest
 
 from converters.motion import Motion, Rig
 from converters.motion_file import save_motion_file
-from tests.blender_addon.conftest import CONVERT
+from tests.blender_addon.conftest import CONVERT, draw_panel
 
 pytestmark = pytest.mark.blender
 ROLES = ("Hips", "Spine", "Spine1", "Spine2", "Neck", "Head", "LeftShoulder", "LeftArm", "LeftForeArm", "LeftHand",
@@ -93,34 +93,10 @@ def test_a_preference_that_points_nowhere_is_named_in_the_report(bpy: ModuleType
     assert "~/.local/bin" in str(err.value) and "Preferences > Add-ons" in str(err.value)
 
 
-class _Layout:
-    """Stands in for a panel's layout and writes down what the panel draws."""
-
-    def __init__(self, drawn: list[tuple[str, str, Any]]) -> None:
-        self.drawn = drawn
-
-    def label(self, text: str = "", icon: str = "NONE", **kwargs: Any) -> None:
-        self.drawn.append(("label", text, icon))
-
-    def operator(self, idname: str, **kwargs: Any) -> Any:
-        op = SimpleNamespace()
-        self.drawn.append(("operator", idname, op))
-        return op
-
-    def __getattr__(self, name: str) -> Any:  # prop, row, column, box, progress, separator...
-        return lambda *args, **kwargs: self
-
-
-def _draw_panel(bpy: ModuleType) -> list[tuple[str, str, Any]]:
-    drawn: list[tuple[str, str, Any]] = []
-    bpy.types.VP3D_PT_import.draw(SimpleNamespace(layout=_Layout(drawn)), bpy.context)
-    return drawn
-
-
 def test_the_panel_says_vp3d_convert_is_missing_and_where_to_set_it(bpy: ModuleType, nowhere: Path) -> None:
     settings = bpy.context.scene.vp3d
     settings.engine = "LOCAL"
-    drawn = _draw_panel(bpy)
+    drawn = draw_panel(bpy)
     labels = " | ".join(text for kind, text, _ in drawn if kind == "label")
     assert "vp3d-convert was not found" in labels, drawn
     assert "Preferences > Add-ons" in labels and "vp3d-convert" in labels
@@ -128,11 +104,11 @@ def test_the_panel_says_vp3d_convert_is_missing_and_where_to_set_it(bpy: ModuleT
     assert len(shows) == 1 and shows[0].module == "vp3d_blender"
     assert ("operator", "vp3d.import_video") in [(kind, idname) for kind, idname, _ in drawn]  # it can still run
     _install(nowhere / ".local" / "bin")
-    assert not [text for kind, text, _ in _draw_panel(bpy) if "not found" in text]
+    assert not [text for kind, text, _ in draw_panel(bpy) if "not found" in text]
     (nowhere / ".local" / "bin" / "vp3d-convert").unlink()
     settings.engine = "REMOTE"
     try:
-        assert not [text for kind, text, _ in _draw_panel(bpy) if "not found" in text]  # not needed remotely
+        assert not [text for kind, text, _ in draw_panel(bpy) if "not found" in text]  # not needed remotely
     finally:
         settings.engine = "LOCAL"
 

@@ -35,7 +35,7 @@ MOTION = b"PK-a-motion-file"  # only downloaded, never read, unless a test says 
 @contextmanager
 def _service(answer: Answer) -> Iterator[tuple[str, list[tuple[str, str, dict[str, str]]]]]:
     """An HTTP server on 127.0.0.1 that records each request (method, path, headers) and lets
-    ``answer`` reply; its URL and the record."""
+    ``answer`` reply (the request's body is ``h.body``); its URL and the record."""
     seen: list[tuple[str, str, dict[str, str]]] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -45,8 +45,7 @@ def _service(answer: Answer) -> Iterator[tuple[str, list[tuple[str, str, dict[st
         def _any(self) -> None:
             seen.append((self.command, self.path, dict(self.headers)))
             length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(length)  # the upload
+            self.body = self.rfile.read(length) if length else b""  # the upload
             try:
                 answer(self)
             except OSError:
@@ -159,12 +158,12 @@ def _add_on_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("vp3d") and t.is_alive()]
 
 
-def _run(url: str, video: Path, token: str = "", wait: float = 8.0, **limits: float) -> Any:
+def _run(url: str, video: Path, token: str = "", wait: float = 8.0, person: str = "0", **limits: float) -> Any:
     """A remote job to its end (its status), checking that it left no thread running and, when it
     failed, that its message is one line a user can read."""
     from vp3d_blender.engine import RemoteJob, RemoteLimits, engine_options
 
-    job = RemoteJob(url, token, video, engine_options(), limits=RemoteLimits(**limits))
+    job = RemoteJob(url, token, video, engine_options(person=person), limits=RemoteLimits(**limits))
     try:
         status = job.wait(timeout=wait)
         job._thread.join(timeout=3)
@@ -435,3 +434,98 @@ def test_a_motion_file_too_big_for_blender_from_the_service_is_refused(bpy: Modu
             bpy.ops.vp3d.import_video(filepath=str(video), engine="REMOTE")
     assert time.monotonic() - started < 5
     assert str(err.value).strip().count("\n") == 0, str(err.value)
+
+
+# --- everyone in the video (person all): a Motion file per person --------------------------------------
+
+def _files_by_name(files: dict[str, bytes]) -> Answer:
+    def answer(h: BaseHTTPRequestHandler) -> None:
+        name = h.path.split("?")[0].rsplit("/", 1)[1]
+        if name in files:
+            _send(h, 200, files[name], Content_Type="application/octet-stream")
+        else:
+            _send(h, 404, b'{"detail": "no such file"}')
+
+    return answer
+
+
+def _everyone(files: dict[str, bytes], listed: list[str] | None = None,
+              uploads: list[bytes] | None = None) -> Answer:
+    """A service whose job for everyone made ``files`` (its status lists ``listed``, else them)."""
+
+    def upload(h: BaseHTTPRequestHandler) -> None:
+        (uploads if uploads is not None else []).append(getattr(h, "body", b""))
+        _send(h, 200, b'{"id": "1"}')
+
+    return _vp3d({**STATUS_DONE, "files": listed if listed is not None else list(files)}, upload=upload,
+                 files=_files_by_name(files))
+
+
+def test_everyone_each_persons_motion_file_is_downloaded_in_person_order(bpy: ModuleType, video: Path) -> None:
+    """The form says person=all; every NAME.p<N>.motion.npz comes down (numbers may skip), by N."""
+    from vp3d_blender.engine import RemoteJob, engine_options
+
+    files = {"clip.glb": b"glb", "clip.p2.motion.npz": b"person 2", "clip.p0.bvh": b"bvh",
+             "clip.p0.motion.npz": b"person 0"}
+    uploads: list[bytes] = []
+    with _service(_everyone(files, uploads=uploads)) as (url, seen):
+        job = RemoteJob(url, "", video, engine_options(person="all"))
+        try:
+            status = job.wait(timeout=8)
+            assert status.state == "done", status.message
+            assert [p.name for p in status.motions] == ["result.p0.motion.npz", "result.p2.motion.npz"]
+            assert [p.read_bytes() for p in status.motions] == [b"person 0", b"person 2"]
+            assert sorted(p.name for p in job.folder.iterdir()) == [p.name for p in status.motions]
+        finally:
+            job.close()
+    assert b'name="person"\r\n\r\nall\r\n' in uploads[0] and b'name="min_presence"\r\n\r\n0.3\r\n' in uploads[0]
+    fetched = [p for m, p, _ in seen if "/files/" in p]
+    assert fetched == ["/api/jobs/1/files/clip.p0.motion.npz", "/api/jobs/1/files/clip.p2.motion.npz"]
+
+
+@pytest.mark.parametrize(("listed", "said"), [
+    ([f"clip.p{n}.motion.npz" for n in range(11)], "at most 10"),
+    (["a.p0.motion.npz", "b.p0.motion.npz"], "one NAME.p<N>.motion.npz per person"),
+    (["clip.bvh", "clip.glb"], "without a Motion file"),
+])
+def test_everyone_motion_files_the_add_on_does_not_understand_fail_the_job(bpy: ModuleType, video: Path,
+                                                                           listed: list[str], said: str) -> None:
+    with _service(_everyone(dict.fromkeys(listed, MOTION))) as (url, seen):
+        status = _run(url, video, person="all")
+    assert status.state == "failed" and said in status.message and url in status.message, status.message
+    assert not [p for _, p, _ in seen if "/files/" in p]  # nothing downloaded
+
+
+def test_everyone_a_download_that_fails_leaves_no_one(bpy: ModuleType, video: Path) -> None:
+    """All of them or none: person 0's file is removed when person 1's cannot be had."""
+    listed = ["clip.p0.motion.npz", "clip.p1.motion.npz"]
+    with _service(_everyone({"clip.p0.motion.npz": MOTION}, listed=listed)) as (url, _):
+        status = _run(url, video, person="all")  # no file left in the job's folder
+    assert status.state == "failed" and "answered 404" in status.message, status.message
+
+
+@pytest.mark.shared_data
+def test_everyone_from_the_service_becomes_an_armature_each(bpy: ModuleType, video: Path,
+                                                            people_motions: list[Path]) -> None:
+    """The real engine's two people as a service sends them (p0 and p2: a number skipped): two
+    armatures named for the video and each person's number, each at its person's place."""
+    from converters.motion_file import load_motion_file
+
+    files = {"clip.p0.motion.npz": people_motions[0].read_bytes(), "clip.p2.motion.npz": people_motions[1].read_bytes()}
+    prefs = bpy.context.preferences.addons["vp3d_blender"].preferences
+    for obj in list(bpy.data.objects):
+        bpy.data.objects.remove(obj)
+    with _service(_everyone(files)) as (url, _):
+        before, prefs.server_url = prefs.server_url, url
+        try:
+            assert bpy.ops.vp3d.import_video(filepath=str(video), engine="REMOTE", person="all") == {"FINISHED"}
+        finally:
+            prefs.server_url = before
+    assert sorted(o.name for o in bpy.data.objects) == ["clip.p0", "clip.p2"]
+    to_blender = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+    bpy.context.scene.frame_set(1)
+    for name, path in (("clip.p0", people_motions[0]), ("clip.p2", people_motions[1])):
+        obj = bpy.data.objects[name]
+        hips = np.array(obj.matrix_world @ obj.pose.bones["mixamorig:Hips"].head)
+        root = load_motion_file(path).motion.root_translation[0] @ to_blender.T
+        assert np.abs(hips - root).max() < 1e-3, name
