@@ -70,7 +70,7 @@ def result_arrays(result: PipelineResult, world: WorldMotion | None = None,
         "has_trajectory": pose.trajectory is not None,
         "joint_names_2d": list(joint_set(kp.format).names), "joint_names_3d": list(H36M17.names),
         "frames_with_person": result.track.frames_present, "joints_filled": result.track.joints_filled,
-        "tracks_found": result.track.tracks_found,
+        "tracks_found": result.track.tracks_found, "person": kp.meta.get("person"),
         "hidden_joints_placed": bool(kp.meta.get("hidden_joints_placed", False)), **pose.meta,
         **{k: v for k, v in world.motion.meta.items() if k in _WORLD_META},
         "decode": None if result.decode is None else {
