@@ -184,7 +184,7 @@ def solve_world(pose: Pose3D, rig: str = "h36m", root_motion: str = "on", smooth
         meta["feet"] = "as recorded"
     motion = solve(joints, pose.fps, rig)
     motion.meta.update(meta)
-    motion.meta.update({k: v for k, v in pose.meta.items() if k in ("checkpoint", "source", "trajectory",
+    motion.meta.update({k: v for k, v in pose.meta.items() if k in ("checkpoint", "source", "trajectory", "detector",
                                                                         "detector_3d_weight")})
     if root_motion != "on":
         motion, joints = _hold_root(motion, joints, root_motion)

@@ -353,6 +353,7 @@ def run_people(source: str | Path, opts: PipelineOptions | None = None,
     for n, tracked in enumerate(people):
         say("lift", n / len(people))
         keypoints, pose, detector_3d = lift(found, tracked, opts, lifter)
+        pose.meta["detector"] = opts.detector if opts.keypoints is None else "keypoints file"  # the one that ran
         results.append(PipelineResult(source=str(source), keypoints=keypoints, pose=pose, track=tracked,
                                       info=found.info, decode=found.decode, timings=timings,
                                       detector_3d=detector_3d))

@@ -22,9 +22,16 @@ TOKEN = "open-sesame"
 pytestmark = pytest.mark.shared_data
 
 
-def test_a_real_clip_through_the_real_pipeline(serve: Callable[..., Server], shared_data: Path,
-                                               tmp_path: Path) -> None:
-    server = serve()
+@pytest.fixture(scope="module")
+def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server running the real pipeline, one job at a time, shared by this module's tests."""
+    server = start_server(tmp_path_factory.mktemp("web-real") / "data")
+    yield server
+    stop_server(server)
+
+
+def test_a_real_clip_through_the_real_pipeline(real_server: Server, shared_data: Path, tmp_path: Path) -> None:
+    server = real_server
     clip = shared_data / "videos" / "taiji_green_336p.mp4"
     job = server.wait(server.upload(clip, end="2", formats="motion,bvh,glb,fbx", rig="mixamo",
                                     mediapipe_3d="0.25")[1]["id"])
@@ -73,9 +80,9 @@ def _open(context: Any, url: str) -> Any:
 
 
 @pytest.mark.browser
-def test_upload_watch_turn_play_download_refresh_share(serve: Callable[..., Server], browser: Any,
-                                                       shared_data: Path, tmp_path: Path) -> None:
-    server = serve()
+def test_upload_watch_turn_play_download_refresh_share(real_server: Server, browser: Any, shared_data: Path,
+                                                       tmp_path: Path) -> None:
+    server = real_server
     context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
     page = _open(context, server.url + "/")
     clip = shared_data / "videos" / "dance_ball_480p.mp4"
@@ -147,6 +154,50 @@ def test_four_uploads_at_once_each_get_their_own_result(serve: Callable[..., Ser
     durations = [page.evaluate("window.vp3d.duration") for page in pages]
     assert abs(durations[0] - durations[2]) < 0.05 and abs(durations[0] - durations[1]) > 1.0
     assert all(page.errors == [] for page in pages)
+
+
+@pytest.mark.browser
+def test_everyone_in_a_two_person_clip_is_drawn_apart(real_server: Server, browser: Any, shared_data: Path) -> None:
+    """Person: Everyone on a clip of two people: one GLB of both, drawn as two skeletons in their
+    own colours, each in its own place on the floor, with each person's files listed."""
+    page = _open(browser.new_context(viewport={"width": 1280, "height": 900}), real_server.url + "/")
+    page.wait_for_selector("#person option", state="attached", timeout=10_000)
+    people = page.eval_on_selector_all("#person option", "items => items.map(i => [i.value, i.textContent])")
+    assert people == [["0", "0: main subject"], *([str(n), str(n)] for n in range(1, 10)), ["all", "Everyone"]]
+    assert page.locator("#person").input_value() == "0"
+    page.click("#more summary")
+    page.select_option("#person", label="Everyone")
+    page.set_input_files("#file", str(shared_data / "multiview" / "pose2sim-multiperson" / "cam02.mp4"))
+    page.wait_for_function("window.vp3d.ready", timeout=120_000)
+    assert page.evaluate("window.vp3d.job.options.person") == "all"
+    assert page.evaluate("window.vp3d.people") == 2 and page.evaluate("window.vp3d.bones") == 44
+    files = dict(zip(page.locator("#files a").all_text_contents(),
+                     page.locator("#files .about").all_text_contents(), strict=True))
+    assert sorted(files) == sorted([f"cam02.p{k}.{ending}" for k in (0, 1) for ending in ("bvh", "motion.npz", "npz")]
+                                   + ["cam02.glb"])
+    assert files["cam02.p1.bvh"].startswith("person 1: BVH") and "everyone" in files["cam02.glb"]
+    assert page.locator("#people").inner_text().split() == ["person", "0", "person", "1"]
+    # The two roots stay apart over the whole clip, and both are in view.
+    where = """(t) => {
+        const s = document.getElementById('scrub'); s.value = String(t); s.dispatchEvent(new Event('input'));
+        const v = window.vp3dViewer;
+        return v.roots.map((r) => { const p = r.getWorldPosition(v.camera.position.clone());
+                                    const world = p.toArray(); p.project(v.camera); return [world, p.toArray()]; });
+    }"""
+    duration = page.evaluate("window.vp3d.duration")
+    for t in np.linspace(0, duration, 5):
+        roots = page.evaluate(where, t)
+        assert np.linalg.norm(np.subtract(roots[0][0], roots[1][0])) > 0.3, (t, roots)
+    page.wait_for_timeout(1500)  # the camera eases after everyone's centre
+    roots = page.evaluate(where, duration)
+    assert all(max(abs(ndc[0]), abs(ndc[1])) < 0.9 for _, ndc in roots), roots
+    # Both skeletons are drawn, each in its own colours: person 0's bones blue to green, person 1's
+    # orange to yellow (SkeletonHelper's lines are unlit, so their colours reach the canvas as they are).
+    canvas = _canvas(page)
+    r, g, b = canvas[..., 0], canvas[..., 1], canvas[..., 2]
+    assert ((r < 40) & (g + b > 150)).sum() > 50 and ((r > 200) & (b < 60) & (g > 40)).sum() > 50
+    page.screenshot(path="/tmp/web_everyone.png")
+    assert page.errors == []
 
 
 @pytest.fixture(scope="module")
@@ -237,6 +288,8 @@ def test_the_camera_follows_the_person_and_still_orbits(fake_server: Server, bro
         return {x, ndc: [p.x, p.y, p.z], azimuth: v.controls.getAzimuthalAngle()};
     }"""
     start = page.evaluate(on_screen)
+    assert page.evaluate("window.vp3d.people") == 1 and not page.locator("#people").is_visible()  # no legend for one
+    assert page.locator("label:has(#follow)").inner_text().strip() == "follow the person"
     page.evaluate("""() => { const s = document.getElementById('scrub');
                              s.value = s.max; s.dispatchEvent(new Event('input')); }""")
     in_view = f"() => {{ const s = ({on_screen})(); return Math.max(Math.abs(s.ndc[0]), Math.abs(s.ndc[1])) < 0.2; }}"
@@ -280,3 +333,4 @@ def test_the_page_menus_are_the_services_options_and_reach_the_job(fake_server: 
     job = fake_server.request(f"/api/jobs/{page.url.rsplit('/', 1)[1]}")[1]
     assert (job["options"]["rig"], job["options"]["mediapipe_3d"], job["options"]["end"]) == ("ue", 0.25, 1.5)
     assert job["options"]["feet"] == "lock" and page.errors == []
+    assert job["options"]["person"] == 0  # the person menu's default, the main subject (not "all")

@@ -68,8 +68,13 @@ function optionField(o) {
   let input;
   if (o.choices) {
     input = document.createElement("select");
-    for (const c of o.choices) {
-      const item = new Option(c.label || c.value, c.value, false, c.value === o.default);
+    // An integer that also takes words (person: 0..9 or "all"): the numbers first, then the words.
+    const numbers = [];
+    if (o.kind === "integer") {
+      for (let n = o.low; n <= o.high; n++) numbers.push({ value: String(n), label: n === 0 ? "0: main subject" : String(n) });
+    }
+    for (const c of [...numbers, ...o.choices]) {
+      const item = new Option(c.label || c.value, c.value, false, c.value === String(o.default));
       item.title = c.help || "";
       input.append(item);
     }
@@ -213,6 +218,9 @@ async function showResult(job) {
     const about = document.createElement("span");
     about.className = "about";
     about.textContent = (FILES.find(([ending]) => name.endsWith(ending)) || ["", "a result file"])[1];
+    const who = job.options && job.options.person === "all" && name.match(/\.p(\d+)\.[a-z0-9_.]+$/);
+    if (who) about.textContent = `person ${who[1]}: ${about.textContent}`;
+    else if (job.options && job.options.person === "all" && name.endsWith(".glb")) about.textContent += ", everyone";
     li.append(a, " ", about); list.append(li);
   }
   $("video").src = withToken(`/api/jobs/${job.id}/video`);
@@ -222,6 +230,19 @@ async function showResult(job) {
   const gltf = await new GLTFLoader().parseAsync(await response.arrayBuffer(), "");
   buildView(gltf);
 }
+
+// Each person's colours: the skeleton's lines (SkeletonHelper's two ends of a bone), the joint dots
+// and the root trail. The first are those a one-person view has always had (SkeletonHelper's own).
+const PALETTE = [
+  { lines: [0x0000ff, 0x00ff00], dot: 0x7fc4ff, trail: 0x3ddc84 },
+  { lines: [0xff3d00, 0xffd400], dot: 0xffb347, trail: 0xff8c42 },
+  { lines: [0xa000ff, 0xff4fd8], dot: 0xf08cff, trail: 0xd05cff },
+  { lines: [0xff0033, 0xffa0a8], dot: 0xff7b72, trail: 0xff4d6d },
+  { lines: [0x00a0a0, 0xa0f8ff], dot: 0x7ff5e8, trail: 0x2ec4b6 },
+  { lines: [0xb0b000, 0xffffff], dot: 0xf5f57f, trail: 0xd4d400 },
+];
+const colourOf = (k) => PALETTE[k % PALETTE.length];
+const css = (hex) => `#${hex.toString(16).padStart(6, "0")}`;
 
 function buildView(gltf) {
   if (state.view) state.view.dispose();
@@ -236,18 +257,28 @@ function buildView(gltf) {
   const controls = new OrbitControls(camera, renderer.domElement);
   scene.add(new THREE.HemisphereLight(0xffffff, 0x333344, 2));
   scene.add(gltf.scene);
-  const skeleton = new THREE.SkeletonHelper(gltf.scene);
-  skeleton.material.linewidth = 2;
-  skeleton.frustumCulled = false;  // its bounds are those of the first pose: a person who walks away would vanish
-  scene.add(skeleton);
   const bones = [];
   gltf.scene.traverse((o) => { if (o.isBone) bones.push(o); });
+  // One skeleton per person, found by its root bone (a bone whose parent is not a bone): a GLB of
+  // everyone holds one skeleton per person, each under its own node, all moved by one animation.
+  const roots = bones.filter((b) => !(b.parent && b.parent.isBone));
+  const names = (gltf.userData.vp3d || {}).people || [];
   const joints = new THREE.Group();
-  for (const bone of bones) {
-    const dot = new THREE.Mesh(new THREE.SphereGeometry(0.025, 10, 8), new THREE.MeshStandardMaterial({ color: 0x7fc4ff }));
-    dot.userData.bone = bone;
-    joints.add(dot);
-  }
+  roots.forEach((root, k) => {
+    const colours = colourOf(k);
+    // One person: the helper over the whole scene, as it always was; several: one per skeleton.
+    const skeleton = new THREE.SkeletonHelper(roots.length === 1 ? gltf.scene : root);
+    skeleton.setColors(new THREE.Color(colours.lines[0]), new THREE.Color(colours.lines[1]));
+    skeleton.material.linewidth = 2;
+    skeleton.frustumCulled = false;  // its bounds are those of the first pose: a person who walks away would vanish
+    scene.add(skeleton);
+    root.traverse((bone) => {
+      if (!bone.isBone) return;
+      const dot = new THREE.Mesh(new THREE.SphereGeometry(0.025, 10, 8), new THREE.MeshStandardMaterial({ color: colours.dot }));
+      dot.userData.bone = bone;
+      joints.add(dot);
+    });
+  });
   scene.add(joints);
   const mixer = new THREE.AnimationMixer(gltf.scene);
   const clip = gltf.animations[0];
@@ -255,30 +286,52 @@ function buildView(gltf) {
   const duration = clip ? clip.duration : 0;
   // The clip loops in the mixer, so its very end would show the first frame: stop just short of it.
   const pose = (t) => mixer.setTime(Math.min(t, Math.max(duration - 1e-4, 0)));
-  // The root trail: the hips sampled over the clip, on the floor.
-  const root = bones[0];
-  const points = [];
+  // The root trails: each person's hips sampled over the clip, on the floor.
+  const paths = roots.map(() => []);
   const position = new THREE.Vector3();
   for (let i = 0; i <= 200 && duration > 0; i++) {
     pose((duration * i) / 200);
     gltf.scene.updateMatrixWorld(true);
-    root.getWorldPosition(position);
-    points.push(new THREE.Vector3(position.x, 0.005, position.z));
+    roots.forEach((root, k) => {
+      root.getWorldPosition(position);
+      paths[k].push(new THREE.Vector3(position.x, 0.005, position.z));
+    });
   }
-  const trail = new THREE.Line(new THREE.BufferGeometry().setFromPoints(points), new THREE.LineBasicMaterial({ color: 0x3ddc84 }));
+  const trail = new THREE.Group();
+  paths.forEach((points, k) => trail.add(new THREE.Line(new THREE.BufferGeometry().setFromPoints(points),
+    new THREE.LineBasicMaterial({ color: colourOf(k).trail }))));
   scene.add(trail);
-  // The floor reaches 6 m past wherever the root goes (half-metre squares).
-  const reach = Math.ceil(Math.max(5, ...points.map((p) => Math.max(Math.abs(p.x), Math.abs(p.z)) + 6)));
+  // The floor reaches 6 m past wherever anyone's root goes (half-metre squares).
+  const reach = Math.ceil(Math.max(5, ...paths.flat().map((p) => Math.max(Math.abs(p.x), Math.abs(p.z)) + 6)));
   scene.add(new THREE.GridHelper(2 * reach, 4 * reach, 0x55606e, 0x2c323c));
-  // The camera follows the root: the orbit's centre eases towards the hips and the camera moves by
-  // as much, so the user's turn and zoom are kept while a skater crosses the floor.
+  // The camera follows the centre of everyone's roots (one person: the hips): the orbit's centre
+  // eases towards it and the camera moves by as much, so the user's turn and zoom are kept while a
+  // skater crosses the floor.
+  const centre = (out) => {
+    out.set(0, 0, 0);
+    for (const root of roots) out.add(root.getWorldPosition(position));
+    return out.divideScalar(roots.length);
+  };
   const rootNow = new THREE.Vector3();
   const chase = (seconds) => {
-    root.getWorldPosition(rootNow);
+    centre(rootNow);
     const step = rootNow.sub(controls.target).multiplyScalar(1 - Math.exp(-seconds / 0.25));
     controls.target.add(step);
     camera.position.add(step);
   };
+  $("follow-who").textContent = roots.length > 1 ? "everyone" : "the person";
+  const legend = $("people");
+  legend.replaceChildren();
+  legend.hidden = roots.length < 2;
+  roots.forEach((root, k) => {
+    const item = document.createElement("span");
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    swatch.style.background = css(colourOf(k).dot);
+    item.append(swatch, `person ${k}`);
+    item.title = names[k] || "";
+    legend.append(item);
+  });
 
   const video = $("video");
   let time = 0, playing = false, last = performance.now(), frame = 0;
@@ -323,14 +376,19 @@ function buildView(gltf) {
     renderer.render(scene, camera);
   };
   setTime(0);
-  root.getWorldPosition(controls.target);
-  camera.position.copy(controls.target).add(new THREE.Vector3(1.6, 0.5, 2.6));
+  centre(controls.target);
+  // Far enough back to see everyone at the start (one person: 3.1 m, as it always was).
+  let spread = 0;
+  for (const root of roots) spread = Math.max(spread, root.getWorldPosition(position).setY(controls.target.y).distanceTo(controls.target));
+  const back = Math.max(1, (spread + 0.8) / 1.7);
+  camera.position.copy(controls.target).add(new THREE.Vector3(1.6, 0.5, 2.6).multiplyScalar(back));
   controls.update();
   frame = requestAnimationFrame(loop);
-  window.vp3dViewer = { camera, controls, root, scene }; // read by the tests
+  window.vp3dViewer = { camera, controls, root: roots[0], roots, scene }; // read by the tests
   state.view = { dispose: () => { cancelAnimationFrame(frame); renderer.dispose(); controls.dispose(); } };
   window.vp3d.ready = true;
   window.vp3d.bones = bones.length;
+  window.vp3d.people = roots.length;
 }
 
 // ---- routing: / uploads, /jobs/ID is a job's own page (refresh, back/forward, shared links) ----
