@@ -7,27 +7,38 @@ at y = 0, the subject facing +Z at frame 0. Steps:
    at the origin, when there is no trajectory).
 2. Up: the camera may look down or be tilted, so "up" is taken from the body, not the camera: the
    prevailing ankles-to-head direction over the clip (people stand or walk far more than they lie
-   down; see :func:`_up_direction`). The clip is rotated so that direction becomes +Y. Then the
-   floor refines it: the plane through the ankles in the frames where a foot is on the floor,
-   weighted against the body's up by how far those points spread (:func:`_floor_normal`): a
-   walk across the room fixes the tilt better than any posture, a dance on one spot cannot.
+   down; see :func:`_up_direction`), over everyone's bodies when several people share the world.
+   The clip is rotated so that direction becomes +Y. Then the floor refines it: the plane through
+   the ankles in the frames where a foot is on the floor, weighted against the body's up by how far
+   those points spread (:func:`_floor_normal`): a walk across the room fixes the tilt better than
+   any posture, a dance on one spot cannot.
 3. Facing: a turn about Y so that at frame 0 the hips face +Z (their left on +X).
 4. Floor: the lowest ankle, taken as the 2nd percentile over the clip (robust to a few bad frames),
    is put ``ankle_height`` above y = 0; the root starts above the origin in X and Z.
+
+People who share one world (everyone in a clip: the main person's) stand on its floor by their
+distance from the camera, not by a lift (:func:`floor_scale`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
 from converters.joints import H36M17
 from converters.types import Pose3D
 
-__all__ = ["ANKLE_HEIGHT_M", "Transform", "camera_in_world", "camera_to_world", "world_transform"]
+__all__ = ["ANKLE_HEIGHT_M", "Transform", "camera_in_world", "camera_to_world", "floor_scale", "world_transform"]
 
 ANKLE_HEIGHT_M = 0.08
 FLOOR_PRIOR_M = 0.15
 MAX_FLOOR_TILT_DEG = 20.0
+#: :func:`floor_scale` places by the floor only feet seen at least this far below the camera's
+#: horizon (from a camera at hip height, or for someone far off, a few degrees of error in the
+#: world's up would move them metres), and only within this range of scales.
+MIN_FEET_BELOW_HORIZON_DEG = 10.0
+FLOOR_SCALE_RANGE = (0.5, 2.0)
 _I = {n: i for i, n in enumerate(H36M17.names)}
 
 
@@ -46,14 +57,24 @@ def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.eye(3) + vx + vx @ vx / (1 + c)
 
 
-def world_transform(pose: Pose3D, ankle_height: float = ANKLE_HEIGHT_M) -> tuple[np.ndarray, np.ndarray]:
+def world_transform(pose: Pose3D, ankle_height: float = ANKLE_HEIGHT_M, others: Sequence[Pose3D] = ()
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """The rigid transform from camera space to the world frame for ``pose``: ``world = camera @
-    R.T + t``, as :func:`camera_to_world` applies it."""
-    joints = pose.joints + (pose.trajectory[:, None] if pose.trajectory is not None else 0.0)
+    R.T + t``, as :func:`camera_to_world` applies it. ``others``: the other people seen by the same
+    camera (camera space), who will share the world: their bodies vote on its up with ``pose``'s (one
+    person's lifted lean would otherwise tilt everyone: on the 4-camera recording the main person's
+    body alone put up 14-20 degrees off, and the woman standing upright beside him leaned 13-20
+    degrees in his world). The floor, the facing and the origin stay ``pose``'s."""
     rotation = np.diag([1.0, -1.0, -1.0])  # camera (x right, y down, z forward) to Y up: a half turn about x
-    joints = joints @ rotation.T
-    feet = 0.5 * (joints[:, _I["left_ankle"]] + joints[:, _I["right_ankle"]])
-    up = _up_direction(_unit_rows(joints[:, _I["head_top"]] - feet))
+
+    def absolute(p: Pose3D) -> np.ndarray:
+        return (p.joints + (p.trajectory[:, None] if p.trajectory is not None else 0.0)) @ rotation.T
+
+    def body_up(j: np.ndarray) -> np.ndarray:
+        return _unit_rows(j[:, _I["head_top"]] - 0.5 * (j[:, _I["left_ankle"]] + j[:, _I["right_ankle"]]))
+
+    joints = absolute(pose)
+    up = _up_direction(np.concatenate([body_up(joints), *(body_up(absolute(p)) for p in others)]))
     tilt = _rotation_between(up, np.array([0.0, 1.0, 0.0]))
     joints, rotation = joints @ tilt.T, tilt @ rotation
     floor = _floor_normal(joints, pose.fps)
@@ -87,6 +108,34 @@ def camera_to_world(pose: Pose3D, ankle_height: float = ANKLE_HEIGHT_M, transfor
     rotation, offset = transform if transform is not None else world_transform(pose, ankle_height)
     joints = pose.joints + (pose.trajectory[:, None] if pose.trajectory is not None else 0.0)
     return joints @ rotation.T + offset
+
+
+def floor_scale(pose: Pose3D, transform: Transform, ankle_height: float = ANKLE_HEIGHT_M) -> float:
+    """The factor to scale camera-space ``pose`` by (its root-relative joints and its trajectory
+    alike: about the camera centre) for its feet to stand on the floor of ``transform``, another
+    person's world (:func:`world_transform`) that this one shares. Scaled about the camera, a person
+    covers the same pixels, nearer and smaller or further and larger; the lifter cannot tell which
+    (it lifts a body of the size it learnt: on the 4-camera recording a short woman in front and a
+    tall man behind, 2.6 and 3.7 m from one camera, came out at one depth), the floor they both stand
+    on can (as in Ugrinovic et al., "Body size and depth disambiguation in multi-person
+    reconstruction from single images", 2021). The lower ankle's 2nd percentile over the clip goes
+    ``ankle_height`` above the floor, as :func:`world_transform` sets it for its own person.
+
+    1.0 (no change) where the floor cannot say: no trajectory, feet not seen at least
+    :data:`MIN_FEET_BELOW_HORIZON_DEG` below the horizon, or a scale outside :data:`FLOOR_SCALE_RANGE`
+    (someone on a stage or a chair does not stand on that floor)."""
+    if pose.frame != "camera" or pose.trajectory is None:
+        return 1.0
+    rotation, offset = transform
+    joints = (pose.joints + pose.trajectory[:, None]) @ rotation.T  # world axes, the camera at the origin
+    ankles = joints[:, [_I["left_ankle"], _I["right_ankle"]]]
+    low = float(np.percentile(ankles[..., 1].min(axis=1), 2))
+    distance = float(np.median(np.linalg.norm(ankles[..., [0, 2]], axis=-1)))
+    below_horizon = np.degrees(np.arctan2(-low, distance))  # the same at any scale
+    if below_horizon < MIN_FEET_BELOW_HORIZON_DEG:
+        return 1.0
+    scale = (float(offset[1]) - ankle_height) / -low
+    return scale if FLOOR_SCALE_RANGE[0] <= scale <= FLOOR_SCALE_RANGE[1] else 1.0
 
 
 def camera_in_world(pose: Pose3D, ankle_height: float = ANKLE_HEIGHT_M, transform: Transform | None = None

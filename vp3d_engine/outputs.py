@@ -12,6 +12,7 @@ The JSON file holds the same data as lists.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -36,6 +37,7 @@ __all__ = [
     "check_motion_formats",
     "person_stem",
     "result_arrays",
+    "shared_world",
     "solve_world",
     "write_json",
     "write_npz",
@@ -81,7 +83,7 @@ def result_arrays(result: PipelineResult, world: WorldMotion | None = None,
 
 #: world-stage settings and figures copied from the animation's meta into the result's
 _WORLD_META = ("smoothing", "feet", "floor_shift_m", "floor_settle_range_m", "camera_height_m", "camera_pitch_deg",
-               "feet_root_shift_m", "feet_ankle_shift_m")
+               "feet_root_shift_m", "feet_ankle_shift_m", "floor_scale")
 
 
 def _on_frames(values: np.ndarray, times: np.ndarray, fps: float) -> np.ndarray:
@@ -136,9 +138,9 @@ def solve_world(pose: Pose3D, rig: str = "h36m", root_motion: str = "on", smooth
     from those joints (the performance, before any root hold); for camera-space sources the floor
     goes under the feet in contact (``ANKLE_HEIGHT_M`` below the ankles) and ``feet="lock"`` plants
     them (:func:`converters.feet.lock_feet`); a world-space source (motion capture) keeps its floor
-    and feet. ``transform``: the camera-to-world transform to use (:func:`converters.world.world_transform`
-    of the clip's main person, so that everyone shares one world: the same up, facing and origin; each
-    person's own feet still set their height over the floor)."""
+    and feet. ``transform``: the camera-to-world transform to use (:func:`shared_world`, so that
+    everyone of a clip shares one world: the same up, facing and origin; each person's own feet still
+    set their height over the floor)."""
     from converters.contacts import foot_contacts
     from converters.feet import FEET_MODES, lock_feet, rigid_joints
     from converters.solve import solve
@@ -194,8 +196,6 @@ def solve_world(pose: Pose3D, rig: str = "h36m", root_motion: str = "on", smooth
 def _hold_root(motion: Motion, joints: np.ndarray, mode: str) -> tuple[Motion, np.ndarray]:
     """``in-place``: the root keeps its height (jumps, crouches) but not its travel over the floor;
     ``off``: the root stays where it is at the first frame."""
-    from dataclasses import replace
-
     if mode not in ROOT_MOTION:
         raise ConfigurationError(f"root motion must be one of {', '.join(ROOT_MOTION)}, not {mode!r}")
     root = motion.root_translation.copy()
@@ -233,6 +233,18 @@ def person_stem(stem: Path, person: int) -> Path:
     return stem.with_name(f"{stem.name}.p{person}")
 
 
+def shared_world(poses: list[Pose3D]) -> Transform | None:
+    """The camera-to-world transform everyone of a clip shares (camera-space ``poses``, the main
+    person first): the main person's floor, facing and origin, the up all their bodies show
+    (:func:`converters.world.world_transform`). None for one person or a world-space source (each
+    then takes their own world)."""
+    from converters.world import world_transform
+
+    if len(poses) < 2 or poses[0].frame != "camera":
+        return None
+    return world_transform(poses[0], others=[p for p in poses[1:] if p.frame == "camera"])
+
+
 def write_people_files(stem: Path, formats: list[str], people: list[tuple[Pose3D, PipelineResult | None]],
                        rig: str = "h36m", units: str = "cm", video: Path | None = None, root_motion: str = "on",
                        smoothing: str = "auto", feet: str = "lock",
@@ -240,9 +252,12 @@ def write_people_files(stem: Path, formats: list[str], people: list[tuple[Pose3D
                        everyone: bool = True) -> list[Path]:
     """:func:`write_result_files` for everyone in a clip (``--person all``), as one set: each
     person's NPZ, JSON, Motion file, BVH and preview under their own stem (``NAME.p0.bvh``: the
-    ``N`` of ``--person N``), and one GLB and one FBX holding everyone. All share one world: the
-    main person's (the first) up, facing and origin, with each root at its own place and depth, and
-    each person's feet on the floor. ``everyone=False``: one person, files under ``stem`` itself."""
+    ``N`` of ``--person N`` with the detector that ran), and one GLB and one FBX holding everyone. All share one world
+    (:func:`shared_world`): the main person's (the first) facing, floor and origin, the up all their
+    bodies show; each other person scaled about the camera to stand on that floor where the picture
+    shows it (:func:`converters.world.floor_scale`, in their meta as ``floor_scale``; their NPZ and
+    JSON keep the lift as it was), each root at its own place, each person's feet on the floor.
+    ``everyone=False``: one person, files under ``stem`` itself."""
     if not people:
         raise ConfigurationError("no one to write")
     table = [f for f in ("npz", "json") if f in formats]
@@ -251,13 +266,10 @@ def write_people_files(stem: Path, formats: list[str], people: list[tuple[Pose3D
     if "render" in formats and (any(result is None for _, result in people) or video is None):
         raise ConfigurationError("--render draws the preview over the video: give the video (a 2D or 3D file "
                                  "alone has no frames to draw on)")
-    from converters.world import world_transform
-
-    lead = people[0][0]
-    shared = world_transform(lead) if everyone and lead.frame == "camera" and len(people) > 1 else None
+    shared = shared_world([pose for pose, _ in people]) if everyone else None
     with OutputSet() as out:
         solved_all: list[tuple[str, WorldMotion]] = []
-        for pose, result in people:
+        for n, (pose, result) in enumerate(people):
             own = stem
             if everyone:
                 number = int(result.keypoints.meta.get("person", len(solved_all))) if result is not None \
@@ -269,7 +281,16 @@ def write_people_files(stem: Path, formats: list[str], people: list[tuple[Pose3D
 
             if not any(f in formats for f in ("npz", "json", "render", *MOTION_FORMATS)):
                 continue
+            scale = 1.0
+            if shared is not None and n > 0:
+                from converters.world import floor_scale
+
+                scale = floor_scale(pose, shared)
+                pose = replace(pose, joints=pose.joints * scale,
+                               trajectory=None if pose.trajectory is None else pose.trajectory * scale)
             solved = solve_world(pose, rig, root_motion, smoothing, feet, transform=shared)
+            if shared is not None:
+                solved.motion.meta["floor_scale"] = round(scale, 4)
             solved_all.append((own.name, solved))
             if result is not None and "npz" in formats:
                 write_npz(result, staged("npz"), solved)

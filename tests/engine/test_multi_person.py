@@ -39,28 +39,19 @@ def _people(video: Path, count: int, **options: object) -> tuple[list[np.ndarray
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("camera", ["cam01", "cam02", "cam04"])
+@pytest.mark.parametrize("camera", ["cam01", "cam02", "cam03", "cam04"])
 def test_both_people_in_every_frame_never_swapped(shared_data: Path, camera: str) -> None:
     """Two people in view (a shirtless man, a woman in a grey shirt, a bystander behind): found in
     every frame, each in a track of their own from the first frame to the last, told apart by the
     colour of the torso. (MediaPipe's one-person solution needs a painted-out second pass for the
-    second person.)"""
+    second person, and on cam03, where the man walks in front of the woman, merges the two; there
+    the landmark model, given his crop, mixes in her body until she is painted out of it.)"""
     _, present, saturation = _people(shared_data / "multiview" / "pose2sim-multiperson" / f"{camera}.mp4", 2)
     assert min(present) >= 0.95, present
     skin = np.nanmin(saturation, axis=1) > 0.2
     grey = np.nanmax(saturation, axis=1) < 0.16
     assert sorted([bool(skin[0]), bool(skin[1])]) == [False, True] and grey[~skin].all(), saturation
-
-
-@pytest.mark.slow
-def test_the_woman_behind_the_man_is_her_own_person(shared_data: Path) -> None:
-    """cam03: the woman stands behind the man for much of the clip (MediaPipe's one-person
-    solution merges the two). She is followed in every frame; he is lost where he walks in front
-    of her, turned away (measured: in 58% of the frames), but neither track ever takes the other."""
-    _, present, saturation = _people(shared_data / "multiview" / "pose2sim-multiperson" / "cam03.mp4", 2)
-    woman, man = (0, 1) if np.nanmax(saturation[0]) < 0.16 else (1, 0)
-    assert present[woman] >= 0.95 and np.nanmax(saturation[woman]) < 0.16
-    assert present[man] >= 0.5 and np.nanmin(saturation[man]) > 0.2, (present, saturation)
+    assert np.isfinite(saturation).mean() >= 0.9
 
 
 def test_a_person_alone_gets_mediapipes_own_landmarks(shared_data: Path) -> None:

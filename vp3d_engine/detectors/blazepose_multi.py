@@ -17,6 +17,10 @@ which carry no metadata).
    back by the square's angle, as MediaPipe's own solution gives them.
 4. The landmarks mapped back into the frame, COCO-17 by name, the score BlazePose's visibility
    (hidden joints still placed, as with the one-person detector).
+5. **Smoothing**: each person's landmarks, visibility, world landmarks and alignment points pass
+   through the filters MediaPipe's own solution keeps for the person it follows
+   (:mod:`vp3d_engine.detectors.landmark_filter`); the next frame's region is set from the filtered
+   alignment points, as MediaPipe sets it.
 
 Each person found is followed into the next frame in the region its own landmarks set (as
 MediaPipe follows its one person), and keeps an identity (extras ``identities``) that tracking
@@ -38,7 +42,8 @@ from typing import Any
 import numpy as np
 
 from converters.errors import BackendUnavailableError, ConfigurationError
-from vp3d_engine.detectors.mediapipe_pose import BLAZEPOSE_TO_COCO17
+from vp3d_engine.detectors.landmark_filter import LandmarkSmoothing
+from vp3d_engine.detectors.mediapipe_pose import BLAZEPOSE_TO_COCO17, _native_stderr_quiet
 
 __all__ = ["BlazePoseMulti", "ssd_anchors"]
 
@@ -62,6 +67,18 @@ MOVED = 0.12
 SAME_POSE = 0.1
 #: Two detections whose hips are closer than this share of the larger region's side are one person.
 SAME_HIPS = 0.1
+#: A new detection whose box overlaps someone followed by more than this, with shoulders and hips
+#: within this share of the body's size of theirs, is them found again (see :func:`_same_torso`).
+SAME_BOX = 0.35
+SAME_TORSO = 0.25
+#: A person followed whose box overlaps someone already found by more than this is also looked for
+#: with them painted out (the landmark model may mix two overlapping people).
+OVERLAP = 0.3
+#: Someone painted out (to find the person they overlap) is painted with strokes this share of
+#: their body's size wide.
+PAINT_WIDTH = 0.06
+#: COCO-17 limbs painted out.
+_LIMBS = ((5, 7), (7, 9), (6, 8), (8, 10), (5, 6), (11, 12), (5, 11), (6, 12), (11, 13), (13, 15), (12, 14), (14, 16))
 
 
 #: A person's region: centre x, y and side of a square in pixels, and its turn in radians.
@@ -74,7 +91,9 @@ class _Found:
     world: np.ndarray  # (33,4) x, y, z metres (camera axes), visibility
     box: np.ndarray  # (4,) x0, y0, x1, y1 pixels of the 33 landmarks
     next_region: Region  # where to look for this person in the next frame
+    alignment: np.ndarray  # (2,2) pixels: the hips and the point that sets the body's size (as found)
     identity: int = -1  # the same number for the same person, frame after frame
+    smoothing: LandmarkSmoothing | None = None  # the person's filters, carried from frame to frame
 
 
 def _region(hip: np.ndarray, top: np.ndarray) -> Region:
@@ -109,6 +128,26 @@ def _moved_to(before: Region, after: Region) -> bool:
     were (over :data:`MOVED` of the side): they belong to someone else in the crop (two people
     overlapping), not to the person the region was for."""
     return math.hypot(after[0] - before[0], after[1] - before[1]) > MOVED * before[2]
+
+
+def _pose_gap(followed: _Found, found: _Found | None) -> float:
+    """How far ``found`` is from the last pose of the person ``followed`` (mean keypoint distance,
+    in the size of their body); infinite for nobody."""
+    if found is None:
+        return math.inf
+    diag = max(float(np.hypot(*(followed.box[2:] - followed.box[:2]))), 1e-6)
+    return float(np.linalg.norm(found.coco[:, :2] - followed.coco[:, :2], axis=1).mean()) / diag
+
+
+def _same_torso(a: _Found, b: _Found) -> bool:
+    """A new detection that is someone already followed, found again with other limbs: boxes that
+    overlap by over :data:`SAME_BOX` and shoulders and hips within :data:`SAME_TORSO` of the larger
+    body's size (on average). Only new people are held to it: two people followed while they
+    overlap keep their own poses."""
+    diag = max(float(np.hypot(*(a.box[2:] - a.box[:2]))), float(np.hypot(*(b.box[2:] - b.box[:2]))), 1e-6)
+    torso = [5, 6, 11, 12]
+    gap = float(np.linalg.norm(a.coco[torso, :2] - b.coco[torso, :2], axis=1).mean()) / diag
+    return gap < SAME_TORSO and float(_iou(a.box, b.box[None])[0]) > SAME_BOX
 
 
 def _same_pose(a: _Found, b: _Found) -> bool:
@@ -198,8 +237,9 @@ class BlazePoseMulti:
             raise ConfigurationError(f"max_people must be from 1 to 64, not {max_people}")
         folder = _model_folder()
         self.max_people = max_people
-        self._detector = _interpreter(folder / "pose_detection" / "pose_detection.tflite", threads)
-        self._landmarks = _interpreter(folder / "pose_landmark" / "pose_landmark_full.tflite", threads)
+        with _native_stderr_quiet():  # tflite-runtime's "Created TensorFlow Lite XNNPACK delegate" note
+            self._detector = _interpreter(folder / "pose_detection" / "pose_detection.tflite", threads)
+            self._landmarks = _interpreter(folder / "pose_landmark" / "pose_landmark_full.tflite", threads)
         self._anchors = ssd_anchors()
         self._detector_in = self._detector.get_input_details()[0]["index"]
         self._landmarks_in_index = self._landmarks.get_input_details()[0]["index"]
@@ -280,7 +320,7 @@ class BlazePoseMulti:
         to_frame = np.array([[k * cos, -k * sin, cx - (cos - sin) * side / 2],
                              [k * sin, k * cos, cy - (sin + cos) * side / 2]], np.float64)
         crop = cv2.warpAffine(image, to_frame, (LANDMARK_SIZE, LANDMARK_SIZE),
-                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
+                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
         self._landmarks.set_tensor(self._landmarks_in_index,
                                    crop.astype(np.float32)[None] / 255.0)
         self._landmarks.invoke()
@@ -296,7 +336,8 @@ class BlazePoseMulti:
         turned[:, 1] = sin * world[:, 0] + cos * world[:, 1]
         body = xy[:33]
         return _Found(coco=person[BLAZEPOSE_TO_COCO17], world=np.concatenate([turned, visibility[:, None]], axis=1),
-                      box=np.array([*body.min(axis=0), *body.max(axis=0)]), next_region=_region(xy[33], xy[34]))
+                      box=np.array([*body.min(axis=0), *body.max(axis=0)]), next_region=_region(xy[33], xy[34]),
+                      alignment=xy[33:35].astype(np.float64))
 
     def _detect_frame(self, image: np.ndarray) -> np.ndarray:
         """The people followed from the last frame, in the regions their own landmarks set (as
@@ -317,8 +358,20 @@ class BlazePoseMulti:
                 found = again if again is not None and not _moved_to(region, again.next_region) else found
             return None if found is None or _moved_to(region, found.next_region) else found
 
-        for followed in self._followed:
-            found = look(followed.next_region, refine=False)
+        # Everyone followed is looked for first; where two people overlap, the landmark model may give
+        # both regions the same body: it goes to the person it fits best (their last pose), and the
+        # other is looked for again with the people already found painted out.
+        claims = [(followed, look(followed.next_region, refine=False)) for followed in self._followed]
+        claims.sort(key=lambda claim: _pose_gap(claim[0], claim[1]))
+        for followed, found in claims:
+            if found is not None and any(_same_pose(found, k) for k in kept):
+                found = self._behind(image, followed.next_region, kept)
+            elif found is not None and any(float(_iou(found.box, k.box[None])[0]) > OVERLAP for k in kept):
+                # Overlapping someone: the crop may mix the two. Looked at again with them painted
+                # out, the pose nearer this person's last one is theirs.
+                other = self._behind(image, followed.next_region, kept)
+                if other is not None and _pose_gap(followed, other) < _pose_gap(followed, found):
+                    found = other
             if found is not None:
                 found.identity = followed.identity
             keep(found)
@@ -326,14 +379,40 @@ class BlazePoseMulti:
             if len(kept) >= self.max_people:
                 break
             if not any(_same_hips(region, k.next_region) for k in kept):  # not someone already found
-                keep(look(region, refine=True))
+                found = look(region, refine=True)
+                if found is None or not any(_same_torso(found, k) for k in kept):  # nor found again
+                    keep(found)
+        last = {followed.identity: followed.smoothing for followed in self._followed}
         for found in kept:
             if found.identity < 0:
                 found.identity, self._next_identity = self._next_identity, self._next_identity + 1
+            found.smoothing = last.get(found.identity) or LandmarkSmoothing()  # a person found anew: fresh filters
+            found.coco, alignment, found.world = found.smoothing.apply(found.coco, found.alignment, found.world)
+            found.next_region = _region(alignment[0], alignment[1])
         self._followed = kept
         self._world_people.append([f.world for f in kept])
         self._identities.append(np.array([f.identity for f in kept], np.int64))
         return np.stack([f.coco for f in kept]) if kept else np.zeros((0, 17, 3))
+
+    def _behind(self, image: np.ndarray, region: Region, kept: list[_Found]) -> _Found | None:
+        """The person in ``region`` with the people already found painted out (each their torso,
+        limbs and head in the frame's median colour): someone the landmark model passed over for
+        the person overlapping them. None where nobody else is there."""
+        import cv2
+
+        painted = image.copy()
+        colour = tuple(int(v) for v in np.median(image[::8, ::8].reshape(-1, image.shape[2]), axis=0))
+        for other in kept:
+            xy = np.round(other.coco[:, :2]).astype(np.int32)
+            width = max(2, round(PAINT_WIDTH * float(np.hypot(*(other.box[2:] - other.box[:2])))))
+            cv2.fillConvexPoly(painted, xy[[5, 6, 12, 11]], colour)
+            for a, b in _LIMBS:
+                cv2.line(painted, (int(xy[a, 0]), int(xy[a, 1])), (int(xy[b, 0]), int(xy[b, 1])), colour, width)
+            cv2.circle(painted, (int(xy[0, 0]), int(xy[0, 1])), round(1.2 * width), colour, -1)
+        found = self._landmarks_in(painted, region)
+        if found is None or _moved_to(region, found.next_region) or any(_same_pose(found, k) for k in kept):
+            return None
+        return found
 
     def reset(self) -> None:
         """Start a new video: nobody followed, no landmarks collected."""
