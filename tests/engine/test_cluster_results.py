@@ -126,3 +126,14 @@ def test_dask_unpickles_nothing_inside_refuse_unpickling(tmp_path: Path) -> None
     assert not marker.exists()
     assert distributed.protocol.pickle.loads(pickle.dumps([1])) == [1]  # Dask as it was, outside
     assert distributed.client.loads is distributed.protocol.pickle.loads
+
+
+def test_everyones_files_are_taken_and_no_others(tmp_path: Path) -> None:
+    """--person all: each person's files (NAME.pN.*, N from 0 to 9) and the one GLB holding
+    everyone come back; a file for an eleventh person, or a per-person GLB, was not asked for."""
+    job = Job(tmp_path / "in" / "clip.mp4", tmp_path / "out", "clip", ["bvh", "glb"], everyone=True)
+    outputs = {".p0.bvh": b"HIERARCHY", ".p3.bvh": b"HIERARCHY", ".glb": b"glTF"}
+    assert check_result(_good(job, outputs=outputs), job, LIMIT).outputs == outputs
+    for wrong in (".p10.bvh", ".p0.glb", ".bvh"):
+        with pytest.raises(ConversionError, match="did not ask for"):
+            check_result(_good(job, outputs={wrong: b"x"}), job, LIMIT)
