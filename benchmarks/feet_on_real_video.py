@@ -26,8 +26,8 @@ from converters.motion import forward_kinematics
 from converters.rigs import ankle_joints
 from converters.world import ANKLE_HEIGHT_M
 from vp3d_engine.convert import ConvertOptions, Models, convert
-from vp3d_engine.outputs import WorldMotion, solve_world
 from vp3d_engine.pipeline import PipelineOptions
+from vp3d_engine.world_stage import WorldMotion, solve_world
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 CLIPS = [SHARED / "videos" / n for n in ("dance_ball_480p.mp4", "child_dance_480p.mp4", "taiji_green_336p.mp4",

@@ -12,9 +12,10 @@ detect        ``pipeline.detect`` (a video) or            ``pipeline.Detected``
               ``pipeline.read_2d`` (a 2D file)
 track         ``pipeline.track``                          ``TrackResult`` (``Keypoints2D``)
 lift          ``pipeline.lift``                           ``Pose3D`` (camera space)
-world         ``outputs.solve_world`` (``converters.world``)  world joints ``(T,17,3)``
-solve         ``converters.solve.solve``                  ``Motion``
-write         ``outputs.write_result_files``              files, all or none (``render``: the
+world         ``world_stage.solve_people``                world joints ``(T,17,3)`` and the
+              (``converters.world``, ``converters.feet``)  ``Motion`` solved onto the rig
+              then ``converters.solve.solve``             (``WorldMotion``), one per person
+write         ``outputs.write_people_files``              files, all or none (``render``: the
                                                           preview video)
 ============  ==========================================  =====================================
 
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = ["STAGES", "Conversion", "ConvertOptions", "Models", "convert", "load_models"]
 
-STAGES = ("detect", "track", "lift", "world", "solve", "write")
+STAGES = ("detect", "track", "lift", "world", "write")
 Progress = Callable[[str, float], None]
 
 
@@ -87,6 +88,7 @@ def convert(source: str | Path, options: ConvertOptions, stem: str | Path, *, ki
     """
     from vp3d_engine.outputs import write_people_files
     from vp3d_engine.readers import load_pose_file
+    from vp3d_engine.world_stage import solve_people
 
     path = Path(source)
     if keypoints is not None:
@@ -116,17 +118,20 @@ def convert(source: str | Path, options: ConvertOptions, stem: str | Path, *, ki
         result = people[0]
         timings.update(result.timings)
         pose = result.pose
-    report("solve", 0.0)
+    report("world", 0.0)
     t3 = time.perf_counter()
+    everyone = options.pipeline.person == "all" and kind != "motion"
+    results: list[PipelineResult | None] = list(people) if people else [None]
+    solved = solve_people([p.pose for p in people] if people else [pose], options.rig, options.root_motion,
+                          options.smoothing, options.feet, everyone=everyone)
+    timings["world_solve_s"] = time.perf_counter() - t3
+    report("write", 0.0)
     video = path if kind == "video" or (kind == "keypoints" and keypoints is not None and path.is_file()
                                         and path.resolve() != keypoints.resolve()) else None
-    found: list[tuple[Pose3D, PipelineResult | None]] = [(p.pose, p) for p in people] if people else [(pose, None)]
-    files = write_people_files(Path(stem), options.formats, found,
-                               rig=options.rig, units=options.units, video=video, render=options.render,
-                               root_motion=options.root_motion, smoothing=options.smoothing, feet=options.feet,
-                               span=(options.pipeline.start, options.pipeline.end),
-                               everyone=options.pipeline.person == "all" and kind != "motion")
-    timings["solve_write_s"] = time.perf_counter() - t3
+    files = write_people_files(Path(stem), options.formats, list(zip(results, solved, strict=True)),
+                               units=options.units, video=video, render=options.render,
+                               span=(options.pipeline.start, options.pipeline.end), everyone=everyone)
+    timings["write_s"] = time.perf_counter() - t3 - timings["world_solve_s"]
     timings["convert_s"] = time.perf_counter() - t0
     report("write", 1.0)
     return Conversion(source=path, kind=kind, pose=pose, files=files, result=result, timings=timings, people=people)

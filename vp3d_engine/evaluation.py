@@ -59,7 +59,7 @@ def world_figures(view: View, pose: np.ndarray, trajectory: np.ndarray, fps: flo
     from converters.contacts import foot_contacts
     from converters.types import Pose3D
     from converters.world import ANKLE_HEIGHT_M
-    from vp3d_engine.outputs import solve_world
+    from vp3d_engine.world_stage import solve_world
 
     if view.world is None:
         raise ConfigurationError("world figures need views made with the take's world joints")

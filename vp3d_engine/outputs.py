@@ -12,46 +12,36 @@ The JSON file holds the same data as lists.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from converters.errors import ConfigurationError, ConversionError
+from converters.errors import ConfigurationError
 from converters.fileio import OutputSet, atomic_write
 from converters.joints import H36M17, joint_set
-from converters.motion import Motion
-from converters.types import Pose3D, atomic_save_npz
+from converters.types import atomic_save_npz
 from vp3d_engine.pipeline import PipelineResult
 from vp3d_engine.render import RenderOptions
-
-if TYPE_CHECKING:
-    from converters.world import Transform
+from vp3d_engine.world_stage import WorldMotion
 
 __all__ = [
     "MOTION_FORMATS",
     "SUFFIXES",
     "TOGETHER",
-    "WorldMotion",
     "check_motion_formats",
     "person_stem",
     "result_arrays",
-    "shared_world",
-    "solve_world",
     "write_json",
     "write_npz",
     "write_people_files",
-    "write_result_files",
 ]
 
 
-def result_arrays(result: PipelineResult, world: WorldMotion | None = None,
-                  ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def result_arrays(result: PipelineResult, world: WorldMotion) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """The arrays and meta of a result file; foot contacts and the world-stage figures from
-    ``world`` (the animation solved from ``result``; solved here when not given)."""
+    ``world`` (the animation the world stage solved from ``result``)."""
     kp, pose = result.keypoints, result.pose
-    world = world or solve_world(pose)
     traj = pose.trajectory if pose.trajectory is not None else np.zeros((pose.num_frames, 3))
     arrays = {
         "keypoints_2d": kp.xy.astype(np.float32),
@@ -93,12 +83,12 @@ def _on_frames(values: np.ndarray, times: np.ndarray, fps: float) -> np.ndarray:
     return values[index]
 
 
-def write_npz(result: PipelineResult, path: Path, world: WorldMotion | None = None) -> Path:
+def write_npz(result: PipelineResult, path: Path, world: WorldMotion) -> Path:
     arrays, meta = result_arrays(result, world)
     return atomic_save_npz(path, **arrays, meta=np.array(json.dumps(meta)))
 
 
-def write_json(result: PipelineResult, path: Path, world: WorldMotion | None = None) -> Path:
+def write_json(result: PipelineResult, path: Path, world: WorldMotion) -> Path:
     arrays, meta = result_arrays(result, world)
     data = {"meta": meta, **{k: np.round(v, 5).tolist() if v.dtype.kind == "f" else v.tolist()
                              for k, v in arrays.items()}}
@@ -114,98 +104,6 @@ SUFFIXES = {"npz": ".npz", "json": ".json", "motion": ".motion.npz", "bvh": ".bv
 #: The formats that hold everyone of a clip in one file with --person all (the others: one file each).
 TOGETHER = ("glb", "fbx")
 
-ROOT_MOTION = ("on", "in-place", "off")
-
-
-class WorldMotion(NamedTuple):
-    """The animation, the world joints ``(T,17,3)`` it was solved from, and foot contacts ``(T,2)``."""
-
-    motion: Motion
-    joints: np.ndarray
-    contacts: np.ndarray
-
-
-def solve_world(pose: Pose3D, rig: str = "h36m", root_motion: str = "on", smoothing: str = "auto",
-                feet: str = "lock", settle: bool = True, transform: Transform | None = None) -> WorldMotion:
-    """The world-space animation of a result: joints turned into the world frame (up from the body
-    and the floor, facing +Z), resampled to an even grid at the clip's frame rate (real timestamps
-    may be variable; the animation formats have one frame time), solved onto rig preset ``rig``.
-
-    Stages: ``smoothing`` (:mod:`converters.smoothing`; ``auto``: the measured default on lifted
-    joints, none on motion capture) filters the world joints; the bones get one
-    length each (:func:`converters.feet.rigid_joints`); for camera-space sources, ``settle``
-    removes the slow drift in height (:func:`converters.world.settle_on_floor`); foot contacts come
-    from those joints (the performance, before any root hold); for camera-space sources the floor
-    goes under the feet in contact (``ANKLE_HEIGHT_M`` below the ankles) and ``feet="lock"`` plants
-    them (:func:`converters.feet.lock_feet`); a world-space source (motion capture) keeps its floor
-    and feet. ``transform``: the camera-to-world transform to use (:func:`shared_world`, so that
-    everyone of a clip shares one world: the same up, facing and origin; each person's own feet still
-    set their height over the floor)."""
-    from converters.contacts import foot_contacts
-    from converters.feet import FEET_MODES, lock_feet, rigid_joints
-    from converters.solve import solve
-    from converters.timeline import resample_times
-    from converters.world import ANKLE_HEIGHT_M, camera_in_world, camera_to_world, settle_on_floor
-
-    if feet not in FEET_MODES:
-        raise ConfigurationError(f"feet must be one of {', '.join(FEET_MODES)}, not {feet!r}")
-    index = {n: i for i, n in enumerate(H36M17.names)}
-    thigh = np.linalg.norm(pose.joints[:, index["left_hip"]] - pose.joints[:, index["left_knee"]], axis=-1)
-    if float(np.median(thigh)) < 0.01:
-        raise ConversionError(f"{pose.meta.get('source', 'the 3D joints')}: the joints have no extent (limbs shorter "
-                              "than 1 cm); the file holds no real pose")
-    world = camera_to_world(pose, transform=transform)
-    times = pose.timestamps - pose.timestamps[0]
-    grid = np.arange(0.0, times[-1] + 0.5 / pose.fps, 1.0 / pose.fps)
-    joints = resample_times(world, times, grid)
-    from converters.smoothing import resolve_smoothing, smooth
-
-    smoothing = resolve_smoothing(smoothing, lifted=pose.frame == "camera")
-    if smoothing != "none":
-        joints = smooth(joints, pose.fps, smoothing)
-    joints = rigid_joints(joints, pose.fps)
-    settled = None
-    if pose.frame == "camera" and settle:  # a lifted clip's slow drift in height goes (world.settle_on_floor)
-        joints, settled = settle_on_floor(joints, pose.fps)
-    contacts = foot_contacts(joints, pose.fps)
-    meta: dict[str, Any] = {"smoothing": smoothing, "input_frame": pose.frame, "rig": rig,
-                            **(camera_in_world(pose, transform=transform) or {})}
-    if pose.frame == "camera":  # vp3d placed the floor (a world-space source keeps its own)
-        ankles = joints[:, [index["left_ankle"], index["right_ankle"]], 1]
-        down = ankles[contacts] if contacts.any() else np.min(ankles, axis=1)
-        shift = ANKLE_HEIGHT_M - float(np.median(down))
-        joints = joints + [0.0, shift, 0.0]
-        meta["floor_shift_m"] = round(shift, 4)
-        if settled is not None:
-            meta["floor_settle_range_m"] = round(float(np.ptp(settled)), 4)
-        meta["feet"] = feet
-        if feet == "lock":
-            joints, figures = lock_feet(joints, contacts, pose.fps)
-            meta.update({f"feet_{k}": v for k, v in figures.items()})
-    else:
-        meta["feet"] = "as recorded"
-    motion = solve(joints, pose.fps, rig)
-    motion.meta.update(meta)
-    motion.meta.update({k: v for k, v in pose.meta.items() if k in ("checkpoint", "source", "trajectory", "detector",
-                                                                        "detector_3d_weight")})
-    if root_motion != "on":
-        motion, joints = _hold_root(motion, joints, root_motion)
-    return WorldMotion(motion, joints, contacts)
-
-
-def _hold_root(motion: Motion, joints: np.ndarray, mode: str) -> tuple[Motion, np.ndarray]:
-    """``in-place``: the root keeps its height (jumps, crouches) but not its travel over the floor;
-    ``off``: the root stays where it is at the first frame."""
-    if mode not in ROOT_MOTION:
-        raise ConfigurationError(f"root motion must be one of {', '.join(ROOT_MOTION)}, not {mode!r}")
-    root = motion.root_translation.copy()
-    held = [0, 1, 2] if mode == "off" else [0, 2]
-    delta = np.zeros_like(root)
-    delta[:, held] = root[:1, held] - root[:, held]
-    motion.meta["root_motion"] = mode
-    return replace(motion, root_translation=root + delta), joints + delta[:, None]
-
-
 def check_motion_formats(formats: list[str]) -> None:
     """Fail before any work when a requested format needs an extra that is missing."""
     if "fbx" in formats:
@@ -214,62 +112,35 @@ def check_motion_formats(formats: list[str]) -> None:
         require_bpy()
 
 
-def write_result_files(stem: Path, formats: list[str], pose: Pose3D, result: PipelineResult | None = None,
-                       rig: str = "h36m", units: str = "cm", video: Path | None = None, root_motion: str = "on",
-                       smoothing: str = "auto", feet: str = "lock",
-                       render: RenderOptions | None = None, span: tuple[float | None, float | None] = (None, None),
-                       ) -> list[Path]:
-    """Write every file of one result (``stem.npz``, ``.json`` from ``result``; ``.motion.npz``,
-    ``.bvh``, ``.glb``, ``.fbx`` from ``pose``), those in ``formats``, as one set: each goes to a temporary name, and
-    all are moved into place only once every one was written. On any failure (or interrupt) the
-    folder keeps the files it had, and no temporary file is left."""
-    return write_people_files(stem, formats, [(pose, result)], rig=rig, units=units, video=video,
-                              root_motion=root_motion, smoothing=smoothing, feet=feet, render=render, span=span,
-                              everyone=False)
-
-
 def person_stem(stem: Path, person: int) -> Path:
     """The stem of person ``person``'s own files with ``--person all`` (``NAME.p0``)."""
     return stem.with_name(f"{stem.name}.p{person}")
 
 
-def shared_world(poses: list[Pose3D]) -> Transform | None:
-    """The camera-to-world transform everyone of a clip shares (camera-space ``poses``, the main
-    person first): the main person's floor, facing and origin, the up all their bodies show
-    (:func:`converters.world.world_transform`). None for one person or a world-space source (each
-    then takes their own world)."""
-    from converters.world import world_transform
+def write_people_files(stem: Path, formats: list[str], people: list[tuple[PipelineResult | None, WorldMotion]],
+                       units: str = "cm", video: Path | None = None, render: RenderOptions | None = None,
+                       span: tuple[float | None, float | None] = (None, None), everyone: bool = False) -> list[Path]:
+    """Write every file of a conversion, those in ``formats``, as one set: each goes to a temporary
+    name, and all are moved into place only once every one was written. On any failure (or
+    interrupt) the folder keeps the files it had, and no temporary file is left.
 
-    if len(poses) < 2 or poses[0].frame != "camera":
-        return None
-    return world_transform(poses[0], others=[p for p in poses[1:] if p.frame == "camera"])
-
-
-def write_people_files(stem: Path, formats: list[str], people: list[tuple[Pose3D, PipelineResult | None]],
-                       rig: str = "h36m", units: str = "cm", video: Path | None = None, root_motion: str = "on",
-                       smoothing: str = "auto", feet: str = "lock",
-                       render: RenderOptions | None = None, span: tuple[float | None, float | None] = (None, None),
-                       everyone: bool = True) -> list[Path]:
-    """:func:`write_result_files` for everyone in a clip (``--person all``), as one set: each
-    person's NPZ, JSON, Motion file, BVH and preview under their own stem (``NAME.p0.bvh``: the
-    ``N`` of ``--person N`` with the detector that ran), and one GLB and one FBX holding everyone. All share one world
-    (:func:`shared_world`): the main person's (the first) facing, floor and origin, the up all their
-    bodies show; each other person scaled about the camera to stand on that floor where the picture
-    shows it (:func:`converters.world.floor_scale`, in their meta as ``floor_scale``; their NPZ and
-    JSON keep the lift as it was), each root at its own place, each person's feet on the floor.
-    ``everyone=False``: one person, files under ``stem`` itself."""
+    ``people``: each person's pipeline result (None for a 3D source) and their animation from the
+    world stage (:mod:`vp3d_engine.world_stage`). One person's files go under ``stem`` (``stem.npz``,
+    ``.json`` from the result; ``.motion.npz``, ``.bvh``, ``.glb``, ``.fbx`` from the animation).
+    ``everyone`` (``--person all``): each person's NPZ, JSON, Motion file, BVH and preview under their
+    own stem (``NAME.p0.bvh``: the ``N`` of ``--person N`` with the detector that ran), and one GLB
+    and one FBX holding everyone, in the one world the stage put them in."""
     if not people:
         raise ConfigurationError("no one to write")
     table = [f for f in ("npz", "json") if f in formats]
-    if table and any(result is None for _, result in people):
+    if table and any(result is None for result, _ in people):
         raise ConfigurationError(f"--{' --'.join(table)} needs a pipeline result, not only 3D joints")
-    if "render" in formats and (any(result is None for _, result in people) or video is None):
+    if "render" in formats and (any(result is None for result, _ in people) or video is None):
         raise ConfigurationError("--render draws the preview over the video: give the video (a 2D or 3D file "
                                  "alone has no frames to draw on)")
-    shared = shared_world([pose for pose, _ in people]) if everyone else None
     with OutputSet() as out:
         solved_all: list[tuple[str, WorldMotion]] = []
-        for n, (pose, result) in enumerate(people):
+        for result, solved in people:
             own = stem
             if everyone:
                 number = int(result.keypoints.meta.get("person", len(solved_all))) if result is not None \
@@ -279,18 +150,6 @@ def write_people_files(stem: Path, formats: list[str], people: list[tuple[Pose3D
             def staged(fmt: str, own: Path = own) -> Path:
                 return out.stage(own.with_name(own.name + SUFFIXES[fmt]))
 
-            if not any(f in formats for f in ("npz", "json", "render", *MOTION_FORMATS)):
-                continue
-            scale = 1.0
-            if shared is not None and n > 0:
-                from converters.world import floor_scale
-
-                scale = floor_scale(pose, shared)
-                pose = replace(pose, joints=pose.joints * scale,
-                               trajectory=None if pose.trajectory is None else pose.trajectory * scale)
-            solved = solve_world(pose, rig, root_motion, smoothing, feet, transform=shared)
-            if shared is not None:
-                solved.motion.meta["floor_scale"] = round(scale, 4)
             solved_all.append((own.name, solved))
             if result is not None and "npz" in formats:
                 write_npz(result, staged("npz"), solved)

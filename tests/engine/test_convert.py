@@ -22,7 +22,7 @@ def test_a_video_becomes_a_motion_file_and_models_load_once(shared_data: Path, t
     assert [p.name for p in first.files] == ["ball.npz", "ball.motion.npz"] and first.kind == "video"
     stages = [s for s, _ in seen]
     assert stages[0] == "detect" and stages[-1] == "write" and set(stages) <= set(STAGES)
-    assert list(dict.fromkeys(stages)) == ["detect", "track", "lift", "solve", "write"]  # each stage reported
+    assert list(dict.fromkeys(stages)) == ["detect", "track", "lift", "world", "write"]  # each stage reported
     fractions = [f for s, f in seen if s == "detect"]
     assert fractions == sorted(fractions) and fractions[-1] > 0.9
     motion = load_motion_file(tmp_path / "ball.motion.npz")

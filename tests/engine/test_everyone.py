@@ -230,7 +230,7 @@ def _in_the_world(camera: str, lab: dict[str, LabView], armatures: dict[tuple[st
     """Per person (``man``, ``woman``), over the frames: horizontal offsets ``(T,2)`` of the hips
     from the camera, in the output world (read back from the GLB; the camera where the world
     everyone shares puts it) and in the reference."""
-    from vp3d_engine.outputs import shared_world
+    from vp3d_engine.world_stage import shared_world
 
     view = lab[camera]
     world = shared_world([p.pose for p in view.conversion.people])
@@ -314,7 +314,7 @@ def test_the_person_nearer_the_camera_is_nearer_in_the_world(
     cam02: the woman, by 1.1 m; cam04: the man, by 1.1 m; measured 1.3, 1.0 and 0.7 m). In the
     GLB and in the FBX; and the one further left in the picture is further left in the world (no
     mirrored world)."""
-    from vp3d_engine.outputs import shared_world
+    from vp3d_engine.world_stage import shared_world
 
     view = lab[camera]
     truth = {who: float(np.median(np.linalg.norm(v, axis=1)))

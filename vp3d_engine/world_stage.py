@@ -1,0 +1,160 @@
+"""The world stage: from camera-space 3D (the lift stage's ``Pose3D``) to the world-space
+animation the files hold, between ``lift`` and ``write`` in :func:`vp3d_engine.convert.convert`.
+
+Steps, for each person (:func:`solve_world`): the joints turned into the world frame (up from the
+bodies and the floor, facing +Z, :mod:`converters.world`), resampled to an even grid, smoothed
+(:mod:`converters.smoothing`), bones made rigid, slow drift in height settled, foot contacts found,
+the floor put under the feet in contact, planted feet locked (:mod:`converters.feet`), solved onto
+the rig (:mod:`converters.solve`), the root held when asked. Everyone of a clip
+(:func:`solve_people`) shares one world: the main person's floor, facing and origin, the up all
+their bodies show, each other person standing on that floor.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+
+from converters.errors import ConfigurationError, ConversionError
+from converters.joints import H36M17
+from converters.motion import Motion
+from converters.types import Pose3D
+
+if TYPE_CHECKING:
+    from converters.world import Transform
+
+__all__ = ["ROOT_MOTION", "WorldMotion", "shared_world", "solve_people", "solve_world"]
+
+ROOT_MOTION = ("on", "in-place", "off")
+
+
+class WorldMotion(NamedTuple):
+    """The animation, the world joints ``(T,17,3)`` it was solved from, and foot contacts ``(T,2)``."""
+
+    motion: Motion
+    joints: np.ndarray
+    contacts: np.ndarray
+
+
+def solve_world(pose: Pose3D, rig: str = "h36m", root_motion: str = "on", smoothing: str = "auto",
+                feet: str = "lock", settle: bool = True, transform: Transform | None = None) -> WorldMotion:
+    """The world-space animation of a result: joints turned into the world frame (up from the body
+    and the floor, facing +Z), resampled to an even grid at the clip's frame rate (real timestamps
+    may be variable; the animation formats have one frame time), solved onto rig preset ``rig``.
+
+    Stages: ``smoothing`` (:mod:`converters.smoothing`; ``auto``: the measured default on lifted
+    joints, none on motion capture) filters the world joints; the bones get one
+    length each (:func:`converters.feet.rigid_joints`); for camera-space sources, ``settle``
+    removes the slow drift in height (:func:`converters.world.settle_on_floor`); foot contacts come
+    from those joints (the performance, before any root hold); for camera-space sources the floor
+    goes under the feet in contact (``ANKLE_HEIGHT_M`` below the ankles) and ``feet="lock"`` plants
+    them (:func:`converters.feet.lock_feet`); a world-space source (motion capture) keeps its floor
+    and feet. ``transform``: the camera-to-world transform to use (:func:`shared_world`, so that
+    everyone of a clip shares one world: the same up, facing and origin; each person's own feet still
+    set their height over the floor)."""
+    from converters.contacts import foot_contacts
+    from converters.feet import FEET_MODES, lock_feet, rigid_joints
+    from converters.solve import solve
+    from converters.timeline import resample_times
+    from converters.world import ANKLE_HEIGHT_M, camera_in_world, camera_to_world, settle_on_floor
+
+    if feet not in FEET_MODES:
+        raise ConfigurationError(f"feet must be one of {', '.join(FEET_MODES)}, not {feet!r}")
+    index = {n: i for i, n in enumerate(H36M17.names)}
+    thigh = np.linalg.norm(pose.joints[:, index["left_hip"]] - pose.joints[:, index["left_knee"]], axis=-1)
+    if float(np.median(thigh)) < 0.01:
+        raise ConversionError(f"{pose.meta.get('source', 'the 3D joints')}: the joints have no extent (limbs shorter "
+                              "than 1 cm); the file holds no real pose")
+    world = camera_to_world(pose, transform=transform)
+    times = pose.timestamps - pose.timestamps[0]
+    grid = np.arange(0.0, times[-1] + 0.5 / pose.fps, 1.0 / pose.fps)
+    joints = resample_times(world, times, grid)
+    from converters.smoothing import resolve_smoothing, smooth
+
+    smoothing = resolve_smoothing(smoothing, lifted=pose.frame == "camera")
+    if smoothing != "none":
+        joints = smooth(joints, pose.fps, smoothing)
+    joints = rigid_joints(joints, pose.fps)
+    settled = None
+    if pose.frame == "camera" and settle:  # a lifted clip's slow drift in height goes (world.settle_on_floor)
+        joints, settled = settle_on_floor(joints, pose.fps)
+    contacts = foot_contacts(joints, pose.fps)
+    meta: dict[str, Any] = {"smoothing": smoothing, "input_frame": pose.frame, "rig": rig,
+                            **(camera_in_world(pose, transform=transform) or {})}
+    if pose.frame == "camera":  # vp3d placed the floor (a world-space source keeps its own)
+        ankles = joints[:, [index["left_ankle"], index["right_ankle"]], 1]
+        down = ankles[contacts] if contacts.any() else np.min(ankles, axis=1)
+        shift = ANKLE_HEIGHT_M - float(np.median(down))
+        joints = joints + [0.0, shift, 0.0]
+        meta["floor_shift_m"] = round(shift, 4)
+        if settled is not None:
+            meta["floor_settle_range_m"] = round(float(np.ptp(settled)), 4)
+        meta["feet"] = feet
+        if feet == "lock":
+            joints, figures = lock_feet(joints, contacts, pose.fps)
+            meta.update({f"feet_{k}": v for k, v in figures.items()})
+    else:
+        meta["feet"] = "as recorded"
+    motion = solve(joints, pose.fps, rig)
+    motion.meta.update(meta)
+    motion.meta.update({k: v for k, v in pose.meta.items() if k in ("checkpoint", "source", "trajectory", "detector",
+                                                                        "detector_3d_weight")})
+    if root_motion != "on":
+        motion, joints = _hold_root(motion, joints, root_motion)
+    return WorldMotion(motion, joints, contacts)
+
+
+def _hold_root(motion: Motion, joints: np.ndarray, mode: str) -> tuple[Motion, np.ndarray]:
+    """``in-place``: the root keeps its height (jumps, crouches) but not its travel over the floor;
+    ``off``: the root stays where it is at the first frame."""
+    from dataclasses import replace
+
+    if mode not in ROOT_MOTION:
+        raise ConfigurationError(f"root motion must be one of {', '.join(ROOT_MOTION)}, not {mode!r}")
+    root = motion.root_translation.copy()
+    held = [0, 1, 2] if mode == "off" else [0, 2]
+    delta = np.zeros_like(root)
+    delta[:, held] = root[:1, held] - root[:, held]
+    motion.meta["root_motion"] = mode
+    return replace(motion, root_translation=root + delta), joints + delta[:, None]
+
+
+
+
+def shared_world(poses: list[Pose3D]) -> Transform | None:
+    """The camera-to-world transform everyone of a clip shares (camera-space ``poses``, the main
+    person first): the main person's floor, facing and origin, the up all their bodies show
+    (:func:`converters.world.world_transform`). None for one person or a world-space source (each
+    then takes their own world)."""
+    from converters.world import world_transform
+
+    if len(poses) < 2 or poses[0].frame != "camera":
+        return None
+    return world_transform(poses[0], others=[p for p in poses[1:] if p.frame == "camera"])
+
+
+def solve_people(poses: list[Pose3D], rig: str = "h36m", root_motion: str = "on", smoothing: str = "auto",
+                 feet: str = "lock", everyone: bool = False) -> list[WorldMotion]:
+    """Each person's animation (:func:`solve_world`). ``everyone``: they share one world
+    (:func:`shared_world`): the main person's (the first) facing, floor and origin, the up all their
+    bodies show; each other person scaled about the camera to stand on that floor where the picture
+    shows it (:func:`converters.world.floor_scale`, in their animation's meta as ``floor_scale``;
+    their NPZ and JSON keep the lift as it was), each root at its own place, each person's feet on
+    the floor. Otherwise each person takes their own world."""
+    from dataclasses import replace
+
+    from converters.world import floor_scale
+
+    shared = shared_world(poses) if everyone else None
+    out = []
+    for n, pose in enumerate(poses):
+        scale = floor_scale(pose, shared) if shared is not None and n > 0 else 1.0
+        if scale != 1.0:
+            pose = replace(pose, joints=pose.joints * scale,
+                           trajectory=None if pose.trajectory is None else pose.trajectory * scale)
+        solved = solve_world(pose, rig, root_motion, smoothing, feet, transform=shared)
+        if shared is not None:
+            solved.motion.meta["floor_scale"] = round(scale, 4)
+        out.append(solved)
+    return out
