@@ -11,6 +11,10 @@ Arrays (``np.savez_compressed``, no pickled objects):
 - ``world_joints (T,17,3) float64`` (optional): the Human3.6M joints the rotations were solved from,
   world space, metres (lets a reader re-solve onto another rig);
 - ``foot_contacts (T,2) bool`` (optional): left and right foot in contact with the floor;
+- ``camera_rotations (T,4) float64`` and ``camera_positions (T,3) float64`` (optional, format 2):
+  the video's camera in the world per frame, unit quaternions ``w, x, y, z`` turning the camera's
+  axes (x right, y down, z forward) into the world's, and its position in metres; its focal length
+  and image size in ``meta["camera"]``;
 - ``meta``: a 0-d string array holding JSON: ``format_name`` ``"vp3d-motion"``, ``format_version``,
   ``fps``, ``preset``, ``joint_names``, ``end_sites``, ``units``, ``axes``, ``created_by`` and
   ``options`` (what produced it: source, checkpoint, rig...).
@@ -33,11 +37,21 @@ from converters.motion import Motion, Rig
 from converters.npz import NpzArrays, open_npz
 from converters.types import MAX_COORDINATE_M, check_fps, check_magnitude
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "MAX_FRAMES", "MAX_JOINTS", "MAX_MOTION_BYTES", "MOTION_SUFFIX",
-           "MotionFile", "load_motion_file", "save_motion_file"]
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "MAX_FRAMES",
+    "MAX_JOINTS",
+    "MAX_MOTION_BYTES",
+    "MOTION_SUFFIX",
+    "MotionCamera",
+    "MotionFile",
+    "load_motion_file",
+    "save_motion_file",
+]
 
 FORMAT_NAME = "vp3d-motion"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the video's camera (optional); format 1 files read as they are
 MOTION_SUFFIX = ".motion.npz"
 AXES = "right-handed, Y up, metres, floor at y = 0, subject facing +Z at frame 0"
 #: What one Motion file may hold, checked from its array headers before anything is read: frames
@@ -48,21 +62,62 @@ MAX_JOINTS = 256
 MAX_MOTION_BYTES = 512 << 20
 
 
+class MotionCamera:
+    """The video's camera in the world, per frame: ``rotations (T,3,3)`` (camera axes x right, y
+    down, z forward, to the world's), ``positions (T,3)`` metres, ``focal_px`` in pixels of
+    ``image_size (w, h)``."""
+
+    def __init__(self, rotations: np.ndarray, positions: np.ndarray, focal_px: float,
+                 image_size: tuple[int, int]) -> None:
+        self.rotations = rotations
+        self.positions = positions
+        self.focal_px = focal_px
+        self.image_size = image_size
+
+
 class MotionFile:
     """A Motion as read from a file, with what else the file holds."""
 
     def __init__(self, motion: Motion, world_joints: np.ndarray | None, foot_contacts: np.ndarray | None,
-                 meta: dict[str, Any]) -> None:
+                 meta: dict[str, Any], camera: MotionCamera | None = None) -> None:
         self.motion = motion
         self.world_joints = world_joints
         self.foot_contacts = foot_contacts
         self.meta = meta
+        self.camera = camera
+
+
+def _quaternions(matrices: np.ndarray) -> np.ndarray:
+    """Unit quaternions ``(T,4)`` ``w, x, y, z`` of rotation matrices ``(T,3,3)`` (numpy only)."""
+    m = np.asarray(matrices, np.float64)
+    out = np.empty((len(m), 4))
+    for i, r in enumerate(m):
+        k = np.array([[r[0, 0] - r[1, 1] - r[2, 2], r[1, 0] + r[0, 1], r[2, 0] + r[0, 2], r[2, 1] - r[1, 2]],
+                      [r[1, 0] + r[0, 1], r[1, 1] - r[0, 0] - r[2, 2], r[2, 1] + r[1, 2], r[0, 2] - r[2, 0]],
+                      [r[2, 0] + r[0, 2], r[2, 1] + r[1, 2], r[2, 2] - r[0, 0] - r[1, 1], r[1, 0] - r[0, 1]],
+                      [r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1], r[0, 0] + r[1, 1] + r[2, 2]]]) / 3
+        values, vectors = np.linalg.eigh(k)
+        x, y, z, w = vectors[:, int(np.argmax(values))]
+        out[i] = [w, x, y, z] if w >= 0 else [-w, -x, -y, -z]
+    return out
+
+
+def _matrices(q: np.ndarray) -> np.ndarray:
+    """Rotation matrices ``(T,3,3)`` of unit quaternions ``(T,4)`` ``w, x, y, z``."""
+    w, x, y, z = np.moveaxis(np.asarray(q, np.float64), -1, 0)
+    return np.stack([np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+                     np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+                     np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1)], -2)
 
 
 def save_motion_file(motion: Motion, path: str | Path, world_joints: np.ndarray | None = None,
-                     foot_contacts: np.ndarray | None = None, created_by: str = "vp3d") -> Path:
-    """Write ``motion`` (and optionally its source joints and foot contacts) to ``path`` atomically."""
+                     foot_contacts: np.ndarray | None = None, created_by: str = "vp3d",
+                     camera: MotionCamera | None = None) -> Path:
+    """Write ``motion`` (and optionally its source joints, foot contacts and the video's camera) to
+    ``path`` atomically."""
     t = motion.num_frames
+    if camera is not None and (camera.rotations.shape != (t, 3, 3) or camera.positions.shape != (t, 3)):
+        raise ValueError(f"the camera must have ({t},3,3) rotations and ({t},3) positions")
     if world_joints is not None and world_joints.shape != (t, 17, 3):
         raise ValueError(f"world_joints must be ({t},17,3), got {world_joints.shape}")
     if foot_contacts is not None and foot_contacts.shape != (t, 2):
@@ -84,6 +139,11 @@ def save_motion_file(motion: Motion, path: str | Path, world_joints: np.ndarray 
         arrays["world_joints"] = world_joints.astype(np.float64)
     if foot_contacts is not None:
         arrays["foot_contacts"] = foot_contacts.astype(bool)
+    if camera is not None:
+        arrays["camera_rotations"] = _quaternions(camera.rotations)
+        arrays["camera_positions"] = camera.positions.astype(np.float64)
+        meta["camera"] = {"focal_px": float(camera.focal_px), "image_size": [int(v) for v in camera.image_size]}
+        arrays["meta"] = np.array(json.dumps(meta))
     return atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
 
 
@@ -174,6 +234,7 @@ def load_motion_file(path: str | Path) -> MotionFile:
         root = _array(npz, "root_translation", (t, 3), "f")
         world = _array(npz, "world_joints", (t, 17, 3), "f") if "world_joints" in npz else None
         contacts = _array(npz, "foot_contacts", (t, 2), "b") if "foot_contacts" in npz else None
+        camera = _camera(npz, meta, t, p) if "camera_rotations" in npz else None
     names = meta.get("joint_names")
     if not (isinstance(names, list) and len(names) == j and all(isinstance(n, str) and n for n in names)
             and len(set(names)) == j):
@@ -199,4 +260,21 @@ def load_motion_file(path: str | Path) -> MotionFile:
     rotations /= norms[..., None]  # in place: the file's largest array is not copied
     motion = Motion(rig=rig, rotations=rotations, root_translation=np.asarray(root, dtype=np.float64), fps=fps,
                     meta=dict(options))
-    return MotionFile(motion, None if world is None else np.asarray(world, dtype=np.float64), contacts, meta)
+    return MotionFile(motion, None if world is None else np.asarray(world, dtype=np.float64), contacts, meta, camera)
+
+
+def _camera(npz: NpzArrays, meta: dict[str, Any], t: int, p: Path) -> MotionCamera:
+    """The camera arrays and ``meta["camera"]``, checked."""
+    q = np.asarray(_array(npz, "camera_rotations", (t, 4), "f"), np.float64)
+    positions = np.asarray(_array(npz, "camera_positions", (t, 3), "f"), np.float64)
+    norms = np.linalg.norm(q, axis=-1)
+    if np.abs(norms - 1.0).max() > 1e-3:
+        raise InputFileError(f"{p}: camera_rotations are not unit quaternions")
+    about = meta.get("camera")
+    size = about.get("image_size") if isinstance(about, dict) else None
+    focal = about.get("focal_px") if isinstance(about, dict) else None
+    if not (isinstance(focal, int | float) and not isinstance(focal, bool) and 1 <= focal <= 1e6
+            and isinstance(size, list) and len(size) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 100_000 for v in size)):
+        raise InputFileError(f"{p}: meta camera must give focal_px (pixels) and image_size [width, height]")
+    return MotionCamera(_matrices(q / norms[:, None]), positions, float(focal), (size[0], size[1]))

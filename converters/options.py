@@ -144,6 +144,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("mediapipe_3d", "number", 0.5, "share of MediaPipe's own 3D averaged into the lifted pose (0: the lifter "
            "alone; 0.5 is closest to a 4-camera reference)", "MediaPipe 3D", low=0, high=1,
            target="pipeline.mediapipe_3d", metavar="SHARE"),
+    Option("camera", "choice", "auto", "the camera's own motion: auto (estimated from the background; turned away "
+           "from the animation when it pans, tilts or shakes), static (a tripod: not estimated), moving (the "
+           "estimate always applied)", "Camera",
+           choices=_choices(("auto", "Auto", "estimated; applied when the camera turns"),
+                            ("static", "Static", "a tripod: nothing estimated"),
+                            ("moving", "Moving", "the estimate always applied")), target="pipeline.camera"),
+    Option("focal", "number", None, "the video's focal length in pixels (default: estimated from a turning camera, "
+           "else 0.9 x the long side)", "Focal length (px)", low=10, high=100_000, target="pipeline.focal",
+           metavar="PIXELS", unit="pixels"),
     # the animation
     Option("rig", "choice", "h36m", "skeleton of the animation files", "Rig",
            choices=_choices(("mixamo", "Mixamo", "mixamorig: bone names and hierarchy"),

@@ -123,7 +123,8 @@ def convert(source: str | Path, options: ConvertOptions, stem: str | Path, *, ki
     everyone = options.pipeline.person == "all" and kind != "motion"
     results: list[PipelineResult | None] = list(people) if people else [None]
     solved = solve_people([p.pose for p in people] if people else [pose], options.rig, options.root_motion,
-                          options.smoothing, options.feet, everyone=everyone)
+                          options.smoothing, options.feet, everyone=everyone,
+                          camera=result.camera if result is not None else None, camera_mode=options.pipeline.camera)
     timings["world_solve_s"] = time.perf_counter() - t3
     report("write", 0.0)
     video = path if kind == "video" or (kind == "keypoints" and keypoints is not None and path.is_file()

@@ -120,6 +120,12 @@ def detect_video(path: Path, opts: PipelineOptions, info: VideoInfo, report: Dec
         found, stamps, found_extras = detect_parts(path, parts, opts.detector, options, report, progress)
         if not found:
             raise InputFileError(f"{path}: no video frames could be decoded")
+        if opts.camera != "static":  # the workers took every core: the camera in a pass of its own
+            from vp3d_engine.camera_motion import estimate_camera_motion
+
+            found_extras["camera_motion"] = estimate_camera_motion(
+                path, people=found, times=np.asarray(stamps), focal_px=opts.focal, start=opts.start, end=opts.end,
+                stride=2)
         return FrameDetections(people=found, image_size=(info.width, info.height), fps=info.fps,
                                timestamps=np.asarray(stamps), source=str(path), ranked=spec.ranks_people,
                                places_hidden=spec.places_hidden_joints,
@@ -130,9 +136,18 @@ def detect_video(path: Path, opts: PipelineOptions, info: VideoInfo, report: Dec
     times: list[float] = []
     batch: list[Frame] = []
     broken = True
+    camera = None
+    if opts.camera != "static":  # fed the frames decoded for detection, with the people to leave out
+        from vp3d_engine.camera_motion import CameraTracker
+
+        camera = CameraTracker()
     try:
         def flush() -> None:
-            people.extend(detector.detect([f.image for f in batch]))
+            found = detector.detect([f.image for f in batch])
+            if camera is not None:
+                for f, who in zip(batch, found, strict=True):
+                    camera.add(f.image, f.time, who)
+            people.extend(found)
             times.extend(f.time for f in batch)
             if progress is not None:
                 progress(batch[-1].time)
@@ -146,6 +161,8 @@ def detect_video(path: Path, opts: PipelineOptions, info: VideoInfo, report: Dec
         if batch:
             flush()
         extras = detector.extras()
+        if camera is not None and people:
+            extras["camera_motion"] = camera.finish(opts.focal)
         broken = False
     finally:
         pool.release(detector, broken=broken or detectors is None)

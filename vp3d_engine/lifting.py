@@ -31,7 +31,8 @@ TRAJECTORY_MODES = ("image", "model")
 
 
 def lift_keypoints(kp: Keypoints2D, lifter: LoadedLifter, device: str = "cpu", flip: bool | None = None,
-                   resample: str = "checkpoint", trajectory: str = "image") -> Pose3D:
+                   resample: str = "checkpoint", trajectory: str = "image", focal: float | None = None,
+                   turning: bool = False) -> Pose3D:
     """3D joints in camera space (metres, root-relative) plus the root trajectory."""
     if resample not in RESAMPLE_MODES:
         raise ConfigurationError(f"resample must be one of {', '.join(RESAMPLE_MODES)}, not {resample!r}")
@@ -73,7 +74,8 @@ def lift_keypoints(kp: Keypoints2D, lifter: LoadedLifter, device: str = "cpu", f
     if traj is not None and trajectory == "image":
         from converters.trajectory import clean_trajectory
 
-        cleaned = clean_trajectory(joints, traj, kp.xy, kp.score * kp.valid, kp.image_size, kp.fps)
+        cleaned = clean_trajectory(joints, traj, kp.xy, kp.score * kp.valid, kp.image_size, kp.fps, focal=focal,
+                                   turning=turning)
         if cleaned is not None:
             traj = cleaned[0]
             meta = {"trajectory": "image", "trajectory_figures": cleaned[1]}

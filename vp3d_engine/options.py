@@ -58,6 +58,8 @@ class PipelineOptions:
     # applies where MediaPipe detected the video, or to a vp3d result file that kept its 3D (not to
     # other keypoint files); 0: the lifter alone.
     mediapipe_3d: float = option("mediapipe_3d").default
+    camera: str = option("camera").default  # auto | static | moving (vp3d_engine.camera_motion)
+    focal: float | None = None  # the video's focal length in pixels; None: estimated
 
 
 @dataclass

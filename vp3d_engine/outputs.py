@@ -53,6 +53,8 @@ def result_arrays(result: PipelineResult, world: WorldMotion) -> tuple[dict[str,
         "timestamps": kp.timestamps.astype(np.float64),
         "foot_contacts": _on_frames(world.contacts, pose.timestamps - pose.timestamps[0], pose.fps),
     }
+    if result.camera is not None:  # the camera's turn from the first frame, per frame (camera_motion)
+        arrays["camera_rotations"] = result.camera.at(kp.timestamps).astype(np.float32)
     if result.detector_3d is not None:  # MediaPipe's own 3D, so that a re-lift can blend it in again
         arrays["detector_3d"] = result.detector_3d.joints.astype(np.float32)
         arrays["detector_3d_seen"] = result.detector_3d.confidence > 0
@@ -73,7 +75,7 @@ def result_arrays(result: PipelineResult, world: WorldMotion) -> tuple[dict[str,
 
 #: world-stage settings and figures copied from the animation's meta into the result's
 _WORLD_META = ("smoothing", "feet", "floor_shift_m", "floor_settle_range_m", "camera_height_m", "camera_pitch_deg",
-               "feet_root_shift_m", "feet_ankle_shift_m", "floor_scale")
+               "feet_root_shift_m", "feet_ankle_shift_m", "floor_scale", "camera")
 
 
 def _on_frames(values: np.ndarray, times: np.ndarray, fps: float) -> np.ndarray:
@@ -162,12 +164,15 @@ def write_people_files(stem: Path, formats: list[str], people: list[tuple[Pipeli
                 joints = _on_frames(solved.joints, kp.timestamps - kp.timestamps[0], kp.fps)
                 render_preview(video, staged("render"), kp.xy, kp.valid, kp.timestamps, joints, kp.fps, render,
                                start=span[0], end=span[1])
-            motion, world, contacts = solved
+            motion, world, contacts = solved.motion, solved.joints, solved.contacts
             if "motion" in formats:
-                from converters.motion_file import save_motion_file
+                from converters.motion_file import MotionCamera, save_motion_file
 
+                view = solved.camera
                 save_motion_file(motion, staged("motion"), world_joints=world, foot_contacts=contacts,
-                                 created_by=f"vp3d {_version()}")
+                                 created_by=f"vp3d {_version()}",
+                                 camera=None if view is None else MotionCamera(view.rotations, view.positions,
+                                                                               view.focal_px, view.image_size))
             if "bvh" in formats:
                 from converters.bvh_writer import write_bvh
 

@@ -26,6 +26,7 @@ from vp3d_engine.tracking import TrackResult, track_people, track_person
 from vp3d_engine.video import DecodeReport, VideoInfo, probe_video
 
 if TYPE_CHECKING:
+    from vp3d_engine.camera_motion import CameraMotion
     from vp3d_engine.checkpoints import LoadedLifter
     from vp3d_engine.detectors.registry import DetectorPool
 
@@ -48,6 +49,8 @@ class PipelineResult:
     # MediaPipe's own 3D of the person on the keypoints' frames, not seen where their labels were
     # put right (None: none).
     detector_3d: Pose3D | None = None
+    # The camera's rotation per frame (estimated from the video's background; None: not estimated).
+    camera: CameraMotion | None = None
 
 
 def _pick_device(name: str) -> str:
@@ -211,8 +214,10 @@ def read_2d(source: str | Path, opts: PipelineOptions) -> Detected:
     if fps is None:
         fps = DEFAULT_FPS
         log.info("%s does not record its frame rate; %g fps assumed (give --fps)", opts.keypoints, fps)
+    camera = dets.meta.get("camera_motion")  # a result file's: its camera's turns taken out again
     return Detected(source=str(source), dets=check_keypoints_fit_image(dets, size, opts.keypoints), size=size,
-                    fps=fps, info=info, fps_assumed=assumed)
+                    fps=fps, info=info, fps_assumed=assumed,
+                    extras={} if camera is None or opts.camera == "static" else {"camera_motion": camera})
 
 
 def detect(source: str | Path, opts: PipelineOptions, progress: Callable[[float], None] | None = None,
@@ -276,6 +281,16 @@ def track_all(detected: Detected, opts: PipelineOptions) -> list[TrackResult]:
     return track_people(detected.dets, detected.size, detected.fps, min_presence=opts.min_presence)
 
 
+def _trajectory_focal(detected: Detected, opts: PipelineOptions) -> float | None:
+    """The focal length the directions to the root are measured with: ``--focal``; else the
+    camera's as estimated (its turns, taken out of the motion, were measured with it); else None
+    (the trajectory model's)."""
+    if opts.focal is not None:
+        return float(opts.focal)
+    camera = detected.extras.get("camera_motion")
+    return float(camera.focal_px) if camera is not None else None
+
+
 def lift(detected: Detected, tracked: TrackResult, opts: PipelineOptions, lifter: LoadedLifter | None
          ) -> tuple[Keypoints2D, Pose3D, Pose3D | None]:
     """The lift stage: the followed person's 2D to camera-space 3D by ``lifter`` (None: the
@@ -290,10 +305,15 @@ def lift(detected: Detected, tracked: TrackResult, opts: PipelineOptions, lifter
         pose = _detector_pose(dets, extras, keypoints, person)
     else:
         device = _pick_device(opts.device)
+        focal = _trajectory_focal(detected, opts)
+        camera = detected.extras.get("camera_motion")
+        from vp3d_engine.world_stage import camera_turns
+
+        turning = camera is not None and camera_turns(camera, camera.times[:1], opts.camera) is not None
 
         def lift_once(kp: Keypoints2D) -> Pose3D:
             return lift_keypoints(kp, lifter, device=device, flip=opts.flip, resample=opts.resample,
-                                  trajectory=opts.trajectory)
+                                  trajectory=opts.trajectory, focal=focal, turning=turning)
 
         pose = lift_once(keypoints)
         relabelled = None
@@ -356,7 +376,7 @@ def run_people(source: str | Path, opts: PipelineOptions | None = None,
         pose.meta["detector"] = opts.detector if opts.keypoints is None else "keypoints file"  # the one that ran
         results.append(PipelineResult(source=str(source), keypoints=keypoints, pose=pose, track=tracked,
                                       info=found.info, decode=found.decode, timings=timings,
-                                      detector_3d=detector_3d))
+                                      detector_3d=detector_3d, camera=found.extras.get("camera_motion")))
     timings["track_lift_s"] = time.perf_counter() - t2
     timings["total_s"] = time.perf_counter() - t0
     say("lift", 1.0)

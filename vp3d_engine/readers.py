@@ -130,7 +130,8 @@ def read_result_keypoints(path: Path) -> FrameDetections:
     whose detector placed hidden joints (``meta['hidden_joints_placed']``) keeps its scores (0 in
     frames without the person) and places them the same way again, so its positions come back as
     they were written."""
-    arrays, meta = _read_result(path, ("keypoints_2d", "scores", "valid"), ("detector_3d", "detector_3d_seen"))
+    arrays, meta = _read_result(path, ("keypoints_2d", "scores", "valid"),
+                                ("detector_3d", "detector_3d_seen", "camera_rotations"))
     xy, valid = arrays["keypoints_2d"].astype(np.float64), arrays["valid"].astype(bool)
     t = len(xy)
     if xy.shape != (t, 17, 2) or arrays["scores"].shape != (t, 17) or valid.shape != (t, 17):
@@ -148,7 +149,30 @@ def read_result_keypoints(path: Path) -> FrameDetections:
     people = [np.concatenate([xy[i], score[i][:, None]], axis=-1)[None] for i in range(t)]
     return FrameDetections(people=people, image_size=(size[0], size[1]), fps=float(meta["fps"]),
                            timestamps=arrays["timestamps"].astype(np.float64), source=str(path), places_hidden=placed,
-                           meta=_detector_3d(path, arrays, t))
+                           meta={**_detector_3d(path, arrays, t), **_camera(path, arrays, meta, t)})
+
+
+def _camera(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any], t: int) -> dict[str, Any]:
+    """The camera a result file kept (``camera_rotations (T,3,3)`` and ``meta["camera"]``), as the
+    :class:`~vp3d_engine.camera_motion.CameraMotion` the pipeline estimated, so that lifting the
+    file again takes the camera's turns out alike; nothing when it has none."""
+    from vp3d_engine.camera_motion import CameraMotion
+
+    about = meta.get("camera")
+    if "camera_rotations" not in arrays or not isinstance(about, dict):
+        return {}
+    rotations = np.asarray(arrays["camera_rotations"], np.float64)
+    focal, size, kind = about.get("focal_px"), about.get("image_size"), about.get("kind")
+    ok = (rotations.shape == (t, 3, 3) and np.isfinite(rotations).all()
+          and np.abs(np.einsum("tji,tjk->tik", rotations, rotations) - np.eye(3)).max() < 1e-3
+          and isinstance(focal, int | float) and not isinstance(focal, bool) and 10 <= focal <= 100_000
+          and isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)
+          and kind in ("static", "rotating", "moving"))
+    if not ok or not isinstance(focal, int | float) or not isinstance(size, list):
+        raise InputFileError(f"{path}: camera_rotations must be (T,3,3) rotations with meta camera focal_px, "
+                             "image_size and kind; convert the video again (or remove camera_rotations)")
+    return {"camera_motion": CameraMotion(rotations, arrays["timestamps"].astype(np.float64), float(focal),
+                                          (size[0], size[1]), bool(about.get("focal_estimated")), str(kind))}
 
 
 def _detector_3d(path: Path, arrays: dict[str, np.ndarray], t: int) -> dict[str, np.ndarray]:

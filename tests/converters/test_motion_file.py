@@ -40,7 +40,7 @@ def test_round_trip_keeps_everything(take: np.ndarray, tmp_path: Path) -> None:
     np.testing.assert_array_equal(back.world_joints, take)
     np.testing.assert_array_equal(back.foot_contacts, contacts)
     np.testing.assert_allclose(forward_kinematics(back.motion)[0], forward_kinematics(motion)[0], atol=1e-9)
-    assert back.meta["units"] == "m" and back.meta["format_version"] == 1
+    assert back.meta["units"] == "m" and back.meta["format_version"] == 2 and back.camera is None
 
 
 def test_numpy_alone_reads_it(take: np.ndarray, tmp_path: Path) -> None:
@@ -73,7 +73,7 @@ def _broken(src: Path, dst: Path, **changes: object) -> Path:
 
 @pytest.mark.parametrize(("change", "needle"), [
     ({"rotations": None}, "no rotations"),
-    ({"format_version": 2}, "newer than this vp3d reads"),
+    ({"format_version": 3}, "newer than this vp3d reads"),
     ({"format_name": "something"}, "not a Motion file"),
     ({"fps": 0}, "frame rate 0"),
     ({"joint_names": ["a"]}, "joint_names must be"),
@@ -128,3 +128,37 @@ def test_root_motion_can_stay_in_place(shared_data: Path, tmp_path: Path, mode: 
         assert np.ptp(root[:, 1]) < 1e-9
     np.testing.assert_allclose(held.world_joints[:, 0], root, atol=0.05)  # the joints are held with it
     assert held.motion.meta["root_motion"] == mode
+
+
+def test_the_camera_round_trips_and_format_1_files_still_read(take: np.ndarray, tmp_path: Path) -> None:
+    """Format 2 adds the video's camera (rotations, positions, focal length, image size); a file of
+    format 1, without one, reads as before; a broken camera is refused, naming the file."""
+    from scipy.spatial.transform import Rotation
+
+    from converters.motion_file import MotionCamera
+
+    motion = solve(take, 120.0, "h36m")
+    t = motion.num_frames
+    turns = Rotation.from_euler("yxz", np.stack([np.linspace(0, 30, t), np.linspace(0, -10, t), np.zeros(t)], 1),
+                                degrees=True).as_matrix()
+    positions = np.stack([np.zeros(t), np.full(t, 1.5), np.linspace(-4, -3, t)], axis=1)
+    path = save_motion_file(motion, tmp_path / "cam.motion.npz", camera=MotionCamera(turns, positions, 900.0,
+                                                                                      (1920, 1080)))
+    back = load_motion_file(path)
+    assert back.camera is not None and back.camera.focal_px == 900.0 and back.camera.image_size == (1920, 1080)
+    np.testing.assert_allclose(back.camera.rotations, turns, atol=1e-9)
+    np.testing.assert_allclose(back.camera.positions, positions)
+    with np.load(path) as npz:  # the same file as format 1 wrote it: no camera, version 1
+        arrays = {k: npz[k] for k in npz.files if not k.startswith("camera_")}
+    meta = json.loads(str(arrays["meta"]))
+    meta["format_version"] = 1
+    meta.pop("camera")
+    np.savez(tmp_path / "old.motion.npz", **{**arrays, "meta": np.array(json.dumps(meta))})
+    old = load_motion_file(tmp_path / "old.motion.npz")
+    assert old.camera is None and old.motion.num_frames == t
+    broken = {**arrays, "camera_rotations": np.zeros((t, 4)), "camera_positions": positions,
+              "meta": np.array(json.dumps({**meta, "format_version": 2, "camera": {"focal_px": 900.0,
+                                                                                   "image_size": [1920, 1080]}}))}
+    np.savez(tmp_path / "broken.motion.npz", **broken)
+    with pytest.raises(InputFileError, match=r"broken\.motion\.npz: camera_rotations are not unit quaternions"):
+        load_motion_file(tmp_path / "broken.motion.npz")

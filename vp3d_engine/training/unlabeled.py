@@ -129,7 +129,7 @@ def _detect(path: Path) -> Keypoints2D:
             raise ConfigurationError(f"--unlabeled {path} does not record the image size of its keypoints; convert "
                                      f"it once with vp3d-convert {path} --image-size WIDTHxHEIGHT --npz and give "
                                      "the result")
-    return run_pipeline(path, PipelineOptions(keypoints=path if keypoints else None)).keypoints
+    return run_pipeline(path, PipelineOptions(keypoints=path if keypoints else None, camera="static")).keypoints
 
 
 def _load_track(path: Path, cache: Path | None) -> Keypoints2D:
