@@ -6,7 +6,9 @@ functions, so ``converters`` stays importable (and fast) without Blender.
 Conventions: vp3d's world is Y up, metres, the subject facing +Z (left on +X). Blender's is Z up
 with characters facing -Y (left still on +X). Blender's importers, at their default axes
 (``axis_forward='-Z'``, ``axis_up='Y'``), map vp3d's ``(x, y, z)`` to Blender's ``(x, -z, y)``;
-:data:`BLENDER_TO_VP3D` is the inverse, applied once at this edge.
+:data:`BLENDER_TO_VP3D` is the inverse, applied once at this edge. The video's camera becomes a
+Blender camera object (looking down its local -Z, +Y up, as glTF's), keyed on every frame, which the
+FBX exporter turns into an FBX camera (its own axis fix included) and Blender's importer back.
 
 ``bpy`` is one global Blender session bound to the thread that imports it: used from any other
 thread it crashes the process (a segfault, not an exception), so these functions run on the main
@@ -42,6 +44,7 @@ from converters.bvh import infer_unit_scale, read_bvh
 from converters.bvh_writer import write_bvh
 from converters.errors import BackendUnavailableError, ConfigurationError, ConversionError, InputFileError
 from converters.fileio import TEMP_MARK, temp_dir, temp_path
+from converters.gltf_writer import CAMERA_ZFAR, CAMERA_ZNEAR, CameraPath, camera_view_rotations, check_camera
 from converters.interrupts import interrupts_deferred
 from converters.motion import Motion
 
@@ -60,6 +63,7 @@ _MAX_BONE_NAME_BYTES = 63  # Blender truncates longer names (MAX_NAME - 1)
 # Unreal and Mixamo files do; "m" writes metres with UnitScaleFactor 100.
 _FBX_UNITS: dict[str, tuple[float, str]] = {"cm": (100.0, "FBX_SCALE_NONE"), "m": (1.0, "FBX_SCALE_UNITS")}
 _READABLE = (".bvh", ".fbx", ".gltf", ".glb")
+SENSOR_WIDTH_MM = 36.0  # the camera's sensor (Blender's default, a full-frame film back); lens follows from it
 
 class ArmatureAnimation(NamedTuple):
     """An armature's animation as read back by Blender's own importer.
@@ -145,7 +149,7 @@ def _scene_fps(scene: Any) -> float:
 
 
 def write_fbx(motion: Motion | list[tuple[str, Motion]], path: str | Path, *, units: str = "cm",
-              name: str | None = None) -> Path:
+              name: str | None = None, camera: CameraPath | None = None) -> Path:
     """Write ``motion`` as a binary FBX: one armature whose bones are ``motion.rig.names``, rest
     pose the rig's T-pose, animation baked on every frame (frames ``1..T``) at ``motion.fps``.
     A list of ``(name, motion)``: everyone in one world, one armature each, named so.
@@ -154,6 +158,9 @@ def write_fbx(motion: Motion | list[tuple[str, Motion]], path: str | Path, *, un
     Goes through Blender: a temporary BVH is imported with Blender's BVH importer and exported with
     its FBX exporter; the file is written to a temporary name beside ``path``, then renamed.
     ``name`` names the armature and the take (default: the file name's stem).
+    ``camera``: the video's camera per frame (:class:`converters.gltf_writer.CameraPath`), a camera
+    ``"{name} camera"`` keyed on the same frames, its lens from the focal length on a 36 mm wide sensor
+    (``lens = focal_px * 36 / image_width``, sensor fit horizontal).
     """
     if units not in _FBX_UNITS:
         raise ConversionError(f"FBX units must be one of {', '.join(_FBX_UNITS)}, not {units!r}")
@@ -162,6 +169,8 @@ def write_fbx(motion: Motion | list[tuple[str, Motion]], path: str | Path, *, un
     people = motion if isinstance(motion, list) else [(name or "Armature", motion)]
     if not people:
         raise ConversionError("no motion to write")
+    if camera is not None:
+        check_camera(camera, people[0][1].num_frames)
     for _, each in people:
         for bone in each.rig.names:
             if len(bone.encode("utf-8")) > _MAX_BONE_NAME_BYTES:
@@ -191,16 +200,50 @@ def write_fbx(motion: Motion | list[tuple[str, Motion]], path: str | Path, *, un
                 bones = tuple(bone.name for bone in armature.data.bones)
                 if bones != each.rig.names:
                     raise ConversionError(f"Blender renamed or reordered the bones: {bones} != {each.rig.names}")
+            if camera is not None:
+                _add_camera(bpy, scene, camera, f"{name or 'Armature'} camera", units_per_metre)
             scene.frame_start, scene.frame_end = 1, max(each.num_frames for _, each in people)
-            _export_fbx_atomically(bpy, target, scale_option)
+            _export_fbx_atomically(bpy, target, scale_option, camera=camera is not None)
     return target
 
 
-def _export_fbx_atomically(bpy: Any, target: Path, scale_option: str) -> None:
+def _add_camera(bpy: Any, scene: Any, camera: CameraPath, name: str, units_per_metre: float) -> Any:
+    """A camera object ``name`` following ``camera`` (vp3d world) on frames ``1..T``, in Blender's
+    world and units; the scene's render size is the picture's (the FBX exporter writes the film's
+    aspect from it)."""
+    w, h = camera.image_size
+    data = bpy.data.cameras.new(name)
+    data.sensor_fit, data.sensor_width = "HORIZONTAL", SENSOR_WIDTH_MM
+    data.lens = float(camera.focal_px) * SENSOR_WIDTH_MM / float(w)
+    data.clip_start, data.clip_end = CAMERA_ZNEAR * units_per_metre, CAMERA_ZFAR * units_per_metre
+    obj = bpy.data.objects.new(name, data)
+    scene.collection.objects.link(obj)
+    scene.render.resolution_x, scene.render.resolution_y = int(w), int(h)
+    to_blender = BLENDER_TO_VP3D.T
+    quats = camera_view_rotations(to_blender @ np.asarray(camera.rotations, np.float64))
+    locations = np.asarray(camera.positions, np.float64) @ to_blender.T * units_per_metre
+    obj.rotation_mode = "QUATERNION"
+    obj.animation_data_create()
+    obj.animation_data.action = bpy.data.actions.new(name)
+    frames = np.arange(1, len(quats) + 1, dtype=np.float64)
+    for path, values in (("location", locations), ("rotation_quaternion", quats)):
+        for i in range(values.shape[1]):
+            curve = obj.animation_data.action.fcurve_ensure_for_datablock(obj, path, index=i)
+            curve.keyframe_points.add(len(frames))
+            co = np.empty(2 * len(frames), dtype=np.float32)
+            co[0::2], co[1::2] = frames, values[:, i]
+            curve.keyframe_points.foreach_set("co", co)
+            curve.keyframe_points.foreach_set("interpolation", np.full(len(frames), 1, dtype=np.int32))  # LINEAR
+            curve.update()
+    return obj
+
+
+def _export_fbx_atomically(bpy: Any, target: Path, scale_option: str, camera: bool = False) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(target)  # keeps the .fbx suffix, which Blender's exporter insists on
     try:
-        _call(bpy.ops.export_scene.fbx, filepath=str(tmp), use_selection=False, object_types={"ARMATURE"},
+        _call(bpy.ops.export_scene.fbx, filepath=str(tmp), use_selection=False,
+              object_types={"ARMATURE", "CAMERA"} if camera else {"ARMATURE"},
               axis_forward="-Z", axis_up="Y", apply_unit_scale=True, global_scale=1.0,
               apply_scale_options=scale_option, add_leaf_bones=False, primary_bone_axis="Y",
               secondary_bone_axis="X", armature_nodetype="NULL", use_armature_deform_only=False,

@@ -10,6 +10,11 @@ Khronos validator reports that as information, not an error.
 One animation: the root's translation and every joint's rotation, sampled at ``k / fps`` seconds
 (``LINEAR``; glTF interpolates rotations spherically). Quaternions are ``(x, y, z, w)`` in glTF,
 normalised in float64 before being stored as float32. The file is written atomically.
+
+The video's camera (optional, :class:`CameraPath`): a perspective camera on a top-level node named
+``"{name} camera"``, keyed by the same animation. The path's rotations turn the picture's camera
+axes (x right, y down, z forward) into the world's; a glTF camera looks down its node's -Z with +Y
+up, so the node's rotation is ``R @ diag(1, -1, -1)`` (:data:`PICTURE_TO_VIEW`).
 """
 
 from __future__ import annotations
@@ -17,18 +22,56 @@ from __future__ import annotations
 import json
 import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from converters.errors import ConversionError
 from converters.fileio import atomic_write
-from converters.motion import Motion
+from converters.motion import Motion, continuous_quaternions, matrices_to_quaternions
 
-__all__ = ["motion_to_gltf", "motions_to_gltf", "write_gltf"]
+__all__ = ["PICTURE_TO_VIEW", "CameraPath", "camera_view_rotations", "check_camera", "motion_to_gltf",
+           "motions_to_gltf", "write_gltf"]
 
 _FLOAT = 5126
 _GLB_MAGIC, _JSON_CHUNK, _BIN_CHUNK = 0x46546C67, 0x4E4F534A, 0x004E4942
+#: The picture's camera axes (x right, y down, z forward) to a viewer camera's (x right, y up, looking
+#: down -z), as glTF, Blender and FBX (after their importers) place cameras.
+PICTURE_TO_VIEW = np.diag([1.0, -1.0, -1.0])
+CAMERA_ZNEAR, CAMERA_ZFAR = 0.05, 1000.0  # metres
+
+
+class CameraPath(Protocol):
+    """The video's camera per animation frame (``vp3d_engine.world_stage.WorldCamera`` and
+    ``converters.motion_file.MotionCamera`` are ones): ``rotations (T,3,3)`` picture camera axes to
+    the world's, ``positions (T,3)`` metres, ``focal_px`` in pixels of ``image_size (w, h)``."""
+
+    rotations: np.ndarray
+    positions: np.ndarray
+    focal_px: float
+    image_size: tuple[int, int]
+
+
+def check_camera(camera: CameraPath, frames: int | None = None) -> None:
+    """A :class:`ConversionError` unless ``camera`` holds ``frames`` (any number when None) finite
+    rotations and positions, a positive focal length and a positive image size."""
+    rotations, positions = np.asarray(camera.rotations), np.asarray(camera.positions)
+    t = len(rotations) if frames is None else frames
+    if rotations.shape != (t, 3, 3) or positions.shape != (t, 3) or t < 1:
+        raise ConversionError(f"the camera must have ({t},3,3) rotations and ({t},3) positions, got "
+                              f"{rotations.shape} and {positions.shape}")
+    if not np.isfinite(rotations).all() or not np.isfinite(positions).all():
+        raise ConversionError("the camera path contains NaN or infinite values")
+    w, h = camera.image_size
+    if not (float(camera.focal_px) > 0 and w > 0 and h > 0):
+        raise ConversionError(f"the camera needs a positive focal length and image size, got {camera.focal_px} px "
+                              f"and {w}x{h}")
+
+
+def camera_view_rotations(rotations: np.ndarray) -> np.ndarray:
+    """Unit quaternions ``(T,4)`` ``w, x, y, z`` (sign-continuous) of a viewer camera object whose
+    picture camera's axes are turned into the world's by ``rotations (T,3,3)``."""
+    return continuous_quaternions(matrices_to_quaternions(np.asarray(rotations, np.float64) @ PICTURE_TO_VIEW))
 
 
 def _rest_world(motion: Motion) -> np.ndarray:
@@ -41,18 +84,22 @@ def _rest_world(motion: Motion) -> np.ndarray:
     return pos
 
 
-def motion_to_gltf(motion: Motion, name: str = "vp3d") -> tuple[dict[str, Any], bytes]:
+def motion_to_gltf(motion: Motion, name: str = "vp3d", camera: CameraPath | None = None
+                   ) -> tuple[dict[str, Any], bytes]:
     """The glTF JSON document and its binary buffer (not yet given a URI)."""
-    return motions_to_gltf([(name, motion)], name, grouped=False)
+    return motions_to_gltf([(name, motion)], name, grouped=False, camera=camera)
 
 
-def motions_to_gltf(motions: list[tuple[str, Motion]], name: str = "vp3d", grouped: bool = True
-                    ) -> tuple[dict[str, Any], bytes]:
+def motions_to_gltf(motions: list[tuple[str, Motion]], name: str = "vp3d", grouped: bool = True,
+                    camera: CameraPath | None = None) -> tuple[dict[str, Any], bytes]:
     """One document holding several skeletons in one world (everyone in a clip), each with its own
     skin, animated together by one animation. ``grouped``: each skeleton hangs under a node of its
-    own name (Blender names the armature after it); otherwise the roots are the scene's nodes."""
+    own name (Blender names the armature after it); otherwise the roots are the scene's nodes.
+    ``camera``: the video's camera, a node ``"{name} camera"`` keyed at the first motion's frame times."""
     if not motions:
         raise ConversionError("no motion to write")
+    if camera is not None:
+        check_camera(camera, motions[0][1].num_frames)
     blob = bytearray()
     views: list[dict[str, Any]] = []
     accessors: list[dict[str, Any]] = []
@@ -118,6 +165,23 @@ def motions_to_gltf(motions: list[tuple[str, Motion]], name: str = "vp3d", group
     extras: dict[str, Any] = {"preset": lead.rig.preset, "fps": lead.fps, "frames": lead.num_frames}
     if grouped:
         extras["people"] = [label for label, _ in motions]
+    cameras: list[dict[str, Any]] = []
+    if camera is not None:
+        w, h = camera.image_size
+        cameras.append({"name": f"{name} camera", "type": "perspective", "perspective": {
+            "aspectRatio": float(w) / float(h), "yfov": 2.0 * float(np.arctan(h / 2.0 / float(camera.focal_px))),
+            "znear": CAMERA_ZNEAR, "zfar": CAMERA_ZFAR}})
+        t = len(camera.rotations)
+        quats = camera_view_rotations(camera.rotations)[:, [1, 2, 3, 0]]
+        positions = np.asarray(camera.positions, np.float64)
+        nodes.append({"name": f"{name} camera", "camera": 0, "rotation": [float(v) for v in quats[0]],
+                      "translation": [float(v) for v in positions[0]]})
+        top.append(len(nodes) - 1)
+        times = add(np.arange(t, dtype=np.float64) / lead.fps, "SCALAR", bounds=True)
+        for path, values in (("translation", add(positions, "VEC3")), ("rotation", add(quats, "VEC4"))):
+            samplers.append({"input": times, "output": values, "interpolation": "LINEAR"})
+            channels.append({"sampler": len(samplers) - 1, "target": {"node": len(nodes) - 1, "path": path}})
+        extras["camera"] = {"focal_px": float(camera.focal_px), "image_size": [int(w), int(h)]}
     doc: dict[str, Any] = {
         "asset": {"version": "2.0", "generator": "vp3d"},
         "scene": 0,
@@ -125,6 +189,7 @@ def motions_to_gltf(motions: list[tuple[str, Motion]], name: str = "vp3d", group
         "scenes": [{"name": f"{name} scene", "nodes": top}],
         "nodes": nodes,
         "skins": skins,
+        **({"cameras": cameras} if cameras else {}),
         "animations": [{"name": name, "channels": channels, "samplers": samplers}],
         "accessors": accessors,
         "bufferViews": views,
@@ -143,16 +208,18 @@ def _glb(doc: dict[str, Any], blob: bytes) -> bytes:
             + struct.pack("<II", len(data), _BIN_CHUNK) + data)
 
 
-def write_gltf(motion: Motion | list[tuple[str, Motion]], path: str | Path, name: str | None = None) -> Path:
+def write_gltf(motion: Motion | list[tuple[str, Motion]], path: str | Path, name: str | None = None,
+               camera: CameraPath | None = None) -> Path:
     """Write ``motion`` to ``path``: binary glTF for ``.glb``; for ``.gltf`` a JSON file and a
     ``.bin`` beside it with the same stem. A list of ``(name, motion)``: everyone in one world, each
-    skeleton under a node of its name. Returns ``path``."""
+    skeleton under a node of its name. ``camera``: the video's camera (:class:`CameraPath`), on a
+    node ``"{name} camera"``. Returns ``path``."""
     target = Path(path)
     suffix = target.suffix.lower()
     if suffix not in (".glb", ".gltf"):
         raise ConversionError(f"{target}: a glTF file name must end in .glb or .gltf")
-    doc, blob = (motions_to_gltf(motion, name or target.stem) if isinstance(motion, list)
-                 else motion_to_gltf(motion, name or target.stem))
+    doc, blob = (motions_to_gltf(motion, name or target.stem, camera=camera) if isinstance(motion, list)
+                 else motion_to_gltf(motion, name or target.stem, camera=camera))
     if suffix == ".glb":
         data = _glb(doc, blob)
         return atomic_write(target, lambda f: f.write(data))

@@ -39,6 +39,7 @@ from vp3d_engine.pipeline import PipelineResult, load_lifter, run_people
 from vp3d_engine.sources import SourceKind, classify_source
 
 if TYPE_CHECKING:
+    from vp3d_engine.camera_motion import CameraMotion
     from vp3d_engine.checkpoints import LoadedLifter
 
 __all__ = ["STAGES", "Conversion", "ConvertOptions", "Models", "convert", "load_models"]
@@ -74,6 +75,7 @@ class Conversion:
     files: list[Path]
     result: PipelineResult | None = None  # the 2D-to-3D stages, for video and 2D sources (the first person)
     people: list[PipelineResult] = field(default_factory=list)  # everyone converted (person all), in --person order
+    camera_note: str = ""  # what the output line says of the camera (vp3d_engine.jobs.conversion_line)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -126,6 +128,8 @@ def convert(source: str | Path, options: ConvertOptions, stem: str | Path, *, ki
                           options.smoothing, options.feet, everyone=everyone,
                           camera=result.camera if result is not None else None, camera_mode=options.pipeline.camera)
     timings["world_solve_s"] = time.perf_counter() - t3
+    note = _camera_note(result.camera if result is not None else None, solved[0].camera is not None
+                        and solved[0].camera.applied)
     report("write", 0.0)
     video = path if kind == "video" or (kind == "keypoints" and keypoints is not None and path.is_file()
                                         and path.resolve() != keypoints.resolve()) else None
@@ -135,5 +139,21 @@ def convert(source: str | Path, options: ConvertOptions, stem: str | Path, *, ki
     timings["write_s"] = time.perf_counter() - t3 - timings["world_solve_s"]
     timings["convert_s"] = time.perf_counter() - t0
     report("write", 1.0)
-    return Conversion(source=path, kind=kind, pose=pose, files=files, result=result, timings=timings, people=people)
+    return Conversion(source=path, kind=kind, pose=pose, files=files, result=result, timings=timings, people=people,
+                      camera_note=note)
+
+
+def _camera_note(camera: CameraMotion | None, applied: bool) -> str:
+    """What the output line says of the camera ("" for a tripod left as it is, or none estimated)."""
+    if camera is None:
+        return ""
+    if camera.reason:
+        return f"camera taken as static ({camera.reason})"
+    turned = camera.figures.get("max_angle_deg", 0.0)
+    if camera.kind == "moving":
+        return (f"the camera moved as well as turned (parallax {camera.figures.get('parallax_deg', 0.0):.1f} degrees): "
+                f"its turns (up to {turned:.1f} degrees) {'taken out' if applied else 'left in'}, its travel not")
+    if applied:
+        return f"camera turned up to {turned:.1f} degrees: taken out"
+    return ""
 

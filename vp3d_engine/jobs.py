@@ -59,6 +59,8 @@ def conversion_line(source: str, conv: Conversion, files: Sequence[str | Path]) 
     if result.decode is not None and result.decode.damaged:
         damage = (f" (video damaged: {result.decode.damaged_packets} packets could not be decoded; "
                   "the frames after them are missing)")
+    if conv.camera_note:
+        damage += f", {conv.camera_note}"
     swaps = conv.pose.meta.get("label_swaps_fixed")
     relabelled = f", left/right labels put right in {swaps} frames" if swaps else ""
     kp = result.keypoints
