@@ -74,16 +74,14 @@ def fit_root(joints: np.ndarray, xy: np.ndarray, weights: np.ndarray, focal: flo
 
 def clean_trajectory(joints: np.ndarray, trajectory: np.ndarray, xy: np.ndarray, scores: np.ndarray,
                      image_size: tuple[int, int], fps: float, settings: TrajectoryCleaning | None = None,
-                     focal: float | None = None, turning: bool = False) -> tuple[np.ndarray, dict[str, float]] | None:
+                     turning: bool = False) -> tuple[np.ndarray, dict[str, float]] | None:
     """A trajectory ``(T,3)`` for root-relative camera-space ``joints (T,17,3)`` that agrees with the
     2D ``xy (T,17,2)`` (COCO-17 pixels, ``scores (T,17)``), with the model's ``trajectory (T,3)``
     giving the depth scale; and figures for the metadata. None when too few frames have keypoints
-    to say anything (the model's trajectory then stands). ``focal``: the camera's focal length in
-    pixels when known (given, or estimated from the footage): the directions from the camera to the
-    root are measured with it (they must agree with the camera's turns when those are taken out,
-    :mod:`vp3d_engine.camera_motion`); the depth stays the model's either way. ``turning``: the
-    camera turns (its turns will be taken out): the directions are the picture's alone, lightly
-    smoothed (the model's steadier fast part follows the camera's turns, not the body's)."""
+    to say anything (the model's trajectory then stands). ``turning``: the camera turned and ``xy``
+    is where the first frame's camera saw the keypoints (:func:`vp3d_engine.lifting.lift_keypoints`):
+    the directions are the picture's alone, lightly smoothed (the model's steadier fast part saw
+    the turning camera's picture, not the first frame's)."""
     s = settings or TrajectoryCleaning()
     weights = np.where(scores >= s.min_weight, scores, 0.0)
     centre = (image_size[0] / 2.0, image_size[1] / 2.0)
@@ -91,7 +89,6 @@ def clean_trajectory(joints: np.ndarray, trajectory: np.ndarray, xy: np.ndarray,
     root, ok = fit_root(joints, xy, weights, nominal, centre)
     if ok.sum() < max(2, 0.5 * len(ok)) or not np.isfinite(trajectory).all() or (trajectory[:, 2] <= 0).any():
         return None
-    direction_focal = focal
     # Depth scales with the focal length: choose it so the median depth is the model's.
     focal = nominal * float(np.median(trajectory[ok, 2]) / np.median(root[ok, 2]))
     root, ok = fit_root(joints, xy, weights, focal, centre)
@@ -109,8 +106,6 @@ def clean_trajectory(joints: np.ndarray, trajectory: np.ndarray, xy: np.ndarray,
         ratio = model_ratio + gaussian_filter1d(ratio - model_ratio, sigma=sigma, axis=0, mode="nearest")
     else:  # a turning camera: the picture's own directions (the model's fast part would follow the turns)
         ratio = gaussian_filter1d(ratio, sigma=max(0.03 * fps, 1e-3), axis=0, mode="nearest")
-    if direction_focal is not None:  # the directions as the camera's own focal length sees them
-        ratio = ratio * (focal / direction_focal)
     cleaned = np.concatenate([ratio * depth[:, None], depth[:, None]], axis=1)
     figures = {"focal_px": round(focal, 1), "depth_range_model_m": round(float(np.ptp(trajectory[:, 2])), 3),
                "depth_range_m": round(float(np.ptp(depth)), 3)}

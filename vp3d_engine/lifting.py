@@ -31,9 +31,14 @@ TRAJECTORY_MODES = ("image", "model")
 
 
 def lift_keypoints(kp: Keypoints2D, lifter: LoadedLifter, device: str = "cpu", flip: bool | None = None,
-                   resample: str = "checkpoint", trajectory: str = "image", focal: float | None = None,
-                   turning: bool = False) -> Pose3D:
-    """3D joints in camera space (metres, root-relative) plus the root trajectory."""
+                   resample: str = "checkpoint", trajectory: str = "image", turns: np.ndarray | None = None,
+                   focal: float | None = None) -> Pose3D:
+    """3D joints in camera space (metres, root-relative) plus the root trajectory. ``turns``: the
+    camera's turn at each frame (``(T,3,3)``, frame t's camera axes to the first frame's,
+    :mod:`vp3d_engine.camera_motion`, measured with ``focal`` pixels) to take out: the joints are
+    turned into the first frame's camera axes and the root is placed from the 2D as the first
+    frame's camera would have seen it (each frame's keypoints moved by ``K R_t K^-1``), as on a
+    tripod (meta ``camera_turns``: ``"taken out"``)."""
     if resample not in RESAMPLE_MODES:
         raise ConfigurationError(f"resample must be one of {', '.join(RESAMPLE_MODES)}, not {resample!r}")
     if trajectory not in TRAJECTORY_MODES:
@@ -71,15 +76,34 @@ def lift_keypoints(kp: Keypoints2D, lifter: LoadedLifter, device: str = "cpu", f
     joints = resample_times(pose, grid, times)
     confidence = (kp.score * kp.valid).mean(axis=1)
     meta: dict[str, object] = {"trajectory": "none" if traj is None else "model"}
+    seen = kp.xy
+    if turns is not None:
+        if focal is None:
+            raise ConfigurationError("the camera's turns need its focal length")
+        joints = np.einsum("tij,tkj->tki", turns, joints)
+        seen = _as_first_frame_saw(kp.xy, turns, focal, kp.image_size)
+        if traj is not None:
+            traj = np.einsum("tij,tj->ti", turns, traj)
+        meta["camera_turns"] = "taken out"
     if traj is not None and trajectory == "image":
         from converters.trajectory import clean_trajectory
 
-        cleaned = clean_trajectory(joints, traj, kp.xy, kp.score * kp.valid, kp.image_size, kp.fps, focal=focal,
-                                   turning=turning)
+        cleaned = clean_trajectory(joints, traj, seen, kp.score * kp.valid, kp.image_size, kp.fps,
+                                   turning=turns is not None)
         if cleaned is not None:
             traj = cleaned[0]
-            meta = {"trajectory": "image", "trajectory_figures": cleaned[1]}
+            meta.update({"trajectory": "image", "trajectory_figures": cleaned[1]})
     return Pose3D(joints=joints, frame="camera", fps=kp.fps, timestamps=kp.timestamps.copy(),
                   confidence=confidence, trajectory=traj,
                   meta={"checkpoint": str(lifter.path), "lifter": cfg.get("lifter"), "flip": use_flip,
                         "root_relative": True, "resample": resample, **meta})
+
+
+def _as_first_frame_saw(xy: np.ndarray, turns: np.ndarray, focal: float, size: tuple[int, int]) -> np.ndarray:
+    """Pixels ``(T,K,2)`` of frame t's camera where the first frame's camera (turned by ``turns``
+    from it, the same centre and focal length) sees the same directions: ``K R_t K^-1 x``."""
+    centre = np.array([(size[0] - 1) / 2.0, (size[1] - 1) / 2.0])
+    rays = np.concatenate([(xy - centre) / focal, np.ones(xy.shape[:-1] + (1,))], axis=-1)
+    turned = np.einsum("tij,tkj->tki", turns, rays)
+    z = np.where(np.abs(turned[..., 2:]) < 1e-6, 1e-6, turned[..., 2:])
+    return turned[..., :2] / z * focal + centre

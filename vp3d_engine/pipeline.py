@@ -281,16 +281,6 @@ def track_all(detected: Detected, opts: PipelineOptions) -> list[TrackResult]:
     return track_people(detected.dets, detected.size, detected.fps, min_presence=opts.min_presence)
 
 
-def _trajectory_focal(detected: Detected, opts: PipelineOptions) -> float | None:
-    """The focal length the directions to the root are measured with: ``--focal``; else the
-    camera's as estimated (its turns, taken out of the motion, were measured with it); else None
-    (the trajectory model's)."""
-    if opts.focal is not None:
-        return float(opts.focal)
-    camera = detected.extras.get("camera_motion")
-    return float(camera.focal_px) if camera is not None else None
-
-
 def lift(detected: Detected, tracked: TrackResult, opts: PipelineOptions, lifter: LoadedLifter | None
          ) -> tuple[Keypoints2D, Pose3D, Pose3D | None]:
     """The lift stage: the followed person's 2D to camera-space 3D by ``lifter`` (None: the
@@ -305,15 +295,15 @@ def lift(detected: Detected, tracked: TrackResult, opts: PipelineOptions, lifter
         pose = _detector_pose(dets, extras, keypoints, person)
     else:
         device = _pick_device(opts.device)
-        focal = _trajectory_focal(detected, opts)
-        camera = detected.extras.get("camera_motion")
         from vp3d_engine.world_stage import camera_turns
 
-        turning = camera is not None and camera_turns(camera, camera.times[:1], opts.camera) is not None
+        camera = detected.extras.get("camera_motion")  # its turns taken out (world_stage.camera_turns)
+        turns = camera_turns(camera, keypoints.timestamps, opts.camera)
 
         def lift_once(kp: Keypoints2D) -> Pose3D:
             return lift_keypoints(kp, lifter, device=device, flip=opts.flip, resample=opts.resample,
-                                  trajectory=opts.trajectory, focal=focal, turning=turning)
+                                  trajectory=opts.trajectory, turns=turns,
+                                  focal=None if camera is None else float(camera.focal_px))
 
         pose = lift_once(keypoints)
         relabelled = None

@@ -238,7 +238,8 @@ def solve_people(poses: list[Pose3D], rig: str = "h36m", root_motion: str = "on"
     turns_of: list[np.ndarray | None] = []
     for pose in poses:
         turns = camera_turns(camera, pose.timestamps, camera_mode) if pose.frame == "camera" else None
-        turned.append(turn_to_first_frame(pose, turns) if turns is not None else pose)
+        done = pose.meta.get("camera_turns") == "taken out"  # by the lift stage, with the root placed as on a tripod
+        turned.append(turn_to_first_frame(pose, turns) if turns is not None and not done else pose)
         turns_of.append(turns)
     shared = shared_world(turned) if everyone else None
     out = []

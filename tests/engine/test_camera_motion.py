@@ -229,14 +229,16 @@ def test_a_turning_camera_leaves_the_path_on_the_floor_as_the_tripods(
         name: str, clips: dict[str, Clip], converted: dict[tuple[str, str], Any]) -> None:
     """With the camera's turns taken out (``--camera auto``), the root's path over the floor is the
     tripod version's within 8 cm RMS; taken as a tripod (``static``) it is the camera's sweep.
-    Measured (cm, auto / static): slow pan 6.6 / 9.8, fast pan 5.6 / 11.9, hand 2.9 / 5.0 (at 30 fps;
-    the travel over the tripod's: 1.27 / 1.05, 1.58 / 4.12, 1.26 / 1.0). The
+    Measured (cm, auto / static, at 24 fps): slow pan 5.1 / 11.7, fast pan 5.3 / 11.0, hand 2.9 / 2.9;
+    the travel over the tripod's: 1.09 / 1.23, 1.16 / 4.85, 1.19 / 1.17. The
     estimate is recorded in the result and the Motion file: within 1 degree of the truth."""
     conv, motion = converted[(name, "auto")]
     reference = converted[("tripod", "auto")][1].motion.root_translation
     error, _ = _root_error_cm(motion.motion.root_translation, reference)
     static_error, _ = _root_error_cm(converted[(name, "static")][1].motion.root_translation, reference)
-    assert error < 8.0 and error < static_error, (error, static_error)
+    assert error < 8.0 and error < static_error + 1.0, (error, static_error)
+    if name != "hand":  # a shake of 2.6 degrees hardly moves the path; a pan does
+        assert static_error > 8.0, static_error
     about = motion.motion.meta["camera"]
     assert about["kind"] == "rotating" and about["applied"] is True
     assert converted[(name, "static")][0].result.camera is None  # static: nothing estimated
