@@ -7,6 +7,10 @@ Blender keys a pose bone's ``matrix_basis``: with ``B`` a bone's rest rotation i
 (``bone.matrix_local``) and ``R`` its posed rotation, ``R_k = R_parent @ (B_parent^T @ B_k) @
 basis_k``. A Motion's local rotation ``L_k`` is relative to a rest frame aligned with the world, so
 ``basis_k = B_k^T @ (C L_k C^T) @ B_k``: the same turn seen in the bone's own axes.
+
+The video's camera (a Motion file's ``camera``): its rotations turn the picture's axes (x right, y
+down, z forward) into vp3d's world; a Blender camera looks down its local -Z with +Y up, so its
+object rotation is ``C @ R @ diag(1, -1, -1)`` (:func:`camera_keys`).
 """
 
 from __future__ import annotations
@@ -23,10 +27,13 @@ from .vendor.motion import (
     quaternions_to_matrices,
 )
 
-__all__ = ["MIN_MAPPED", "ROLES", "TO_BLENDER", "BoneLayout", "bone_layout", "motion_keys", "retarget_keys",
-           "source_roles", "unmapped_message"]
+__all__ = ["MIN_MAPPED", "ROLES", "SENSOR_WIDTH_MM", "TO_BLENDER", "BoneLayout", "RetargetPlacement", "bone_layout",
+           "camera_keys", "camera_lens", "motion_keys", "retarget_keys", "retarget_placement", "source_roles",
+           "unmapped_message"]
 
 TO_BLENDER = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+PICTURE_TO_VIEW = np.diag([1.0, -1.0, -1.0])  # picture camera axes (y down, z forward) to a Blender camera's
+SENSOR_WIDTH_MM = 36.0  # the camera's sensor width; its lens follows from the focal length in pixels
 MIN_BONE = 0.02  # metres: Blender drops zero-length bones
 
 #: Body parts by their Mixamo names (the richest preset): every naming maps to these.
@@ -249,10 +256,57 @@ def retarget_keys(motion: Motion, bone_map: dict[str, str], target_names: list[s
     hips_j = next((j for j, k in source_of.items() if k == hips_k), None)
     if hips_j is None:
         return quats, "", np.zeros((frames, 3))
-    source_height = max(float(layout.heads[hips_k][2] - layout.heads[:, 2].min()), 1e-6)
-    target_world_heads = target_heads @ object_matrix[:3, :3].T + object_matrix[:3, 3]
-    target_height = float(target_world_heads[hips_j][2] - target_world_heads[:, 2].min())
-    ratio = target_height / source_height
-    travel = (source_pos[:, hips_k] - layout.heads[hips_k]) * ratio  # world, metres of the target
+    placed = _placement(layout, hips_k, target_heads, hips_j, object_matrix)
+    travel = (source_pos[:, hips_k] - placed.source) * placed.scale  # world, metres of the target
     location = (travel @ q / scale) @ target_rest[hips_j]  # into armature space, then the bone's rest frame
     return quats, target_names[hips_j], location
+
+
+def camera_keys(rotations: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A Blender camera object following the video's camera: its locations ``(T,3)`` and rotation
+    quaternions ``(T,4)`` (w, x, y, z, sign-continuous) in Blender's world, from the camera's
+    ``rotations (T,3,3)`` (picture axes to vp3d's world) and ``positions (T,3)`` (vp3d's world)."""
+    c = TO_BLENDER
+    turned = c @ np.asarray(rotations, dtype=np.float64) @ PICTURE_TO_VIEW
+    return np.asarray(positions, dtype=np.float64) @ c.T, continuous_quaternions(matrices_to_quaternions(turned))
+
+
+def camera_lens(focal_px: float, image_width: int) -> float:
+    """The lens (mm) on a :data:`SENSOR_WIDTH_MM` sensor fitted to the picture's width that sees as a
+    camera of ``focal_px`` pixels does."""
+    return float(focal_px) * SENSOR_WIDTH_MM / float(image_width)
+
+
+@dataclass
+class RetargetPlacement:
+    """Where :func:`retarget_keys` puts the Motion's world on the user's armature: a point ``p`` of
+    it (Blender's axes) is seen at ``target + (p - source) * scale`` (directions unchanged).
+    ``source``: the Motion's rest hips; ``target``: the armature's rest hips in the world; ``scale``:
+    the ratio of their heights over the lowest joint."""
+
+    source: np.ndarray
+    target: np.ndarray
+    scale: float
+
+    def place(self, points: np.ndarray) -> np.ndarray:
+        return self.target + (np.asarray(points, dtype=np.float64) - self.source) * self.scale
+
+
+def _placement(layout: BoneLayout, hips_k: int, target_heads: np.ndarray, hips_j: int,
+               object_matrix: np.ndarray) -> RetargetPlacement:
+    source_height = max(float(layout.heads[hips_k][2] - layout.heads[:, 2].min()), 1e-6)
+    target_world_heads = np.asarray(target_heads, dtype=np.float64) @ object_matrix[:3, :3].T + object_matrix[:3, 3]
+    target_height = float(target_world_heads[hips_j][2] - target_world_heads[:, 2].min())
+    return RetargetPlacement(layout.heads[hips_k].copy(), target_world_heads[hips_j].copy(),
+                             target_height / source_height)
+
+
+def retarget_placement(motion: Motion, bone_map: dict[str, str], target_names: list[str], target_heads: np.ndarray,
+                       object_matrix: np.ndarray) -> RetargetPlacement | None:
+    """:class:`RetargetPlacement` of ``motion`` retargeted onto an armature (arguments as
+    :func:`retarget_keys` takes them); None when its hips are not mapped (no root motion)."""
+    hips_k = source_roles(motion.rig.names).get("Hips", 0)
+    bone = bone_map.get(motion.rig.names[hips_k])
+    if bone is None or bone not in target_names:
+        return None
+    return _placement(bone_layout(motion), hips_k, target_heads, target_names.index(bone), np.asarray(object_matrix))

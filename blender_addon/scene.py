@@ -1,5 +1,6 @@
 """Motion into the scene (bpy): a new armature with its action, or keys on the user's armature;
-for everyone in a clip, an armature each or the selected armatures in order (:func:`place_people`).
+for everyone in a clip, an armature each or the selected armatures in order (:func:`place_people`);
+the video's camera, when the Motion file holds it, as a camera object with the video behind it.
 
 Works with Blender 4.2 to 5.0: 5.0 keeps F-curves in layered actions (``action.layers[].strips[]
 .channelbags[]``, assigned through an action slot); older versions in ``action.fcurves``.
@@ -8,6 +9,8 @@ Works with Blender 4.2 to 5.0: 5.0 keeps F-curves in layered actions (``action.l
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import bpy
@@ -16,20 +19,36 @@ import numpy as np
 from .animation import (
     MIN_MAPPED,
     ROLES,
+    SENSOR_WIDTH_MM,
+    RetargetPlacement,
     bone_layout,
+    camera_keys,
+    camera_lens,
     detect_bone_map,
     motion_keys,
     retarget_keys,
+    retarget_placement,
     source_roles,
     unmapped_message,
 )
 from .vendor.motion import Motion
-from .vendor.motion_file import MotionFile
+from .vendor.motion_file import MotionCamera, MotionFile
 
-__all__ = ["apply_fps", "bone_map_for", "build_armature", "place_people", "retarget_onto", "selected_armatures"]
+__all__ = ["Footage", "apply_fps", "bone_map_for", "build_armature", "build_camera", "place_people", "retarget_onto",
+           "selected_armatures"]
 
 #: Blender's operator report: ``report({"INFO"}, "what was made")``.
 Report = Callable[[set[str], str], object]
+CLIP_START_M, CLIP_END_M = 0.05, 1000.0  # the camera's clipping distances
+
+
+@dataclass(frozen=True)
+class Footage:
+    """The video a Motion was converted from: its ``path``, and ``start_s``, the time (s) in it of
+    the Motion's first frame (the conversion's start)."""
+
+    path: Path
+    start_s: float = 0.0
 
 
 def apply_fps(scene: Any, fps: float, mode: str) -> float:
@@ -56,32 +75,33 @@ def _channels(action: Any, obj: Any) -> Any:
     return strip.channelbag(slot, ensure=True)
 
 
-def _write_curves(action: Any, obj: Any, frames: np.ndarray, rotations: dict[str, np.ndarray],
-                  location: tuple[str, np.ndarray] | None) -> None:
+def _key(action: Any, obj: Any, frames: np.ndarray, channels: list[tuple[str, str, np.ndarray]]) -> None:
+    """Linear keys on ``frames`` for each ``(data path, group, values (T,n))`` of ``channels``."""
     obj.animation_data_create()
     bag = _channels(action, obj)
     if not hasattr(action, "layers"):
         obj.animation_data.action = action
+    for path, group, values in channels:
+        for index in range(values.shape[1]):
+            fc = bag.fcurves.new(path, index=index, group_name=group) if hasattr(action, "layers") else \
+                bag.fcurves.new(path, index=index, action_group=group)
+            fc.keyframe_points.add(len(frames))
+            co = np.empty(2 * len(frames), dtype=np.float32)
+            co[0::2], co[1::2] = frames, values[:, index]
+            fc.keyframe_points.foreach_set("co", co)
+            fc.keyframe_points.foreach_set("interpolation", np.full(len(frames), 1, dtype=np.int32))  # LINEAR
+            fc.update()
 
-    def curve(path: str, index: int, group: str, values: np.ndarray) -> None:
-        fc = bag.fcurves.new(path, index=index, group_name=group) if hasattr(action, "layers") else \
-            bag.fcurves.new(path, index=index, action_group=group)
-        fc.keyframe_points.add(len(frames))
-        co = np.empty(2 * len(frames), dtype=np.float32)
-        co[0::2], co[1::2] = frames, values
-        fc.keyframe_points.foreach_set("co", co)
-        fc.keyframe_points.foreach_set("interpolation", np.full(len(frames), 1, dtype=np.int32))  # LINEAR
-        fc.update()
 
-    for bone, quats in rotations.items():
-        path = f'pose.bones["{bpy.utils.escape_identifier(bone)}"].rotation_quaternion'
-        for i in range(4):
-            curve(path, i, bone, quats[:, i])
+def _write_curves(action: Any, obj: Any, frames: np.ndarray, rotations: dict[str, np.ndarray],
+                  location: tuple[str, np.ndarray] | None) -> None:
+    def bone_path(bone: str) -> str:
+        return f'pose.bones["{bpy.utils.escape_identifier(bone)}"]'
+
+    channels = [(f"{bone_path(bone)}.rotation_quaternion", bone, quats) for bone, quats in rotations.items()]
     if location is not None:
-        bone, values = location
-        path = f'pose.bones["{bpy.utils.escape_identifier(bone)}"].location'
-        for i in range(3):
-            curve(path, i, bone, values[:, i])
+        channels.append((f"{bone_path(location[0])}.location", location[0], location[1]))
+    _key(action, obj, frames, channels)
 
 
 def _contacts_property(action: Any, contacts: np.ndarray | None, motion: Motion) -> None:
@@ -196,15 +216,85 @@ def retarget_onto(context: Any, obj: Any, motion: Motion, contacts: np.ndarray |
     return obj
 
 
+def build_camera(context: Any, camera: MotionCamera, name: str, fps: float, frame_start: int, fps_mode: str,
+                 placement: RetargetPlacement | None = None, footage: Footage | None = None,
+                 report: Report | None = None) -> Any:
+    """A camera object ``name`` following the video's camera on the Motion's frames (``fps``, keyed
+    as :func:`build_armature` keys), its lens from the focal length on a 36 mm sensor fitted to the
+    picture's width; ``placement``: moved onto a retargeted armature as its root is. ``footage``: the
+    video behind it (a movie clip background, its first frame where the Motion's is); a video Blender
+    cannot open leaves the camera without one and a warning in ``report``."""
+    w, h = camera.image_size
+    data = bpy.data.cameras.new(name)
+    data.sensor_fit, data.sensor_width, data.sensor_height = "HORIZONTAL", SENSOR_WIDTH_MM, SENSOR_WIDTH_MM * h / w
+    data.lens = camera_lens(camera.focal_px, w)
+    data.clip_start, data.clip_end = CLIP_START_M, CLIP_END_M
+    obj = bpy.data.objects.new(name, data)
+    context.collection.objects.link(obj)
+    locations, quats = camera_keys(camera.rotations, camera.positions)
+    if placement is not None:
+        locations = placement.place(locations)
+    obj.rotation_mode = "QUATERNION"
+    frames = frame_start + np.arange(len(quats)) * apply_fps(context.scene, fps, fps_mode)
+    _key(bpy.data.actions.new(f"{name} motion"), obj, frames,
+         [("location", "Object Transforms", locations), ("rotation_quaternion", "Object Transforms", quats)])
+    if footage is not None:
+        try:
+            clip = bpy.data.movieclips.load(str(footage.path), check_existing=True)
+        except RuntimeError as exc:
+            why = str(exc).strip()
+        else:
+            why = "" if clip.frame_duration > 0 else "no frames"  # Blender "loads" any file
+            if why:
+                bpy.data.movieclips.remove(clip)
+        if why:
+            if report is not None:
+                report({"WARNING"}, f"vp3d: the camera {name} has no video behind it: Blender cannot play "
+                                    f"{footage.path} ({why})")
+            return obj
+        clip.frame_start = frame_start - round(footage.start_s * float(clip.fps or fps))
+        background = data.background_images.new()
+        background.source, background.clip = "MOVIE_CLIP", clip
+        data.show_background_images = True
+    return obj
+
+
+def _place_camera(context: Any, people: list[tuple[str, MotionFile]], target: str, frame_start: int, fps_mode: str,
+                  driven: Any, footage: Footage | None, name: str | None, report: Report) -> None:
+    """The first person's camera (everyone shares their world), if their file has one. ``NEW``: the
+    scene's camera, its render size the picture's. ``SELECTED``: moved onto the first driven
+    armature as its root motion is (the scene's camera only when it has none; its render size kept)."""
+    label, first = people[0]
+    if first.camera is None:
+        return
+    placement = None
+    if target == "SELECTED" and driven is not None:
+        bones = list(driven.data.bones)
+        placement = retarget_placement(first.motion, bone_map_for(driven, first.motion), [b.name for b in bones],
+                                       np.array([np.array(b.head_local) for b in bones]),
+                                       np.array(driven.matrix_world))
+    obj = build_camera(context, first.camera, name or f"{label} camera", first.motion.fps, frame_start, fps_mode,
+                       placement, footage, report)
+    scene = context.scene
+    if target != "SELECTED":
+        scene.render.resolution_x, scene.render.resolution_y = (int(v) for v in first.camera.image_size)
+        scene.camera = obj
+    elif scene.camera is None:
+        scene.camera = obj
+
+
 def place_people(context: Any, people: list[tuple[str, MotionFile]], target: str, frame_start: int, fps_mode: str,
-                 report: Report) -> bool:
+                 report: Report, footage: Footage | None = None, camera_name: str | None = None) -> bool:
     """Each person's Motion (named) into the scene, all in the one world the engine solved them in:
     ``target`` ``NEW`` makes an armature each, ``SELECTED`` drives the :func:`selected_armatures`
-    in order, every one checked before any is keyed. ``report`` says what was made, and who was
-    left out for want of armatures; False (and an error reported) when nothing could be."""
+    in order, every one checked before any is keyed. The first person's camera, when their file
+    holds one, becomes a camera object ``camera_name`` (default ``"{their name} camera"``) with
+    ``footage`` behind it (:func:`build_camera`). ``report`` says what was made, and who was left
+    out for want of armatures; False (and an error reported) when nothing could be."""
     motion = people[0][1].motion
     if target != "SELECTED":
         made = [build_armature(context, f.motion, name, f.foot_contacts, frame_start, fps_mode) for name, f in people]
+        _place_camera(context, people, target, frame_start, fps_mode, None, footage, camera_name, report)
         if len(made) == 1:
             report({"INFO"}, f"vp3d: {made[0].name}, {motion.num_frames} frames at {motion.fps:g} fps")
             return True
@@ -224,6 +314,8 @@ def place_people(context: Any, people: list[tuple[str, MotionFile]], target: str
     except ValueError as exc:
         report({"ERROR"}, str(exc))
         return False
+    _place_camera(context, people, target, frame_start, fps_mode, driven[0][1] if driven else None, footage,
+                  camera_name, report)
     if len(people) == 1:
         report({"INFO"}, f"vp3d: {motion.num_frames} frames baked onto {driven[0][1].name}")
         return True

@@ -60,12 +60,15 @@ _JOBS: dict[int, Job] = {}  # the running job, by operator instance (one at a ti
 MAX_BONE_KEYS = 5_000_000
 
 
-def _finish(context: Any, op: Any, motions: Sequence[Path], names: Sequence[str]) -> set[str]:
+def _finish(context: Any, op: Any, motions: Sequence[Path], names: Sequence[str], video: Path | None = None,
+            camera_name: str | None = None) -> set[str]:
     """Put the Motions into the scene, ``names[i]`` for ``motions[i]``: one per person, all in the
     one world the engine solved them in (a Motion file for person all is already placed in it);
     ``op.target`` NEW makes an armature each, SELECTED drives the selected armatures in order (the
-    active one, then the others by name). The report says what was made, and who was left out."""
-    from .scene import place_people
+    active one, then the others by name); the video's camera, when the first file holds it, as a
+    camera ``camera_name`` with ``video`` (converted from ``op.start``) behind it. The report says
+    what was made, and who was left out."""
+    from .scene import Footage, place_people
     from .vendor.errors import Vp3dError
     from .vendor.motion_file import load_motion_file
 
@@ -85,8 +88,9 @@ def _finish(context: Any, op: Any, motions: Sequence[Path], names: Sequence[str]
                              "(an hour at 60 fps of a 22-bone rig); split the take (vp3d-convert --start/--end) or "
                              "convert it at a lower frame rate")
         return {"CANCELLED"}
+    footage = None if video is None else Footage(video, float(getattr(op, "start", 0.0) or 0.0))
     placed = place_people(context, list(zip(names, found, strict=True)), op.target, op.frame_start, op.fps_mode,
-                          op.report)
+                          op.report, footage, camera_name)
     return {"FINISHED"} if placed else {"CANCELLED"}
 
 
@@ -169,7 +173,8 @@ class VP3D_OT_import_video(bpy.types.Operator):
         if status.state == "done":
             stem = Path(self.filepath).stem  # each person's armature is named for them: STEM.p0, STEM.p2
             people = [person_of(p) if self.person == "all" else None for p in status.motions]
-            return _finish(context, self, status.motions, [stem if n is None else f"{stem}.p{n}" for n in people])
+            return _finish(context, self, status.motions, [stem if n is None else f"{stem}.p{n}" for n in people],
+                           Path(bpy.path.abspath(self.filepath)), f"{stem} camera")
         if status.state == "cancelled":
             self.report({"WARNING"}, "vp3d: cancelled; nothing was added")
             return {"CANCELLED"}

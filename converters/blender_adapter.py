@@ -213,7 +213,9 @@ def _add_camera(bpy: Any, scene: Any, camera: CameraPath, name: str, units_per_m
     aspect from it)."""
     w, h = camera.image_size
     data = bpy.data.cameras.new(name)
-    data.sensor_fit, data.sensor_width = "HORIZONTAL", SENSOR_WIDTH_MM
+    # The film has the picture's shape, so that any gate fit an FBX reader applies gives the same view
+    # (the exporter always writes GateFit horizontal; Blender's importer drops it, leaving fit AUTO).
+    data.sensor_fit, data.sensor_width, data.sensor_height = "HORIZONTAL", SENSOR_WIDTH_MM, SENSOR_WIDTH_MM * h / w
     data.lens = float(camera.focal_px) * SENSOR_WIDTH_MM / float(w)
     data.clip_start, data.clip_end = CAMERA_ZNEAR * units_per_metre, CAMERA_ZFAR * units_per_metre
     obj = bpy.data.objects.new(name, data)

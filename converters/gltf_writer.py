@@ -46,10 +46,14 @@ class CameraPath(Protocol):
     ``converters.motion_file.MotionCamera`` are ones): ``rotations (T,3,3)`` picture camera axes to
     the world's, ``positions (T,3)`` metres, ``focal_px`` in pixels of ``image_size (w, h)``."""
 
-    rotations: np.ndarray
-    positions: np.ndarray
-    focal_px: float
-    image_size: tuple[int, int]
+    @property
+    def rotations(self) -> np.ndarray: ...
+    @property
+    def positions(self) -> np.ndarray: ...
+    @property
+    def focal_px(self) -> float: ...
+    @property
+    def image_size(self) -> tuple[int, int]: ...
 
 
 def check_camera(camera: CameraPath, frames: int | None = None) -> None:

@@ -185,6 +185,7 @@ def write_people_files(stem: Path, formats: list[str], people: list[tuple[Pipeli
                     if fmt not in TOGETHER and fmt in SUFFIXES:
                         out.retire(person_stem(stem, n).with_name(f"{person_stem(stem, n).name}{SUFFIXES[fmt]}"))
         together = [(name, solved.motion) for name, solved in solved_all]
+        view = solved_all[0][1].camera if solved_all else None  # everyone shares the main person's world
         for fmt in TOGETHER:
             if fmt not in formats or not together:
                 continue
@@ -192,11 +193,12 @@ def write_people_files(stem: Path, formats: list[str], people: list[tuple[Pipeli
             if fmt == "glb":
                 from converters.gltf_writer import write_gltf
 
-                write_gltf(together if everyone else together[0][1], target, name=stem.name)
+                write_gltf(together if everyone else together[0][1], target, name=stem.name, camera=view)
             else:
                 from converters.blender_adapter import write_fbx
 
-                write_fbx(together if everyone else together[0][1], target, units=units, name=stem.name)
+                write_fbx(together if everyone else together[0][1], target, units=units, name=stem.name,
+                          camera=view)
         return _commit(out)
 
 

@@ -110,7 +110,7 @@ def test_the_panels_person_menu_offers_everyone_and_passes_person_all(bpy: Modul
     _clear(bpy)
     assert bpy.ops.vp3d.import_video(**vars(op)) == {"FINISHED"}  # what Import does with what the panel set
     assert _argument(replaying, "--person") == "all" and float(_argument(replaying, "--min-presence")) == 0.3
-    assert sorted(o.name for o in bpy.data.objects) == ["cam02.p0", "cam02.p1"]
+    assert sorted(o.name for o in bpy.data.objects) == ["cam02 camera", "cam02.p0", "cam02.p1"]  # one camera
 
 
 def test_the_person_menus_values_reach_the_engine_as_it_takes_them(bpy: ModuleType) -> None:
@@ -138,8 +138,16 @@ def test_everyone_becomes_an_armature_each_where_the_engine_put_them(bpy: Module
     assert result == {"FINISHED"}
     assert "Info: vp3d: 2 people: cam02.p0, cam02.p1, 100 frames at 60 fps" in capfd.readouterr().out
     objs = [bpy.data.objects[f"cam02.p{n}"] for n in (0, 1)]
-    assert sorted(o.name for o in bpy.data.objects) == ["cam02.p0", "cam02.p1"]
+    assert sorted(o.name for o in bpy.data.objects) == ["cam02 camera", "cam02.p0", "cam02.p1"]
     assert all(o.type == "ARMATURE" and o.select_get() for o in objs) and bpy.context.active_object == objs[0]
+    # The video's camera, as the engine placed it in everyone's world (the main person's file holds it).
+    camera = bpy.data.objects["cam02 camera"]
+    assert camera.type == "CAMERA" and bpy.context.scene.camera == camera and not camera.select_get()
+    written = load_motion_file(people_motions[0]).camera
+    assert written is not None
+    assert (bpy.context.scene.render.resolution_x, bpy.context.scene.render.resolution_y) == written.image_size
+    bpy.context.scene.frame_set(50)
+    assert np.abs(np.array(camera.matrix_world)[:3, 3] - C @ written.positions[49]).max() < 1e-3
     assert (bpy.context.scene.frame_start, bpy.context.scene.frame_end) == (1, 100)
     roots = _roots(people_motions)
     first = [_hips(bpy, o, 1) for o in objs]
@@ -152,7 +160,7 @@ def test_everyone_becomes_an_armature_each_where_the_engine_put_them(bpy: Module
 def _characters(bpy: ModuleType, people_motions: list[Path], names: tuple[str, ...]) -> list[Any]:
     """Mixamo-named characters with no animation, one per name, each with the rig of the person
     at the same place in ``people_motions`` (so driven by that person, their hips land on the
-    person's): made by importing the Motion file and taking its action away."""
+    person's): made by importing the Motion file and taking its action (and its camera) away."""
     _clear(bpy)
     made = []
     for path, name in zip(people_motions, names, strict=False):
@@ -161,6 +169,8 @@ def _characters(bpy: ModuleType, people_motions: list[Path], names: tuple[str, .
         obj.name = name
         obj.animation_data_clear()
         made.append(obj)
+        for camera in [o for o in bpy.data.objects if o.type == "CAMERA"]:
+            bpy.data.objects.remove(camera)
     for action in list(bpy.data.actions):
         bpy.data.actions.remove(action)
     for obj in bpy.data.objects:
@@ -183,7 +193,7 @@ def test_selected_armatures_are_driven_in_order_the_active_one_first(bpy: Module
     assert "vp3d: 2 people: cam02.p0 onto zed, cam02.p1 onto adam, 100 frames at 60 fps" in out, out
     assert "left out" not in out
     assert _argument(replaying, "--person") == "all" and _argument(replaying, "--rig") == "mixamo"
-    assert sorted(o.name for o in bpy.data.objects) == ["adam", "zed"]  # no new armature
+    assert sorted(o.name for o in bpy.data.objects) == ["adam", "cam02 camera", "zed"]  # no new armature
     roots = _roots(people_motions)
     for obj, root, action in ((zed, roots[0], "cam02.p0 on zed"), (adam, roots[1], "cam02.p1 on adam")):
         assert obj.animation_data.action.name == action
@@ -219,6 +229,6 @@ def test_one_person_still_makes_one_armature_named_for_the_video(bpy: ModuleType
     video.write_bytes(b"x")
     assert bpy.ops.vp3d.import_video(filepath=str(video), engine="LOCAL", person="1") == {"FINISHED"}
     assert _argument(replaying, "--person") == "1"
-    assert [o.name for o in bpy.data.objects] == ["take.p3"]
+    assert [o.name for o in bpy.data.objects] == ["take.p3", "take.p3 camera"]
     root = _roots(people_motions)[1]
     assert np.abs(_hips(bpy, bpy.data.objects["take.p3"], 1) - root[0]).max() < 1e-3

@@ -521,7 +521,7 @@ def test_everyone_from_the_service_becomes_an_armature_each(bpy: ModuleType, vid
             assert bpy.ops.vp3d.import_video(filepath=str(video), engine="REMOTE", person="all") == {"FINISHED"}
         finally:
             prefs.server_url = before
-    assert sorted(o.name for o in bpy.data.objects) == ["clip.p0", "clip.p2"]
+    assert sorted(o.name for o in bpy.data.objects) == ["clip camera", "clip.p0", "clip.p2"]
     to_blender = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
     bpy.context.scene.frame_set(1)
     for name, path in (("clip.p0", people_motions[0]), ("clip.p2", people_motions[1])):
