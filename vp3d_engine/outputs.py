@@ -163,7 +163,7 @@ def write_people_files(stem: Path, formats: list[str], people: list[tuple[Pipeli
                 kp = result.keypoints  # the skeleton drawn is the animation's (floor, locked feet, smoothing)
                 joints = _on_frames(solved.joints, kp.timestamps - kp.timestamps[0], kp.fps)
                 render_preview(video, staged("render"), kp.xy, kp.valid, kp.timestamps, joints, kp.fps, render,
-                               start=span[0], end=span[1])
+                               start=span[0], end=span[1], camera=solved.camera)
             motion, world, contacts = solved.motion, solved.joints, solved.contacts
             if "motion" in formats:
                 from converters.motion_file import MotionCamera, save_motion_file

@@ -280,6 +280,15 @@ function buildView(gltf) {
     });
   });
   scene.add(joints);
+  // The video's camera, when the GLB has one (a node "NAME camera" that the same animation moves and
+  // turns): "camera view" looks through it, letterboxed to the video's shape, so the skeleton lies
+  // where the video beside it shows the person. Only a camera in the scene is moved by the animation.
+  let videoCamera = null;
+  gltf.scene.traverse((o) => { if (o.isCamera && !videoCamera) videoCamera = o; });
+  const videoAspect = videoCamera ? videoCamera.aspect : 1;  // the glTF camera's aspectRatio: the video's
+  $("camera-view-label").hidden = !videoCamera;
+  $("camera-view").checked = false;
+  const viewing = () => videoCamera !== null && $("camera-view").checked;
   const mixer = new THREE.AnimationMixer(gltf.scene);
   const clip = gltf.animations[0];
   mixer.clipAction(clip).play();
@@ -347,10 +356,30 @@ function buildView(gltf) {
     if (Math.abs(video.currentTime - time) > 0.15 && video.readyState >= 1) video.currentTime = time;
     Object.assign(window.vp3d, { time, duration, playing });
   };
+  // Where the picture goes on the canvas (CSS pixels, y from the top): all of it for the orbit
+  // camera; the video's shape, centred, for the camera view (as the video element fits its frame).
+  const viewport = { x: 0, y: 0, width: 1, height: 1 };
   const resize = () => {
     const w = host.clientWidth, h = host.clientHeight;
     renderer.setSize(w, h, false);
     camera.aspect = w / h; camera.updateProjectionMatrix();
+    const width = viewing() ? Math.min(w, h * videoAspect) : w, height = viewing() ? Math.min(h, w / videoAspect) : h;
+    Object.assign(viewport, { x: (w - width) / 2, y: (h - height) / 2, width, height });
+  };
+  const draw = () => {
+    const active = viewing() ? videoCamera : camera;
+    const h = host.clientHeight, { x, y, width, height } = viewport;
+    renderer.setScissorTest(false);
+    if (active !== camera) { renderer.setClearColor(0x000000); renderer.clear(); }  // bars, as the video's
+    renderer.setViewport(x, h - y - height, width, height);
+    renderer.setScissor(x, h - y - height, width, height);
+    renderer.setScissorTest(active !== camera);
+    renderer.render(scene, active);
+    window.vp3d.cameraMatrix = active.matrixWorld.toArray();
+  };
+  $("camera-view").onchange = () => {
+    controls.enabled = !viewing();  // the video's camera is where it was: nothing to drag
+    window.vp3d.cameraView = viewing();
   };
   const play = (on) => {
     playing = on;
@@ -373,7 +402,7 @@ function buildView(gltf) {
     resize();
     if ($("follow").checked) chase(seconds);
     controls.update();
-    renderer.render(scene, camera);
+    draw();
   };
   setTime(0);
   centre(controls.target);
@@ -384,11 +413,16 @@ function buildView(gltf) {
   camera.position.copy(controls.target).add(new THREE.Vector3(1.6, 0.5, 2.6).multiplyScalar(back));
   controls.update();
   frame = requestAnimationFrame(loop);
-  window.vp3dViewer = { camera, controls, root: roots[0], roots, scene }; // read by the tests
+  controls.enabled = true;
+  // read by the tests: active() is the camera the view is drawn through, viewport where on the canvas
+  window.vp3dViewer = { camera, controls, root: roots[0], roots, scene, videoCamera, viewport,
+                        active: () => (viewing() ? videoCamera : camera) };
   state.view = { dispose: () => { cancelAnimationFrame(frame); renderer.dispose(); controls.dispose(); } };
   window.vp3d.ready = true;
   window.vp3d.bones = bones.length;
   window.vp3d.people = roots.length;
+  window.vp3d.hasCamera = videoCamera !== null;
+  window.vp3d.cameraView = false;
 }
 
 // ---- routing: / uploads, /jobs/ID is a job's own page (refresh, back/forward, shared links) ----
