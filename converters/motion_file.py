@@ -33,7 +33,7 @@ import numpy as np
 
 from converters.errors import InputFileError
 from converters.fileio import atomic_write, check_input_path
-from converters.motion import Motion, Rig
+from converters.motion import Motion, Rig, matrices_to_quaternions, quaternions_to_matrices
 from converters.npz import NpzArrays, open_npz
 from converters.types import MAX_COORDINATE_M, check_fps, check_magnitude
 
@@ -87,29 +87,6 @@ class MotionFile:
         self.camera = camera
 
 
-def _quaternions(matrices: np.ndarray) -> np.ndarray:
-    """Unit quaternions ``(T,4)`` ``w, x, y, z`` of rotation matrices ``(T,3,3)`` (numpy only)."""
-    m = np.asarray(matrices, np.float64)
-    out = np.empty((len(m), 4))
-    for i, r in enumerate(m):
-        k = np.array([[r[0, 0] - r[1, 1] - r[2, 2], r[1, 0] + r[0, 1], r[2, 0] + r[0, 2], r[2, 1] - r[1, 2]],
-                      [r[1, 0] + r[0, 1], r[1, 1] - r[0, 0] - r[2, 2], r[2, 1] + r[1, 2], r[0, 2] - r[2, 0]],
-                      [r[2, 0] + r[0, 2], r[2, 1] + r[1, 2], r[2, 2] - r[0, 0] - r[1, 1], r[1, 0] - r[0, 1]],
-                      [r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1], r[0, 0] + r[1, 1] + r[2, 2]]]) / 3
-        values, vectors = np.linalg.eigh(k)
-        x, y, z, w = vectors[:, int(np.argmax(values))]
-        out[i] = [w, x, y, z] if w >= 0 else [-w, -x, -y, -z]
-    return out
-
-
-def _matrices(q: np.ndarray) -> np.ndarray:
-    """Rotation matrices ``(T,3,3)`` of unit quaternions ``(T,4)`` ``w, x, y, z``."""
-    w, x, y, z = np.moveaxis(np.asarray(q, np.float64), -1, 0)
-    return np.stack([np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
-                     np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
-                     np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1)], -2)
-
-
 def save_motion_file(motion: Motion, path: str | Path, world_joints: np.ndarray | None = None,
                      foot_contacts: np.ndarray | None = None, created_by: str = "vp3d",
                      camera: MotionCamera | None = None) -> Path:
@@ -124,7 +101,8 @@ def save_motion_file(motion: Motion, path: str | Path, world_joints: np.ndarray 
         raise ValueError(f"foot_contacts must be ({t},2), got {foot_contacts.shape}")
     rig = motion.rig
     meta = {
-        "format_name": FORMAT_NAME, "format_version": FORMAT_VERSION, "fps": float(motion.fps), "preset": rig.preset,
+        "format_name": FORMAT_NAME, "format_version": FORMAT_VERSION if camera is not None else 1,  # 2: with a camera
+        "fps": float(motion.fps), "preset": rig.preset,
         "joint_names": list(rig.names), "end_sites": {k: list(map(float, v)) for k, v in rig.end_sites.items()},
         "units": "m", "axes": AXES, "quaternions": "w, x, y, z; local (relative to the parent joint)",
         "created_by": created_by, "options": _jsonable(motion.meta),
@@ -140,7 +118,7 @@ def save_motion_file(motion: Motion, path: str | Path, world_joints: np.ndarray 
     if foot_contacts is not None:
         arrays["foot_contacts"] = foot_contacts.astype(bool)
     if camera is not None:
-        arrays["camera_rotations"] = _quaternions(camera.rotations)
+        arrays["camera_rotations"] = matrices_to_quaternions(np.asarray(camera.rotations, np.float64))
         arrays["camera_positions"] = camera.positions.astype(np.float64)
         meta["camera"] = {"focal_px": float(camera.focal_px), "image_size": [int(v) for v in camera.image_size]}
         arrays["meta"] = np.array(json.dumps(meta))
@@ -277,4 +255,4 @@ def _camera(npz: NpzArrays, meta: dict[str, Any], t: int, p: Path) -> MotionCame
             and isinstance(size, list) and len(size) == 2
             and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 100_000 for v in size)):
         raise InputFileError(f"{p}: meta camera must give focal_px (pixels) and image_size [width, height]")
-    return MotionCamera(_matrices(q / norms[:, None]), positions, float(focal), (size[0], size[1]))
+    return MotionCamera(quaternions_to_matrices(q / norms[:, None]), positions, float(focal), (size[0], size[1]))

@@ -146,10 +146,10 @@ OPTIONS: tuple[Option, ...] = (
            target="pipeline.mediapipe_3d", metavar="SHARE"),
     Option("camera", "choice", "auto", "the camera's own motion: auto (estimated from the background; turned away "
            "from the animation when it pans, tilts or shakes), static (a tripod: not estimated), moving (the "
-           "estimate always applied)", "Camera",
+           "estimate taken out even where it finds the camera still)", "Camera",
            choices=_choices(("auto", "Auto", "estimated; applied when the camera turns"),
                             ("static", "Static", "a tripod: nothing estimated"),
-                            ("moving", "Moving", "the estimate always applied")), target="pipeline.camera"),
+                            ("moving", "Moving", "the estimate taken out even where small")), target="pipeline.camera"),
     Option("focal", "number", None, "the video's focal length in pixels (default: estimated from a turning camera, "
            "else 0.9 x the long side)", "Focal length (px)", low=10, high=100_000, target="pipeline.focal",
            metavar="PIXELS", unit="pixels"),

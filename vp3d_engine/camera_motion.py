@@ -94,13 +94,17 @@ class CameraMotion:
         from scipy.spatial.transform import Rotation, Slerp
 
         times, have = np.asarray(times, np.float64), self.times
+        rotations = self.rotations
+        if len(have) > 1 and (np.diff(have) <= 0).any():  # a video with repeated stamps: the first of each
+            have, first = np.unique(have, return_index=True)
+            rotations = rotations[first]
         if len(have) < 2:
-            return np.repeat(self.rotations[:1], len(times), axis=0)
-        out = Slerp(have, Rotation.from_matrix(self.rotations))(np.clip(times, have[0], have[-1])).as_matrix()
+            return np.repeat(rotations[:1], len(times), axis=0)
+        out = Slerp(have, Rotation.from_matrix(rotations))(np.clip(times, have[0], have[-1])).as_matrix()
         for end, inner, side in ((-1, -2, times > have[-1]), (0, 1, times < have[0])):
-            step = Rotation.from_matrix(self.rotations[inner].T @ self.rotations[end]).as_rotvec()
+            step = Rotation.from_matrix(rotations[inner].T @ rotations[end]).as_rotvec()
             ahead = np.minimum(np.abs(times[side] - have[end]) / abs(have[end] - have[inner]), 1.0)
-            out[side] = self.rotations[end] @ Rotation.from_rotvec(ahead[:, None] * step).as_matrix()
+            out[side] = rotations[end] @ Rotation.from_rotvec(ahead[:, None] * step).as_matrix()
         return np.asarray(out)
 
 

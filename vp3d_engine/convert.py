@@ -150,10 +150,10 @@ def _camera_note(camera: CameraMotion | None, applied: bool) -> str:
     if camera.reason:
         return f"camera taken as static ({camera.reason})"
     turned = camera.figures.get("max_angle_deg", 0.0)
+    if not applied:
+        return ""
     if camera.kind == "moving":
         return (f"the camera moved as well as turned (parallax {camera.figures.get('parallax_deg', 0.0):.1f} degrees): "
-                f"its turns (up to {turned:.1f} degrees) {'taken out' if applied else 'left in'}, its travel not")
-    if applied:
-        return f"camera turned up to {turned:.1f} degrees: taken out"
-    return ""
+                f"its turns (up to {turned:.1f} degrees) taken out, its travel not")
+    return f"camera turned up to {turned:.1f} degrees: taken out"
 

@@ -6,6 +6,7 @@ What the detector can do (ranks people, places hidden joints) is read from its r
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
 import threading
 from collections.abc import Callable, Generator
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from vp3d_engine.options import PipelineOptions
 
 __all__ = ["detect_video", "detection_span"]
+
+log = logging.getLogger(__name__)
 
 _QUEUE_BYTES = 256 << 20  # decoded frames waiting for the detector, at most
 
@@ -112,7 +115,11 @@ def detect_video(path: Path, opts: PipelineOptions, info: VideoInfo, report: Dec
 
     spec = detector_spec(opts.detector)
     asked = opts.person if isinstance(opts.person, int) else 0
-    options = {"max_people": asked + 1} if spec.max_people and asked else {}
+    options: dict[str, Any] = {"max_people": asked + 1} if spec.max_people and asked else {}
+    if opts.person == "all" and spec.follows_people:  # as many as --person all converts
+        from vp3d_engine.tracking import MAX_PEOPLE
+
+        options = {"max_people": MAX_PEOPLE}
     parts = _parallel_parts(path, opts, info)
     if parts:
         from vp3d_engine.parallel_detect import detect_parts
@@ -121,11 +128,15 @@ def detect_video(path: Path, opts: PipelineOptions, info: VideoInfo, report: Dec
         if not found:
             raise InputFileError(f"{path}: no video frames could be decoded")
         if opts.camera != "static":  # the workers took every core: the camera in a pass of its own
+            from converters.errors import Vp3dError
             from vp3d_engine.camera_motion import estimate_camera_motion
 
-            found_extras["camera_motion"] = estimate_camera_motion(
-                path, people=found, times=np.asarray(stamps), focal_px=opts.focal, start=opts.start, end=opts.end,
-                stride=2)
+            try:
+                found_extras["camera_motion"] = estimate_camera_motion(
+                    path, people=found, times=np.asarray(stamps), focal_px=opts.focal, start=opts.start,
+                    end=opts.end, stride=2)
+            except Vp3dError as exc:  # frames the second pass reads differently (a damaged video)
+                log.warning("%s: the camera could not be estimated (%s); it is taken as static", path, exc)
         return FrameDetections(people=found, image_size=(info.width, info.height), fps=info.fps,
                                timestamps=np.asarray(stamps), source=str(path), ranked=spec.ranks_people,
                                places_hidden=spec.places_hidden_joints,

@@ -292,7 +292,13 @@ def lift(detected: Detected, tracked: TrackResult, opts: PipelineOptions, lifter
     person = int(keypoints.meta.get("person", 0))
     detector_3d: Pose3D | None = None
     if lifter is None:
+        from vp3d_engine.world_stage import camera_turns, turn_to_first_frame
+
         pose = _detector_pose(dets, extras, keypoints, person)
+        turns = camera_turns(extras.get("camera_motion"), pose.timestamps, opts.camera)
+        if turns is not None:  # as lift_keypoints takes them out for a checkpoint's pose
+            pose = turn_to_first_frame(pose, turns)
+            pose.meta["camera_turns"] = "taken out"
     else:
         device = _pick_device(opts.device)
         from vp3d_engine.world_stage import camera_turns

@@ -171,8 +171,11 @@ def _camera(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any], t: 
     if not ok or not isinstance(focal, int | float) or not isinstance(size, list):
         raise InputFileError(f"{path}: camera_rotations must be (T,3,3) rotations with meta camera focal_px, "
                              "image_size and kind; convert the video again (or remove camera_rotations)")
+    figures = {k: float(v) for k, v in about.items()
+               if isinstance(v, int | float) and not isinstance(v, bool) and k not in ("focal_px",)}
     return {"camera_motion": CameraMotion(rotations, arrays["timestamps"].astype(np.float64), float(focal),
-                                          (size[0], size[1]), bool(about.get("focal_estimated")), str(kind))}
+                                          (size[0], size[1]), bool(about.get("focal_estimated")), str(kind),
+                                          figures)}
 
 
 def _detector_3d(path: Path, arrays: dict[str, np.ndarray], t: int) -> dict[str, np.ndarray]:

@@ -257,15 +257,13 @@ def track_people(dets: FrameDetections, image_size: tuple[int, int], fps: float,
         raise ConversionError("no frames to track a person in")
     tracks = _ordered_tracks(dets, min_score)
     people: list[TrackResult] = []
-    for n, track in enumerate(tracks):
-        if len(track) < min_presence * dets.num_frames or not track:
+    for n, track in enumerate(tracks[:MAX_PEOPLE]):  # numbered as --person N numbers them: 0 to 9
+        if len(track) < min_presence * dets.num_frames:
             continue
         try:
             people.append(_track_result(dets, track, image_size, fps, n, len(tracks), min_score))
         except ConversionError:  # part of a body only: not a person to animate
             continue
-        if len(people) == MAX_PEOPLE:
-            break
     if not people:
         longest = max(len(tr) for tr in tracks) / dets.num_frames
         raise ConversionError(f"nobody is seen whole in at least {min_presence:.0%} of the frames (the most seen "

@@ -123,7 +123,7 @@ def solve_world(pose: Pose3D, rig: str = "h36m", root_motion: str = "on", smooth
     grid = np.arange(0.0, times[-1] + 0.5 / pose.fps, 1.0 / pose.fps)
     joints = resample_times(world, times, grid)
     view = None  # the camera's orientation (T,3,3) and position (T,3) in the world, on the grid
-    if camera is not None and transform is not None:
+    if camera is not None and transform is not None and pose.trajectory is not None:  # (else no distance to it)
         orientation = transform[0] @ (turns if turns is not None else np.eye(3))  # camera t -> world
         view = (_slerp(np.broadcast_to(orientation, (len(times), 3, 3)), times, grid),
                 np.repeat(transform[1][None], len(grid), axis=0).astype(np.float64))
@@ -168,7 +168,11 @@ def solve_world(pose: Pose3D, rig: str = "h36m", root_motion: str = "on", smooth
             view[1][:] += joints[:, 0] - before
     placed = None
     if view is not None and camera is not None:
-        placed = WorldCamera(rotations=view[0], positions=view[1], focal_px=float(camera.focal_px),
+        # The focal length the root was placed with (converters.trajectory), so that looking through
+        # this camera the body lands where the video shows it; else the estimate's.
+        fitted = pose.meta.get("trajectory_figures")
+        focal = fitted.get("focal_px") if isinstance(fitted, dict) else None
+        placed = WorldCamera(rotations=view[0], positions=view[1], focal_px=float(focal or camera.focal_px),
                              image_size=camera.image_size, kind=camera.kind, applied=turns is not None)
         motion.meta["camera"] = {"kind": camera.kind, "applied": turns is not None,
                                  "focal_px": round(float(camera.focal_px), 2),
@@ -253,4 +257,6 @@ def solve_people(poses: list[Pose3D], rig: str = "h36m", root_motion: str = "on"
         if shared is not None:
             solved.motion.meta["floor_scale"] = round(scale, 4)
         out.append(solved)
+    if shared is not None and out:  # one camera in the one world: the main person's
+        out = [out[0], *(s._replace(camera=out[0].camera) for s in out[1:])]
     return out

@@ -337,7 +337,8 @@ function buildView(gltf) {
     const swatch = document.createElement("span");
     swatch.className = "swatch";
     swatch.style.background = css(colourOf(k).dot);
-    item.append(swatch, `person ${k}`);
+    const number = (names[k] || "").match(/\.p(\d+)$/);  // the pN of the person's own files
+    item.append(swatch, `person ${number ? number[1] : k}`);
     item.title = names[k] || "";
     legend.append(item);
   });
