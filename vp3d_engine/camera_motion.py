@@ -20,10 +20,8 @@ gives a static camera and a one-line ``reason``; nothing raises for it.
 
 from __future__ import annotations
 
-import queue
-import threading
 import time as clock
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from converters.errors import BackendUnavailableError, ConfigurationError
-from vp3d_engine.video import Frame, iter_frames
+from vp3d_engine.video import in_background, iter_frames
 
 __all__ = ["CameraMotion", "CameraTracker", "boxes_of_people", "estimate_camera_motion"]
 
@@ -424,41 +422,6 @@ def _cv2() -> Any:
     return cv2
 
 
-def _prefetch(frames: Iterator[Frame], depth: int = 8) -> Iterator[Frame]:
-    """``frames`` decoded on a thread (PyAV and OpenCV release the GIL: decoding hides behind tracking)."""
-    q: queue.Queue[Frame | BaseException | None] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item: Frame | BaseException | None) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for frame in frames:
-                if not put(frame):
-                    return
-            put(None)
-        except BaseException as exc:  # handed to the consumer
-            put(exc)
-
-    thread = threading.Thread(target=produce, daemon=True, name="vp3d-camera-decode")
-    thread.start()
-    try:
-        while (item := q.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-
-
 def estimate_camera_motion(video: Path | str, *, people: People | None = None, times: np.ndarray | None = None,
                            focal_px: float | None = None, start: float | None = None, end: float | None = None,
                            stride: int = 1) -> CameraMotion:
@@ -475,7 +438,7 @@ def estimate_camera_motion(video: Path | str, *, people: People | None = None, t
     """
     tracker, count = CameraTracker(), 0
     started = clock.perf_counter()
-    for frame in _prefetch(iter_frames(video, start, end, stride)):
+    for frame in in_background(iter_frames(video, start, end, stride), name="vp3d-camera-decode"):
         found = None
         if callable(people):
             found = people(frame.index)

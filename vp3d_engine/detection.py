@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import queue
-import threading
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +16,7 @@ import numpy as np
 from converters.errors import InputFileError
 from vp3d_engine.detectors.registry import detector_spec
 from vp3d_engine.detectors.types import FrameDetections
-from vp3d_engine.video import DecodeReport, Frame, VideoInfo, iter_frames
+from vp3d_engine.video import DecodeReport, Frame, VideoInfo, in_background, iter_frames
 
 if TYPE_CHECKING:
     from vp3d_engine.detectors.registry import DetectorPool
@@ -33,47 +31,9 @@ _QUEUE_BYTES = 256 << 20  # decoded frames waiting for the detector, at most
 
 def _frames_in_background(path: Path, opts: PipelineOptions, report: DecodeReport,
                           frame_bytes: int = 0) -> Generator[Frame, None, None]:
-    q: queue.Queue[Frame | BaseException | None] = queue.Queue(
-        maxsize=max(2, min(16, _QUEUE_BYTES // max(frame_bytes, 1))))
-    stop = threading.Event()
-
-    def put(item: Frame | BaseException | None) -> bool:
-        """Wait for room, unless the consumer has gone; False when it has."""
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for frame in iter_frames(path, opts.start, opts.end, opts.stride, report):
-                if not put(frame):
-                    return
-            put(None)
-        except BaseException as exc:  # handed to the consumer
-            put(exc)
-
-    thread = threading.Thread(target=produce, daemon=True, name="vp3d-decode")
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while True:  # free the frames still queued
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                break
-        thread.join(timeout=5)
+    """The frames to detect, decoded on a thread, as many ahead as :data:`_QUEUE_BYTES` holds."""
+    return in_background(iter_frames(path, opts.start, opts.end, opts.stride, report),
+                         depth=min(16, _QUEUE_BYTES // max(frame_bytes, 1)))
 
 
 #: Parallel detection: each worker gets at least this much video, and starts this much earlier.

@@ -15,7 +15,7 @@ was lost.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -28,7 +28,7 @@ from converters.errors import BackendUnavailableError, ConfigurationError, Input
 if TYPE_CHECKING:
     import av
 
-__all__ = ["DecodeReport", "Frame", "VideoInfo", "count_frames", "iter_frames", "probe_video"]
+__all__ = ["DecodeReport", "Frame", "VideoInfo", "count_frames", "in_background", "iter_frames", "probe_video"]
 
 log = logging.getLogger(__name__)
 
@@ -291,3 +291,49 @@ def iter_frames(path: str | Path, start: float | None = None, end: float | None 
     if report.yielded == 0:
         where = "" if start is None and end is None else f" between {start or 0:g}s and {end or 'the end'}"
         raise InputFileError(f"{path}: no video frames could be decoded{where}")
+
+
+def in_background(frames: Iterator[Frame], depth: int = 8, name: str = "vp3d-decode") -> Generator[Frame, None, None]:
+    """``frames`` decoded on a thread, at most ``depth`` ahead (PyAV releases the GIL, so decoding
+    hides behind the consumer's work); a decoding error is raised to the consumer, and stopping
+    early (closing this generator) stops the thread and frees the frames still queued."""
+    import queue
+    import threading
+
+    q: queue.Queue[Frame | BaseException | None] = queue.Queue(maxsize=max(2, depth))
+    stop = threading.Event()
+
+    def put(item: Frame | BaseException | None) -> bool:
+        """Wait for room, unless the consumer has gone; False when it has."""
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for frame in frames:
+                if not put(frame):
+                    return
+            put(None)
+        except BaseException as exc:  # handed to the consumer
+            put(exc)
+
+    thread = threading.Thread(target=produce, daemon=True, name=name)
+    thread.start()
+    try:
+        while (item := q.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while True:  # free the frames still queued
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                break
+        thread.join(timeout=5)
